@@ -1,0 +1,32 @@
+"""Shared glue for the absl entry points (`run_squad.py`, `python -m bert_squad.X`).
+
+Only entry points use this module; library code never reads flags.
+"""
+import sys
+from typing import Callable, Sequence
+
+from absl import app
+
+from bert_squad.errors import InputError
+
+
+def fail(message: str) -> None:
+  """Prints one line to stderr and exits with `InputError.EXIT_CODE` (2)."""
+  sys.stderr.write(f"error: {message}\n")
+  sys.stderr.flush()
+  sys.exit(InputError.EXIT_CODE)
+
+
+def run(main: Callable[[Sequence[str]], None]) -> None:
+  """`absl.app.run(main)`, turning `InputError` into one line and exit code 2."""
+
+  def guarded_main(argv: Sequence[str]) -> None:
+    try:
+      main(argv)
+    except InputError as e:
+      fail(str(e))
+    except KeyboardInterrupt:
+      sys.stderr.write("interrupted\n")
+      sys.exit(130)
+
+  app.run(guarded_main)
