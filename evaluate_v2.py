@@ -96,10 +96,10 @@ def evaluate_squad_v1(args: argparse.Namespace) -> None:
   if version_warning:
     warn(version_warning)
   predictions = evaluation.load_predictions(args.pred_file)
+  result = evaluation.evaluate_v1(dataset, predictions)
   report_counts(args, dataset, predictions)
   warn_missing(args, evaluation.missing_predictions(dataset, predictions),
                "it scores 0")
-  result = evaluation.evaluate_v1(dataset, predictions)
   write_result(result, json.dumps(result), args.out_file)
 
 
@@ -107,9 +107,6 @@ def evaluate_squad_v2(args: argparse.Namespace) -> None:
   dataset = evaluation.load_dataset(args.data_file)
   predictions = evaluation.load_predictions(args.pred_file)
   na_probs = evaluation.load_na_probs(args.na_prob_file) if args.na_prob_file else None
-  report_counts(args, dataset, predictions)
-  warn_missing(args, evaluation.missing_predictions(dataset, predictions),
-               "left out of every total")
   if args.out_image_dir and na_probs is None:
     warn(f"--out-image-dir {args.out_image_dir}: needs --na-prob-file, no images written")
   result = evaluation.evaluate_v2(
@@ -117,6 +114,9 @@ def evaluate_squad_v2(args: argparse.Namespace) -> None:
       na_prob_thresh=1.0 if args.na_prob_thresh is None else args.na_prob_thresh,
       out_image_dir=args.out_image_dir, predictions_name=args.pred_file,
       na_probs_name=args.na_prob_file or "na_probs")
+  report_counts(args, dataset, predictions)
+  warn_missing(args, evaluation.missing_predictions(dataset, predictions),
+               "left out of every total")
   write_result(result, json.dumps(result, indent=2), args.out_file)
 
 

@@ -560,7 +560,11 @@ def open_for_writing(path: str, mode: str = "w") -> Iterator[Any]:
   head, tail = os.path.split(path)
   tmp = os.path.join(head, f".{tail}.tmp-{uuid.uuid4().hex[:8]}")
   try:
-    with open(tmp, mode.replace("w", "x"), **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+    f = open(tmp, mode.replace("w", "x"), **({} if "b" in mode else {"encoding": "utf-8"}))
+  except OSError as e:
+    raise OSError(e.errno, e.strerror, path) from None  # name the target, not the temporary
+  try:
+    with f:
       yield f
     os.replace(tmp, path)
   except BaseException:
