@@ -7,6 +7,7 @@ is run as a subprocess, as users run it.
 import collections
 import json
 import pathlib
+import random
 import subprocess
 import sys
 
@@ -233,6 +234,75 @@ def test_image_dir_without_answerable_questions_writes_only_the_no_answer_histog
   assert list(result) == ["exact", "f1", "total", "NoAns_exact", "NoAns_f1", "NoAns_total"] \
       + BEST_KEYS
   assert [p.name for p in tmp_path.iterdir()] == ["na_prob_hist_noAns.png"]
+
+
+# --- Against tf-models-official's port of the official scripts ----------------------
+
+# Words that exercise every normalization rule, including ones that vanish.
+WORDS = ["a", "an", "the", "The", "cat", "Cat", "dogs", "x", "1,000", "an-apple", "the.",
+         "", "!!", "É", "ß", "naïve", "o'clock", "theory", "A.", "\u00a0", "«the»"]
+
+
+def random_case(seed):
+  """A random small SQuAD file (duplicate ids, empty and vanishing answers),
+  predictions with missing and extra ids, and na_probs with ties."""
+  rng = random.Random(seed)
+
+  def text():
+    return rng.choice(["", " "]).join(rng.choice(WORDS) for _ in range(rng.randint(0, 4)))
+
+  questions = [(f"q{rng.randint(0, 9)}",
+                [] if rng.random() < 0.4 else [text() for _ in range(rng.randint(1, 3))])
+               for _ in range(rng.randint(1, 12))]
+  predictions = {qid: text() for qid, _ in questions if rng.random() < 0.85}
+  predictions.update({f"extra{i}": text() for i in range(rng.randint(0, 2))})
+  predicted = [qid for qid in dict(questions) if qid in predictions]
+  rng.shuffle(predicted)
+  na_probs = {qid: rng.choice([0.0, 0.25, 0.5, 1, rng.random()]) for qid in predicted}
+  return squad_json(questions), predictions, na_probs
+
+
+def test_v2_matches_tf_models_official_on_random_files():
+  # Its evaluate() also leaves unpredicted questions out, always runs the
+  # best-threshold search (as final_*) and the PR analysis, at threshold 1.0.
+  reference = pytest.importorskip("official.nlp.tools.squad_evaluate_v2_0")
+  renamed = {f"final_{k}": f"best_{k}" for k in ("exact", "exact_thresh", "f1", "f1_thresh")}
+  compared = 0
+  for seed in range(400):
+    data, predictions, na_probs = random_case(seed)
+    if not na_probs:
+      continue
+    want = reference.evaluate(data["data"], predictions, na_probs)
+    want = [(renamed.get(k, k), v) for k, v in want.items()]
+    got = evaluation.evaluate_v2(evaluation.parse_dataset(data), predictions, na_probs)
+    got.update((f"pr_{name}_ap", curve.average_precision) for name, curve in
+               evaluation.precision_recall_curves(
+                   evaluation.raw_scores_v2(evaluation.parse_dataset(data), predictions),
+                   na_probs).items())
+    assert list(got.items()) == want, seed  # exact values, types and key order
+    compared += 1
+  assert compared > 300
+
+
+def test_v1_matches_tf_models_official_on_random_files():
+  # Its v1.1 port returns fractions (no * 100.0), so only close, not identical.
+  reference = pytest.importorskip("official.nlp.tools.squad_evaluate_v1_1")
+  compared = 0
+  for seed in range(400):
+    data, predictions, _ = random_case(seed)
+    if any(not answers for qid, answers in
+           ((qa["id"], qa["answers"]) for qa in _qas(data)) if qid in predictions):
+      continue
+    want = reference.evaluate(data["data"], predictions)
+    got = evaluation.evaluate_v1(evaluation.parse_dataset(data), predictions)
+    assert got == pytest.approx({"exact_match": 100 * want["exact_match"],
+                                 "f1": 100 * want["final_f1"]}, rel=1e-12, abs=1e-12), seed
+    compared += 1
+  assert compared > 20
+
+
+def _qas(data):
+  return [qa for article in data["data"] for p in article["paragraphs"] for qa in p["qas"]]
 
 
 # --- Bad input (library) ------------------------------------------------------------
