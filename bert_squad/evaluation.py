@@ -189,8 +189,8 @@ def missing_predictions(dataset: Dataset, predictions: Mapping[str, str]) -> lis
 def normalize_answer(text: str) -> str:
   """Lower-cases, drops ASCII punctuation, then a/an/the, then extra whitespace.
 
-  The steps run in the official order: an article glued to punctuation
-  ("the-end") becomes a separate word first and is then dropped.
+  The steps run in the official order, so punctuation is deleted, not spaced:
+  "an-apple" becomes the one word "anapple" and keeps its article.
   """
   without_punctuation = text.lower().translate(_PUNCTUATION)
   return " ".join(_ARTICLES.sub(" ", without_punctuation).split())

@@ -333,6 +333,19 @@ def test_dataset_structure_errors_name_the_place(structure, where):
     evaluation.parse_dataset(structure, "data.json")
 
 
+def test_url_paths_are_read_and_written_through_tf_io_gfile(tmp_path):
+  # file:// takes the gs:// code path (tf.io.gfile) without a network.
+  url = f"file://{write(tmp_path, 'data.json', squad_json(V2_QUESTIONS))}"
+  data = evaluation.load_dataset(url)
+  assert [q.qid for q in data.questions] == ["q1", "q2", "q3", "q4"]
+  with pytest.raises(InputError, match="^file://.*missing.json: cannot read it"):
+    evaluation.load_predictions(f"file://{tmp_path}/missing.json")
+  with evaluation.open_for_writing(f"file://{tmp_path}/out.json") as f:
+    f.write("{}")
+  assert (tmp_path / "out.json").read_text() == "{}"
+  assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 # --- CLI -------------------------------------------------------------------------
 
 
