@@ -29,16 +29,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   """The official v2.0 flags plus `--squad-version`."""
   parser = argparse.ArgumentParser(
       description="Official-identical SQuAD evaluation (v2.0 by default, or v1.1).")
-  parser.add_argument("data_file", metavar="data.json", help="Input data JSON file.")
+  parser.add_argument("data_file", metavar="data.json", help="The SQuAD JSON file with the gold answers.")
   parser.add_argument("pred_file", metavar="pred.json",
                       help="Model predictions: {question id: answer text}.")
   parser.add_argument("--out-file", "-o", metavar="eval.json",
                       help="Write the scores to this file (default: print them).")
   parser.add_argument("--na-prob-file", "-n", metavar="na_prob.json",
-                      help="Model estimates of probability of no answer "
-                           "(adds best_exact/best_f1 and their thresholds).")
+                      help="{question id: no-answer probability or null-odds score}; "
+                           "adds best_exact/best_f1 and their thresholds.")
   parser.add_argument("--na-prob-thresh", "-t", type=float, default=None,
-                      help='Predict "" if no-answer probability exceeds this (default = 1.0).')
+                      help="Score an answer as no answer where its na-prob is above "
+                           "this (default 1.0).")
   parser.add_argument("--out-image-dir", "-p", metavar="out_images", default=None,
                       help="Save precision-recall curves and no-answer histograms "
                            "there (needs --na-prob-file).")
