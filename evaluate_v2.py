@@ -19,6 +19,7 @@ import sys  # noqa: E402
 from typing import Sequence  # noqa: E402
 
 from bert_squad import evaluation  # noqa: E402
+from bert_squad import io_utils  # noqa: E402
 from bert_squad.cli import fail  # noqa: E402
 from bert_squad.errors import InputError  # noqa: E402
 
@@ -83,7 +84,7 @@ def report_counts(args: argparse.Namespace, dataset: evaluation.Dataset,
 def write_result(result: dict, text_for_stdout: str, out_file: str | None) -> None:
   """Prints the JSON, or writes it compact (as the official `json.dump`) to out_file."""
   if out_file:
-    with evaluation.open_for_writing(out_file) as f:
+    with io_utils.atomic_open(out_file) as f:
       f.write(json.dumps(result))
   else:
     print(text_for_stdout)

@@ -13,16 +13,15 @@ imported only for `gs://` paths, so scoring the v2.0 dev set takes well under
 a second. matplotlib is imported only when images are asked for.
 """
 import collections
-import contextlib
 import dataclasses
 import json
 import numbers
 import os
 import re
 import string
-import uuid
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+from bert_squad import io_utils
 from bert_squad.errors import located
 
 Score = int | float  # the official scripts mix both; keeping the type keeps sums identical
@@ -533,7 +532,7 @@ def plot_na_prob_histograms(raw: RawScores, na_probs: Mapping[str, float],
 
 
 def _save_png(figure: Any, path: str) -> None:
-  with open_for_writing(path, "wb") as f:
+  with io_utils.atomic_open(path, "wb") as f:
     figure.savefig(f, format="png")
 
 
@@ -545,29 +544,3 @@ def _make_dirs(path: str) -> None:
     os.makedirs(path, exist_ok=True)
 
 
-@contextlib.contextmanager
-def open_for_writing(path: str, mode: str = "w") -> Iterator[Any]:
-  """Writes `path` atomically: a temporary file beside it, renamed when complete.
-
-  Local paths avoid `bert_squad.io_utils` (which imports TensorFlow, seconds
-  of start-up for a sub-second job); `gs://` paths use it.
-  """
-  if "://" in path:
-    from bert_squad import io_utils  # pylint: disable=g-import-not-at-top
-    with io_utils.atomic_open(path, mode) as f:
-      yield f
-    return
-  head, tail = os.path.split(path)
-  tmp = os.path.join(head, f".{tail}.tmp-{uuid.uuid4().hex[:8]}")
-  try:
-    f = open(tmp, mode.replace("w", "x"), **({} if "b" in mode else {"encoding": "utf-8"}))
-  except OSError as e:
-    raise OSError(e.errno, e.strerror, path) from None  # name the target, not the temporary
-  try:
-    with f:
-      yield f
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(FileNotFoundError):
-      os.remove(tmp)
-    raise

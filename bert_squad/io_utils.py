@@ -1,9 +1,12 @@
-"""Atomic file output on local disks and `gs://` (through `tf.io.gfile`).
+"""Atomic file output on local disks and on `gs://` and other `tf.io.gfile` schemes.
 
 Every output a long job produces (TFRecords, metadata, predictions, eval
 results, exported checkpoints) is written to a temporary name beside the
 target and renamed when complete, so a crash leaves the old file or the new
 one, never a half-written file that looks complete.
+
+Local paths use `os` directly; TensorFlow is imported only for `scheme://`
+paths, so light tools (the evaluator) start in milliseconds.
 """
 import contextlib
 import json
@@ -11,12 +14,33 @@ import os
 import uuid
 from typing import Any, Iterator
 
-import tensorflow as tf
+
+def is_remote(path: str) -> bool:
+  """True for `gs://...`, `ram://...` and other paths that need `tf.io.gfile`."""
+  return "://" in path
 
 
 def _temporary_name(path: str) -> str:
   head, tail = os.path.split(path)
   return os.path.join(head, f".{tail}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def _remove_quietly(path: str) -> None:
+  if is_remote(path):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    if tf.io.gfile.exists(path):
+      tf.io.gfile.remove(path)
+  else:
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(path)
+
+
+def _rename(src: str, dst: str) -> None:
+  if is_remote(dst):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.io.gfile.rename(src, dst, overwrite=True)
+  else:
+    os.replace(src, dst)
 
 
 @contextlib.contextmanager
@@ -29,18 +53,28 @@ def atomic_path(path: str) -> Iterator[str]:
   tmp = _temporary_name(path)
   try:
     yield tmp
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    _rename(tmp, path)
   except BaseException:
-    if tf.io.gfile.exists(tmp):
-      tf.io.gfile.remove(tmp)
+    _remove_quietly(tmp)
     raise
 
 
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = "w") -> Iterator[Any]:
-  """Like `open(path, mode)` for writing, but the file appears only when complete."""
+  """Like `open(path, mode)` for writing, but the file appears only when complete.
+
+  An `OSError` on opening names `path`, not the temporary file.
+  """
   with atomic_path(path) as tmp:
-    with tf.io.gfile.GFile(tmp, mode) as f:
+    if is_remote(path):
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      f = tf.io.gfile.GFile(tmp, mode)
+    else:
+      try:
+        f = open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+      except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
+    with f:
       yield f
 
 

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from bert_squad import evaluation
+from bert_squad import io_utils
 from bert_squad.errors import InputError
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -340,7 +341,7 @@ def test_url_paths_are_read_and_written_through_tf_io_gfile(tmp_path):
   assert [q.qid for q in data.questions] == ["q1", "q2", "q3", "q4"]
   with pytest.raises(InputError, match="^file://.*missing.json: cannot read it"):
     evaluation.load_predictions(f"file://{tmp_path}/missing.json")
-  with evaluation.open_for_writing(f"file://{tmp_path}/out.json") as f:
+  with io_utils.atomic_open(f"file://{tmp_path}/out.json") as f:
     f.write("{}")
   assert (tmp_path / "out.json").read_text() == "{}"
   assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
