@@ -120,8 +120,8 @@ class BertConfig:
     return cls.from_dict(values, source=path)
 
   def to_dict(self) -> dict[str, Any]:
-    """The fields as Google's `bert_config.json` holds them."""
-    return dataclasses.asdict(self)
+    """The fields as Google's `bert_config.json` holds them (keys sorted, as Google writes)."""
+    return dict(sorted(dataclasses.asdict(self).items()))
 
 
 def _config_error(source: str, problem: str) -> InputError:
