@@ -70,6 +70,21 @@ def test_google_checkpoint_gives_the_originals_logits(google_checkpoint, google_
   np.testing.assert_allclose(end[real], expected_end[real], atol=2e-4)
 
 
+def test_loads_and_exports_under_a_strategy_and_mixed_precision(tmp_path, google_checkpoint,
+                                                               google_tensors, vocab_file):
+  tf_keras.mixed_precision.set_global_policy("mixed_float16")
+  try:
+    with tf.distribute.MirroredStrategy(["CPU:0"]).scope():
+      model = modeling.build_span_model(TINY)
+      checkpoints.load_google_checkpoint(model, google_checkpoint)
+    prefix = checkpoints.export_google_checkpoint(model, vocab_file, str(tmp_path / "export"))
+  finally:
+    tf_keras.mixed_precision.set_global_policy("float32")
+  reader = tf.train.load_checkpoint(prefix)
+  for name, value in google_tensors.items():
+    np.testing.assert_array_equal(reader.get_tensor(name), value)
+
+
 def test_map_names_every_variable_once():
   model = modeling.build_span_model(TINY)
   weights = checkpoints.google_weight_map(model)
