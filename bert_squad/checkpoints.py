@@ -81,17 +81,19 @@ def _same_layout(find: _VariableFinder, keras_name: str, google_name: str) -> Ma
   return MappedWeight(google_name, variable, tuple(variable.shape))
 
 
-def _layer_norm_weights(find, keras_scope: str, google_scope: str) -> list[MappedWeight]:
+def _layer_norm_weights(find: _VariableFinder, keras_scope: str,
+                        google_scope: str) -> list[MappedWeight]:
   return [_same_layout(find, f"{keras_scope}/{p}", f"{google_scope}/LayerNorm/{p}")
           for p in ("gamma", "beta")]
 
 
-def _dense_weights(find, keras_scope: str, google_scope: str) -> list[MappedWeight]:
+def _dense_weights(find: _VariableFinder, keras_scope: str,
+                   google_scope: str) -> list[MappedWeight]:
   return [_same_layout(find, f"{keras_scope}/{p}", f"{google_scope}/{p}")
           for p in ("kernel", "bias")]
 
 
-def _embedding_weights(find) -> list[MappedWeight]:
+def _embedding_weights(find: _VariableFinder) -> list[MappedWeight]:
   """Word, position and token-type tables and their LayerNorm."""
   return [
       _same_layout(find, "word_embeddings/embeddings", "bert/embeddings/word_embeddings"),
@@ -100,7 +102,8 @@ def _embedding_weights(find) -> list[MappedWeight]:
   ] + _layer_norm_weights(find, "embeddings/layer_norm", "bert/embeddings")
 
 
-def _attention_weights(find, keras_scope: str, google_scope: str) -> list[MappedWeight]:
+def _attention_weights(find: _VariableFinder, keras_scope: str,
+                       google_scope: str) -> list[MappedWeight]:
   """Query/key/value/output of one self-attention.
 
   Keras `MultiHeadAttention` splits heads: query/key/value kernels are
@@ -122,17 +125,19 @@ def _attention_weights(find, keras_scope: str, google_scope: str) -> list[Mapped
   heads, head_size, hidden = kernel.shape
   weights += [
       MappedWeight(f"{google_scope}/output/dense/kernel", kernel, (heads * head_size, hidden)),
-      _same_layout(find, f"{keras_scope}/attention_output/bias", f"{google_scope}/output/dense/bias"),
+      _same_layout(find, f"{keras_scope}/attention_output/bias",
+                   f"{google_scope}/output/dense/bias"),
   ]
   return weights
 
 
-def _transformer_layer_weights(find, index: int) -> list[MappedWeight]:
+def _transformer_layer_weights(find: _VariableFinder, index: int) -> list[MappedWeight]:
   """One `TransformerEncoderBlock` <-> Google's `bert/encoder/layer_N`."""
   keras = f"transformer/layer_{index}"
   google = f"bert/encoder/layer_{index}"
   return (_attention_weights(find, f"{keras}/self_attention", f"{google}/attention") +
-          _layer_norm_weights(find, f"{keras}/self_attention_layer_norm", f"{google}/attention/output") +
+          _layer_norm_weights(find, f"{keras}/self_attention_layer_norm",
+                              f"{google}/attention/output") +
           _dense_weights(find, f"{keras}/intermediate", f"{google}/intermediate/dense") +
           _dense_weights(find, f"{keras}/output", f"{google}/output/dense") +
           _layer_norm_weights(find, f"{keras}/output_layer_norm", f"{google}/output"))
@@ -141,7 +146,8 @@ def _transformer_layer_weights(find, index: int) -> list[MappedWeight]:
 def _squad_head_weights(head: tf_keras.layers.Dense) -> list[MappedWeight]:
   """The original head: Google's output_weights [2, hidden] is the kernel transposed."""
   hidden, two = head.kernel.shape
-  return [MappedWeight(f"{SQUAD_HEAD_SCOPE}output_weights", head.kernel, (two, hidden), transpose=True),
+  return [MappedWeight(f"{SQUAD_HEAD_SCOPE}output_weights", head.kernel, (two, hidden),
+                       transpose=True),
           MappedWeight(f"{SQUAD_HEAD_SCOPE}output_bias", head.bias, (two,))]
 
 
@@ -158,7 +164,8 @@ def google_weight_map(model: modeling.BertSpanModel) -> dict[str, MappedWeight]:
   return {w.google_name: w for w in weights}
 
 
-def _check_map_covers_model(weights: Sequence[MappedWeight], variables: Sequence[tf.Variable]) -> None:
+def _check_map_covers_model(weights: Sequence[MappedWeight],
+                            variables: Sequence[tf.Variable]) -> None:
   """Guards against a `BertEncoder` with variables the map does not know."""
   mapped = {id(w.variable) for w in weights}
   unmapped = [v.name for v in variables if id(v) not in mapped]
@@ -388,10 +395,11 @@ def case_mismatch_warning(do_lower_case: bool, checkpoint_path: str) -> str | No
   if not match:
     return None
   release = match.group(1)
+  release_match = _RELEASE_NAME.match(release)
   if release in _OLD_UNCASED_NAMES:
     lower_cased = True
-  elif _RELEASE_NAME.match(release):
-    lower_cased = _RELEASE_NAME.match(release).group(2) == "uncased"
+  elif release_match:
+    lower_cased = release_match.group(2) == "uncased"
   else:
     return None
   if lower_cased == do_lower_case:
@@ -495,8 +503,8 @@ def load_training_checkpoint(model: tf_keras.Model, checkpoint_path: str) -> Non
     checkpoint_path = latest
   if not tf.io.gfile.exists(checkpoint_path + ".index"):
     raise InputError(f"{checkpoint_path}: no checkpoint with this prefix")
-  status = tf.train.Checkpoint(model=model).restore(checkpoint_path)
   try:
+    status = tf.train.Checkpoint(model=model).restore(checkpoint_path)
     status.expect_partial().assert_existing_objects_matched()
-  except AssertionError as e:
+  except (AssertionError, ValueError) as e:
     raise InputError(f"{checkpoint_path}: does not fit the model: {_first_line(e)}") from None

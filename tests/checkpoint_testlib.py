@@ -125,13 +125,15 @@ def numpy_span_logits(t: dict[str, np.ndarray], config: modeling.BertConfig,
     def split(y):
       return y.reshape(y.shape[0], seq, heads, size).transpose(0, 2, 1, 3)
 
-    q, k, v = (split(x @ t[p + f"attention/self/{part}/kernel"] + t[p + f"attention/self/{part}/bias"])
+    q, k, v = (split(x @ t[f"{p}attention/self/{part}/kernel"] +
+                     t[f"{p}attention/self/{part}/bias"])
                for part in ("query", "key", "value"))
     scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(size) + adder
     probs = np.exp(scores - scores.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
     context = (probs @ v).transpose(0, 2, 1, 3).reshape(x.shape)
-    attention = context @ t[p + "attention/output/dense/kernel"] + t[p + "attention/output/dense/bias"]
+    attention = (context @ t[p + "attention/output/dense/kernel"] +
+                 t[p + "attention/output/dense/bias"])
     x = _layer_norm(x + attention, t[p + "attention/output/LayerNorm/gamma"],
                     t[p + "attention/output/LayerNorm/beta"])
     inner = _gelu(x @ t[p + "intermediate/dense/kernel"] + t[p + "intermediate/dense/bias"],

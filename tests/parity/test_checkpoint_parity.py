@@ -46,13 +46,15 @@ def _scaled_shape(name: str, shape: tuple[int, ...], big: modeling.BertConfig,
                   small: modeling.BertConfig) -> tuple[int, ...]:
   """Maps each dimension of a released tensor to the tiny config's."""
   sizes = {big.vocab_size: small.vocab_size, big.hidden_size: small.hidden_size,
-           big.intermediate_size: small.intermediate_size, big.type_vocab_size: small.type_vocab_size}
+           big.intermediate_size: small.intermediate_size,
+           big.type_vocab_size: small.type_vocab_size}
   if "embeddings/position_embeddings" in name:  # [max_positions, hidden]
     return (small.max_position_embeddings, small.hidden_size)
   return tuple(sizes[d] for d in shape)
 
 
-def _official_encoder(config: modeling.BertConfig, tf1_checkpoint: str, work_dir) -> networks.BertEncoder:
+def _official_encoder(config: modeling.BertConfig, tf1_checkpoint: str,
+                      work_dir) -> networks.BertEncoder:
   """tf-models-official's path for a Google checkpoint: rename + reshape, then load by name."""
   converted = str(work_dir / "ckpt")
   official_converter.convert(
@@ -141,5 +143,5 @@ def test_exported_checkpoint_loads_in_the_official_converter(release):
                                                   str(release.work_dir / "export"))
   official = _official_encoder(release.config, exported, release.work_dir / "official_export")
   reference_sequence, _ = official(_inputs())
-  np.testing.assert_allclose(release.model.encoder(_inputs())["sequence_output"], reference_sequence,
-                             atol=1e-5)
+  np.testing.assert_allclose(release.model.encoder(_inputs())["sequence_output"],
+                             reference_sequence, atol=1e-5)
