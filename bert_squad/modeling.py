@@ -22,6 +22,7 @@ from official.modeling import tf_utils
 from official.nlp.modeling import networks
 
 from bert_squad.errors import InputError
+from bert_squad.errors import located
 
 # The model's input features, each int32 [batch, seq] (the original's names).
 INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
@@ -80,7 +81,7 @@ class BertConfig:
     kwargs = {}
     for field in dataclasses.fields(cls):
       if field.name not in values:
-        raise _config_error(source, f"missing key '{field.name}'")
+        raise located(source, "", f"missing key '{field.name}'")
       kwargs[field.name] = _checked_value(field, values[field.name], source)
     config = cls(**kwargs)
     _check_consistency(config, source)
@@ -102,19 +103,19 @@ class BertConfig:
     values = dict(_read_json_object(path))
     model_type = values.get("model_type", "bert")
     if model_type != "bert":
-      raise _config_error(path, f"key 'model_type': '{model_type}' is not a BERT model")
+      raise located(path, "", f"key 'model_type': '{model_type}' is not a BERT model")
     if values.get("layer_norm_eps", 1e-12) != 1e-12:
-      raise _config_error(
-          path, f"key 'layer_norm_eps': {values['layer_norm_eps']} is not "
+      raise located(
+          path, "", f"key 'layer_norm_eps': {values['layer_norm_eps']} is not "
           "supported (BertEncoder uses 1e-12)")
     position_type = values.get("position_embedding_type", "absolute")
     if position_type != "absolute":
-      raise _config_error(
-          path, f"key 'position_embedding_type': '{position_type}' is not supported")
+      raise located(
+          path, "", f"key 'position_embedding_type': '{position_type}' is not supported")
     hf_act = values.get("hidden_act")
     if hf_act is not None:
       if hf_act not in _HF_ACTIVATIONS:
-        raise _config_error(path, f"key 'hidden_act': unsupported activation '{hf_act}' "
+        raise located(path, "", f"key 'hidden_act': unsupported activation '{hf_act}' "
                             f"(supported: {', '.join(sorted(_HF_ACTIVATIONS))})")
       values["hidden_act"] = _HF_ACTIVATIONS[hf_act]
     return cls.from_dict(values, source=path)
@@ -124,22 +125,18 @@ class BertConfig:
     return dict(sorted(dataclasses.asdict(self).items()))
 
 
-def _config_error(source: str, problem: str) -> InputError:
-  return InputError(f"{source}: {problem}" if source else problem)
-
-
 def _read_json_object(path: str) -> Mapping[str, Any]:
   """Reads a JSON object from `path`; InputError if missing or malformed."""
   if not tf.io.gfile.exists(path):
-    raise _config_error(path, "file not found")
+    raise located(path, "", "file not found")
   with tf.io.gfile.GFile(path, "r") as f:
     text = f.read()
   try:
     values = json.loads(text)
   except json.JSONDecodeError as e:
-    raise _config_error(path, f"not valid JSON: {e}") from None
+    raise located(path, "", f"not valid JSON: {e}") from None
   if not isinstance(values, dict):
-    raise _config_error(path, "expected a JSON object")
+    raise located(path, "", "expected a JSON object")
   return values
 
 
@@ -148,13 +145,13 @@ def _checked_value(field: dataclasses.Field, value: Any, source: str) -> Any:
   where = f"key '{field.name}'"
   if field.type is int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-      raise _config_error(source, f"{where}: expected a positive integer, got {value!r}")
+      raise located(source, "", f"{where}: expected a positive integer, got {value!r}")
   elif field.type is float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-      raise _config_error(source, f"{where}: expected a number, got {value!r}")
+      raise located(source, "", f"{where}: expected a number, got {value!r}")
     value = float(value)
   elif not isinstance(value, str) or value not in ACTIVATIONS:
-    raise _config_error(source, f"{where}: unsupported activation {value!r} "
+    raise located(source, "", f"{where}: unsupported activation {value!r} "
                         f"(supported: {', '.join(sorted(ACTIVATIONS))})")
   return value
 
@@ -162,14 +159,14 @@ def _checked_value(field: dataclasses.Field, value: Any, source: str) -> Any:
 def _check_consistency(config: BertConfig, source: str) -> None:
   """Checks the relations between fields."""
   if config.hidden_size % config.num_attention_heads:
-    raise _config_error(
-        source, f"key 'hidden_size': {config.hidden_size} is not a multiple of "
+    raise located(
+        source, "", f"key 'hidden_size': {config.hidden_size} is not a multiple of "
         f"num_attention_heads {config.num_attention_heads}")
   for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
     if not 0.0 <= getattr(config, name) < 1.0:
-      raise _config_error(source, f"key '{name}': {getattr(config, name)} is not in [0, 1)")
+      raise located(source, "", f"key '{name}': {getattr(config, name)} is not in [0, 1)")
   if config.initializer_range <= 0:
-    raise _config_error(source, f"key 'initializer_range': {config.initializer_range} is not > 0")
+    raise located(source, "", f"key 'initializer_range': {config.initializer_range} is not > 0")
 
 
 def count_vocab_lines(vocab_file: str) -> int:
