@@ -116,7 +116,7 @@ class BertConfig:
     if hf_act is not None:
       if hf_act not in _HF_ACTIVATIONS:
         raise located(path, "", f"key 'hidden_act': unsupported activation '{hf_act}' "
-                            f"(supported: {', '.join(sorted(_HF_ACTIVATIONS))})")
+                      f"(supported: {', '.join(sorted(_HF_ACTIVATIONS))})")
       values["hidden_act"] = _HF_ACTIVATIONS[hf_act]
     return cls.from_dict(values, source=path)
 
