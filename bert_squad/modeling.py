@@ -152,7 +152,7 @@ def _checked_value(field: dataclasses.Field, value: Any, source: str) -> Any:
     value = float(value)
   elif not isinstance(value, str) or value not in ACTIVATIONS:
     raise located(source, "", f"{where}: unsupported activation {value!r} "
-                        f"(supported: {', '.join(sorted(ACTIVATIONS))})")
+                  f"(supported: {', '.join(sorted(ACTIVATIONS))})")
   return value
 
 
