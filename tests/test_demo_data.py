@@ -19,6 +19,10 @@ VERSIONS = {"v1.1": "1.1", "v2.0": "v2.0"}  # the "version" field of the officia
 # Answerable questions per split: "a few hundred" in all, dev ~15% of it.
 ANSWERABLE_RANGE = {"train": (400, 520), "dev": (60, 120)}
 MAX_TOTAL_BYTES = 400 * 1024
+# [CLS] question [SEP] paragraph [SEP] of every demo question fits this many
+# WordPiece tokens (Google's uncased vocabulary), so the demo can train with
+# max_seq_length=160 and see every paragraph whole, in one window.
+DEMO_WINDOW_TOKENS = 160
 
 
 def load(name: str) -> Dict[str, Any]:
@@ -170,3 +174,15 @@ def test_question_counts_are_in_the_expected_range(datasets):
   paragraphs = {split: len(contexts(datasets[f"{split}-v1.1.json"])) for split in ("train", "dev")}
   dev_share = paragraphs["dev"] / (paragraphs["train"] + paragraphs["dev"])
   assert 0.10 <= dev_share <= 0.20, paragraphs
+
+
+def test_every_question_and_paragraph_fit_one_demo_window(datasets, minilm_dir):
+  from official.nlp.tools import tokenization  # the reference port of Google's tokenizer
+  tokenizer = tokenization.FullTokenizer(str(minilm_dir / "vocab.txt"), do_lower_case=True)
+  context_tokens = {}
+  for name in ("train-v2.0.json", "dev-v2.0.json"):
+    for context, qa in questions(datasets[name]):
+      if context not in context_tokens:
+        context_tokens[context] = len(tokenizer.tokenize(context))
+      length = len(tokenizer.tokenize(qa["question"])) + context_tokens[context] + 3
+      assert length <= DEMO_WINDOW_TOKENS, (qa["id"], length)
