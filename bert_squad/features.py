@@ -94,8 +94,8 @@ def validate_window_params(max_seq_length: int, doc_stride: int, max_query_lengt
   max_tokens_for_doc = max_seq_length - max_query_length - 3
   if max_tokens_for_doc < 2:
     raise InputError(
-        f"--max_seq_length={max_seq_length}: leaves {max_tokens_for_doc} document tokens per window; it must be "
-        f"at least max_query_length + 5 = {max_query_length + 5} ([CLS] query [SEP] doc [SEP])")
+        f"--max_seq_length={max_seq_length}: leaves only {max_tokens_for_doc} document token(s) per window; it "
+        f"must be at least max_query_length + 5 = {max_query_length + 5} ([CLS] query [SEP] doc [SEP])")
   if doc_stride >= max_tokens_for_doc:
     raise InputError(
         f"--doc_stride={doc_stride}: must be smaller than max_seq_length - max_query_length - 3 = "
@@ -106,7 +106,7 @@ def validate_window_params(max_seq_length: int, doc_stride: int, max_query_lengt
 def iter_features(examples: Iterable[SquadExample], tokenizer: Any, max_seq_length: int = 384,
                   doc_stride: int = 128, max_query_length: int = 64,
                   is_training: bool = False) -> Iterator[InputFeatures]:
-  """Yields the windows of each example in order (the streaming form of the original).
+  """The windows of each example in order, lazily (the streaming form of the original).
 
   Args:
     examples: from `squad.read_squad_examples` (pre-shuffled for training if
@@ -118,11 +118,20 @@ def iter_features(examples: Iterable[SquadExample], tokenizer: Any, max_seq_leng
       `validate_window_params`.
     is_training: set start/end positions and `is_impossible`.
 
-  Yields:
-    `InputFeatures` with unique ids from 1000000000 and `example_index` the
-    position of the example in `examples`.
+  Returns:
+    An iterator of `InputFeatures` with unique ids from 1000000000 and
+    `example_index` the position of the example in `examples`.
+
+  Raises:
+    InputError: at once (not at the first `next`) for bad window parameters.
   """
   validate_window_params(max_seq_length, doc_stride, max_query_length)
+  return _generate_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length, is_training)
+
+
+def _generate_features(examples: Iterable[SquadExample], tokenizer: Any, max_seq_length: int, doc_stride: int,
+                       max_query_length: int, is_training: bool) -> Iterator[InputFeatures]:
+  """The body of `iter_features`, after the parameters were checked."""
   cls_id, sep_id = tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]"])
   docs_by_paragraph: dict[int, _TokenizedDoc] = {}
   word_pieces: dict[str, list[str]] = {}
