@@ -143,13 +143,17 @@ def _generate_features(examples: Iterable[SquadExample], tokenizer: Any, max_seq
     answer_span = _answer_token_span(example, doc, tokenizer) if is_training else None
     # The -3 accounts for [CLS] and the two [SEP].
     doc_spans = _doc_spans(len(doc.tokens), max_seq_length - len(query_tokens) - 3, doc_stride)
+    # `_check_is_max_context` for every window at once: each token's best
+    # window, looked up once (a lone window is every token's best).
+    max_context_span = ([0] * len(doc.tokens) if len(doc_spans) == 1 else
+                        [_max_context_span_index(doc_spans, p) for p in range(len(doc.tokens))])
     for doc_span_index, doc_span in enumerate(doc_spans):
       feature = InputFeatures(
           unique_id=unique_id,
           example_index=example_index,
           doc_span_index=doc_span_index,
-          **_window_inputs(query_tokens, query_ids, doc, doc_spans, doc_span_index, max_seq_length, cls_id,
-                           sep_id))
+          **_window_inputs(query_tokens, query_ids, doc, doc_span, doc_span_index, max_context_span,
+                           max_seq_length, cls_id, sep_id))
       if is_training:
         feature.start_position, feature.end_position = _window_answer_positions(
             answer_span, doc_span, doc_offset=len(query_tokens) + 2)
@@ -241,8 +245,8 @@ def _doc_spans(num_doc_tokens: int, max_tokens_for_doc: int, doc_stride: int) ->
   return doc_spans
 
 
-def _check_is_max_context(doc_spans: Sequence[DocSpan], cur_span_index: int, position: int) -> bool:
-  """Whether window `cur_span_index` gives the token at `position` its most context.
+def _max_context_span_index(doc_spans: Sequence[DocSpan], position: int) -> int | None:
+  """The window in which the token at `position` has the most context.
 
   A token's context in a window is min(left, right) neighbours within that
   window, plus 0.01 * window length to break ties towards longer windows; the
@@ -258,26 +262,28 @@ def _check_is_max_context(doc_spans: Sequence[DocSpan], cur_span_index: int, pos
     if best_score is None or score > best_score:
       best_score = score
       best_span_index = span_index
-  return cur_span_index == best_span_index
+  return best_span_index
 
 
-def _window_inputs(query_tokens: list[str], query_ids: list[int], doc: _TokenizedDoc,
-                   doc_spans: Sequence[DocSpan], doc_span_index: int, max_seq_length: int, cls_id: int,
+def _check_is_max_context(doc_spans: Sequence[DocSpan], cur_span_index: int, position: int) -> bool:
+  """Whether window `cur_span_index` gives the token at `position` its most context."""
+  return cur_span_index == _max_context_span_index(doc_spans, position)
+
+
+def _window_inputs(query_tokens: list[str], query_ids: list[int], doc: _TokenizedDoc, doc_span: DocSpan,
+                   doc_span_index: int, max_context_span: list[int | None], max_seq_length: int, cls_id: int,
                    sep_id: int) -> dict[str, Any]:
-  """Tokens, maps and padded model inputs of `[CLS] query [SEP] doc-window [SEP]`."""
-  doc_span = doc_spans[doc_span_index]
+  """Tokens, maps and padded model inputs of `[CLS] query [SEP] doc-window [SEP]`.
+
+  `max_context_span[p]` is the window where doc token p has the most context.
+  """
   doc_begin, doc_end = doc_span.start, doc_span.start + doc_span.length
   doc_offset = len(query_tokens) + 2
   positions = range(doc_offset, doc_offset + doc_span.length)
   tokens = ["[CLS]", *query_tokens, "[SEP]", *doc.tokens[doc_begin:doc_end], "[SEP]"]
   input_ids = [cls_id, *query_ids, sep_id, *doc.token_ids[doc_begin:doc_end], sep_id]
   num_padding = max_seq_length - len(input_ids)
-  if len(doc_spans) == 1:
-    # Every token has its only (hence most) context here; same result as the
-    # per-token check, which is quadratic in the number of windows.
-    is_max_context = [True] * doc_span.length
-  else:
-    is_max_context = [_check_is_max_context(doc_spans, doc_span_index, p) for p in range(doc_begin, doc_end)]
+  is_max_context = [best == doc_span_index for best in max_context_span[doc_begin:doc_end]]
   return dict(
       tokens=tokens,
       token_to_orig_map=dict(zip(positions, doc.tok_to_orig_index[doc_begin:doc_end])),

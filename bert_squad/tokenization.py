@@ -15,6 +15,7 @@ punctuation, then greedy longest-match-first WordPiece. What this module adds:
     re-tokenized for each of its questions).
 """
 import collections
+import re
 
 import tensorflow as tf
 from official.nlp.tools import tokenization as tfm_tokenization
@@ -25,6 +26,9 @@ from bert_squad.errors import located
 MAX_INPUT_CHARS_PER_WORD = 200
 UNK_TOKEN = "[UNK]"
 REQUIRED_TOKENS = ("[CLS]", "[SEP]", UNK_TOKEN)
+# An ASCII word after cleaning holds only printable characters (33-126), each a
+# letter, a digit or -- by the original's rule -- punctuation.
+_ASCII_RUNS_AND_PUNCTUATION = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9]")
 # `_is_chinese_char` is a method of the port's BasicTokenizer; any instance answers.
 _CJK_CHECKER = tfm_tokenization.BasicTokenizer()
 
@@ -117,9 +121,14 @@ class BasicTokenizer(tfm_tokenization.BasicTokenizer):
     """Basic tokens of one `split_words` word (lower-case, strip accents, split punctuation)."""
     tokens = self._word_tokens.get(word)
     if tokens is None:
-      normalized = self._run_strip_accents(word.lower()) if self.do_lower_case else word
-      # Joined and split again, as the original does for the whole text.
-      tokens = tuple(" ".join(self._run_split_on_punc(normalized)).split())
+      if word.isascii():
+        # Same result as below: NFD changes no ASCII, and a regex splits off
+        # each punctuation character.
+        tokens = tuple(_ASCII_RUNS_AND_PUNCTUATION.findall(word.lower() if self.do_lower_case else word))
+      else:
+        normalized = self._run_strip_accents(word.lower()) if self.do_lower_case else word
+        # Joined and split again, as the original does for the whole text.
+        tokens = tuple(" ".join(self._run_split_on_punc(normalized)).split())
       self._word_tokens[word] = tokens
     return tokens
 
