@@ -422,21 +422,22 @@ def _feature_from_metadata_line(line: str, path: str, line_number: int) -> Input
     raise located(path, f"line {line_number}", f"not a feature metadata line ({type(e).__name__}: {e})") from None
 
 
-def write_feature_files(features: Iterable[InputFeatures], tfrecord_path: str, metadata_path: str,
+def write_feature_files(features: Iterable[InputFeatures], tfrecord_path: str, metadata_path: str | None,
                         is_training: bool) -> int:
-  """Streams each feature into the TFRecord and the metadata at once; returns the count.
+  """Streams each feature into the TFRecord and (unless None) the metadata at once; returns the count.
 
-  Both files appear only when all features are written; on an error neither
-  is left behind.
+  The files appear only when all features are written; on an error none is
+  left behind.
   """
   with contextlib.ExitStack() as stack:
     record_tmp = stack.enter_context(io_utils.atomic_path(tfrecord_path))
-    metadata_file = stack.enter_context(io_utils.atomic_open(metadata_path, "w"))
+    metadata_file = stack.enter_context(io_utils.atomic_open(metadata_path, "w")) if metadata_path else None
     with tf.io.TFRecordWriter(record_tmp) as writer:
       count = 0
       for feature in features:
         writer.write(serialize_feature(feature, is_training))
-        metadata_file.write(feature_metadata_line(feature))
+        if metadata_file:
+          metadata_file.write(feature_metadata_line(feature))
         count += 1
   return count
 

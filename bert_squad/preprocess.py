@@ -6,8 +6,9 @@
       --is_training=false --version_2_with_negative=true
 
 writes `out/dev.tf_record`, `out/dev.tf_record.metadata.jsonl` (what
-postprocessing needs per feature) and `out/dev.tf_record.info.json` (the
-parameters, input/vocab sha256 and counts). Bad input: one line on stderr,
+postprocessing needs per feature; prediction mode only unless
+--write_metadata) and `out/dev.tf_record.info.json` (the parameters,
+input/vocab sha256 and counts). Bad input: one line on stderr,
 exit code 2, no output files.
 
 `build_feature_files` is the library function behind the CLI (run_squad.py
@@ -34,8 +35,8 @@ T = TypeVar("T")
 def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_lower_case: bool = True,
                         max_seq_length: int = 384, doc_stride: int = 128, max_query_length: int = 64,
                         is_training: bool = False, version_2_with_negative: bool = False, shuffle: bool = True,
-                        metadata_file: str | None = None, info_file: str | None = None,
-                        show_progress: bool = False) -> features.FeaturesInfo:
+                        write_metadata: bool | None = None, metadata_file: str | None = None,
+                        info_file: str | None = None, show_progress: bool = False) -> features.FeaturesInfo:
   """Reads a SQuAD file and writes its features as TFRecord + metadata + info.
 
   Args:
@@ -48,6 +49,9 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
     version_2_with_negative: read `is_impossible` (SQuAD 2.0).
     shuffle: in training, pre-shuffle the examples with the original's seed
       (`squad.TRAIN_SHUFFLE_SEED`); ignored in prediction mode.
+    write_metadata: write the per-feature metadata that postprocessing needs;
+      default: in prediction mode only (for the SQuAD train set it would be
+      ~400 MB nobody reads).
     metadata_file, info_file: default `<output_file>.metadata.jsonl` and
       `<output_file>.info.json`.
     show_progress: draw a progress line with ETA on stderr.
@@ -64,7 +68,9 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
   shuffle_seed = squad.TRAIN_SHUFFLE_SEED if is_training and shuffle else None
   if shuffle_seed is not None:
     examples = squad.shuffle_examples(examples, shuffle_seed)
-  metadata_file = metadata_file or features.feature_metadata_path(output_file)
+  if write_metadata is None:
+    write_metadata = not is_training
+  metadata_file = (metadata_file or features.feature_metadata_path(output_file)) if write_metadata else None
   info_file = info_file or features.features_info_path(output_file)
   info = features.FeaturesInfo(
       input_file=input_file, input_sha256=features.file_sha256(input_file),
@@ -75,7 +81,8 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
       num_examples=len(examples), num_features=0, skipped_answers=stats.skipped_answers,
       multi_answer_questions=stats.multi_answer_questions)
 
-  for path in {output_file, metadata_file, info_file}:
+  outputs = [path for path in (output_file, metadata_file) if path]
+  for path in outputs + [info_file]:
     parent = path.rpartition("/")[0]
     if parent:
       tf.io.gfile.makedirs(parent)
@@ -86,7 +93,7 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
   try:
     features.write_features_info(info_file, info)
   except BaseException:
-    for path in (output_file, metadata_file):
+    for path in outputs:
       tf.io.gfile.remove(path)
     raise
   return info
@@ -137,6 +144,7 @@ def define_flags() -> None:
   flags.DEFINE_bool("is_training", False, "Write training features (answer positions, first answer only).")
   flags.DEFINE_bool("version_2_with_negative", False, "SQuAD 2.0: questions may be impossible.")
   flags.DEFINE_bool("shuffle", True, "Training: pre-shuffle examples with the original's seed 12345.")
+  flags.DEFINE_bool("write_metadata", None, "Write the per-feature metadata (default: prediction mode only).")
   flags.DEFINE_string("metadata_file", None, "Default: <output_file>.metadata.jsonl.")
   flags.DEFINE_string("info_file", None, "Default: <output_file>.info.json.")
 
@@ -155,7 +163,8 @@ def main(argv: Sequence[str]) -> None:
       max_seq_length=flag_values.max_seq_length, doc_stride=flag_values.doc_stride,
       max_query_length=flag_values.max_query_length, is_training=flag_values.is_training,
       version_2_with_negative=flag_values.version_2_with_negative, shuffle=flag_values.shuffle,
-      metadata_file=flag_values.metadata_file, info_file=flag_values.info_file,
+      write_metadata=flag_values.write_metadata, metadata_file=flag_values.metadata_file,
+      info_file=flag_values.info_file,
       show_progress=True)
   logging.info("%s: %d examples -> %d features in %.1f s; %d answers not found (skipped), "
                "%d questions with several answers (first used)", info.input_file, info.num_examples,

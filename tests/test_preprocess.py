@@ -64,7 +64,7 @@ def _record_unique_ids(path):
 
 def test_training_files_counts_and_shuffle(tmp_path, squad_file, vocab_file):
   output = str(tmp_path / "out" / "train.tf_record")
-  info = _build(squad_file, vocab_file, output, is_training=True)
+  info = _build(squad_file, vocab_file, output, is_training=True, write_metadata=True)
   assert (info.num_examples, info.skipped_answers, info.multi_answer_questions) == (9, 1, 1)
   assert info.shuffle_seed == squad.TRAIN_SHUFFLE_SEED
   assert info.input_sha256 == hashlib.sha256(pathlib.Path(squad_file).read_bytes()).hexdigest()
@@ -79,7 +79,8 @@ def test_training_files_counts_and_shuffle(tmp_path, squad_file, vocab_file):
   assert [e.qas_id for e in shuffled] != [e.qas_id for e in examples]
   assert _questions(metadata) == [e.question_text for e in shuffled]
 
-  unshuffled = _build(squad_file, vocab_file, str(tmp_path / "plain.tf_record"), is_training=True, shuffle=False)
+  unshuffled = _build(squad_file, vocab_file, str(tmp_path / "plain.tf_record"), is_training=True, shuffle=False,
+                      write_metadata=True)
   assert unshuffled.shuffle_seed is None and unshuffled.num_features == info.num_features
   plain = features.read_feature_metadata(str(tmp_path / "plain.tf_record.metadata.jsonl"))
   assert _questions(plain) == [e.question_text for e in examples]
@@ -137,6 +138,8 @@ def test_cli_writes_the_three_files(tmp_path, squad_file, vocab_file):
                     "--do_lower_case", "--max_seq_length=40", "--doc_stride=8", "--max_query_length=16",
                     "--is_training=true", "--version_2_with_negative=false")
   assert result.returncode == 0, result.stderr
+  # Training features need no postprocessing metadata unless asked for.
+  assert sorted(p.name for p in output.parent.iterdir()) == ["train.tf_record", "train.tf_record.info.json"]
   assert "9 examples -> " in result.stderr and "1 answers not found" in result.stderr
   assert "1 questions with several answers" in result.stderr
   info = features.read_features_info(str(output) + ".info.json")
