@@ -16,7 +16,7 @@ calls it too); the flags are defined only when this module runs as a script.
 """
 import sys
 import time
-from typing import Iterable, Iterator, Sequence, TypeVar
+from typing import Iterator, Sequence, TypeVar
 
 import bert_squad  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from absl import flags

@@ -23,7 +23,7 @@ from typing import Any
 from absl import logging
 import tensorflow as tf
 
-from bert_squad.errors import InputError, located
+from bert_squad.errors import located
 
 # The original shuffles the training examples once with this seed before
 # converting them to features (google-research/bert run_squad.py).
