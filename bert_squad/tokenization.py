@@ -152,7 +152,7 @@ class FullTokenizer:
     self._wordpieces: dict[str, tuple[str, ...]] = {}
 
   def tokenize(self, text: str) -> list[str]:
-    """Text -> wordpieces, e.g. "Unaffable!" -> ["una", "##ffa", "##ble", "!"]."""
+    """Text -> wordpieces, e.g. "Unaffable!" -> ["una", "##ffa", "##ble", "!"] (Google's uncased vocab)."""
     pieces = []
     for word in self.basic_tokenizer.split_words(text):
       word_pieces = self._wordpieces.get(word)
