@@ -1,0 +1,177 @@
+"""SQuAD JSON -> TFRecord of features + per-feature metadata + info JSON.
+
+  python -m bert_squad.preprocess --input_file=dev-v2.0.json \
+      --output_file=out/dev.tf_record --vocab_file=vocab.txt --do_lower_case \
+      --max_seq_length=384 --doc_stride=128 --max_query_length=64 \
+      --is_training=false --version_2_with_negative=true
+
+writes `out/dev.tf_record`, `out/dev.tf_record.metadata.jsonl` (what
+postprocessing needs per feature; prediction mode only unless
+--write_metadata) and `out/dev.tf_record.info.json` (the parameters,
+input/vocab sha256 and counts). Bad input: one line on stderr,
+exit code 2, no output files.
+
+`build_feature_files` is the library function behind the CLI (run_squad.py
+calls it too); the flags are defined only when this module runs as a script.
+"""
+import sys
+import time
+from typing import Iterator, Sequence, TypeVar
+
+import bert_squad  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from absl import flags
+from absl import logging
+import tensorflow as tf
+
+from bert_squad import cli
+from bert_squad import features
+from bert_squad import squad
+from bert_squad import tokenization
+from bert_squad.errors import InputError
+
+T = TypeVar("T")
+
+
+def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_lower_case: bool = True,
+                        max_seq_length: int = 384, doc_stride: int = 128, max_query_length: int = 64,
+                        is_training: bool = False, version_2_with_negative: bool = False, shuffle: bool = True,
+                        write_metadata: bool | None = None, metadata_file: str | None = None,
+                        info_file: str | None = None, show_progress: bool = False) -> features.FeaturesInfo:
+  """Reads a SQuAD file and writes its features as TFRecord + metadata + info.
+
+  Args:
+    input_file: SQuAD v1.1 / v2.0 JSON (local or gs://).
+    output_file: the TFRecord to write.
+    vocab_file, do_lower_case: the WordPiece vocabulary and casing.
+    max_seq_length, doc_stride, max_query_length: window geometry
+      (doc_stride is the step between windows).
+    is_training: training features (labels; first answer per question).
+    version_2_with_negative: read `is_impossible` (SQuAD 2.0).
+    shuffle: in training, pre-shuffle the examples with the original's seed
+      (`squad.TRAIN_SHUFFLE_SEED`); ignored in prediction mode.
+    write_metadata: write the per-feature metadata that postprocessing needs;
+      default: in prediction mode only (for the SQuAD train set it would be
+      ~400 MB nobody reads).
+    metadata_file, info_file: default `<output_file>.metadata.jsonl` and
+      `<output_file>.info.json`.
+    show_progress: draw a progress line with ETA on stderr.
+
+  Returns:
+    The `FeaturesInfo` written to `info_file`.
+
+  Raises:
+    InputError: bad parameters, vocab or SQuAD file; nothing is written then.
+  """
+  features.validate_window_params(max_seq_length, doc_stride, max_query_length)
+  tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case)
+  examples, stats = squad.read_squad_examples(input_file, is_training, version_2_with_negative)
+  shuffle_seed = squad.TRAIN_SHUFFLE_SEED if is_training and shuffle else None
+  if shuffle_seed is not None:
+    examples = squad.shuffle_examples(examples, shuffle_seed)
+  if write_metadata is None:
+    write_metadata = not is_training
+  metadata_file = (metadata_file or features.feature_metadata_path(output_file)) if write_metadata else None
+  info_file = info_file or features.features_info_path(output_file)
+  info = features.FeaturesInfo(
+      input_file=input_file, input_sha256=features.file_sha256(input_file),
+      vocab_file=vocab_file, vocab_sha256=features.file_sha256(vocab_file),
+      do_lower_case=do_lower_case, max_seq_length=max_seq_length, doc_stride=doc_stride,
+      max_query_length=max_query_length, is_training=is_training,
+      version_2_with_negative=version_2_with_negative, shuffle_seed=shuffle_seed,
+      num_examples=len(examples), num_features=0, skipped_answers=stats.skipped_answers,
+      multi_answer_questions=stats.multi_answer_questions)
+
+  outputs = [path for path in (output_file, metadata_file) if path]
+  for path in outputs + [info_file]:
+    parent = path.rpartition("/")[0]
+    if parent:
+      tf.io.gfile.makedirs(parent)
+  stream = _with_progress(examples, "examples") if show_progress else examples
+  info.num_features = features.write_feature_files(
+      features.iter_features(stream, tokenizer, max_seq_length, doc_stride, max_query_length, is_training),
+      output_file, metadata_file, is_training)
+  try:
+    features.write_features_info(info_file, info)
+  except BaseException:
+    for path in outputs:
+      tf.io.gfile.remove(path)
+    raise
+  return info
+
+
+def _with_progress(items: Sequence[T], unit: str, min_interval_s: float = 0.5) -> Iterator[T]:
+  """Yields `items`, drawing "done/total unit  pct  ETA h:mm:ss" on stderr.
+
+  A small own bar rather than tf_keras's Progbar: that one writes to stdout
+  and would load Keras for a job that does not need it.
+  """
+  total = len(items)
+  start = last_draw = time.monotonic()
+  interactive = sys.stderr.isatty()
+  for done, item in enumerate(items):
+    now = time.monotonic()
+    if done and now - last_draw >= (min_interval_s if interactive else 30.0):
+      _draw_progress(done, total, unit, now - start, interactive)
+      last_draw = now
+    yield item
+  _draw_progress(total, total, unit, time.monotonic() - start, interactive)
+  if interactive:
+    sys.stderr.write("\n")
+
+
+def _draw_progress(done: int, total: int, unit: str, elapsed_s: float, interactive: bool) -> None:
+  remaining_s = elapsed_s / done * (total - done) if done else 0.0
+  line = (f"{done}/{total} {unit} {100 * done // max(total, 1)}%  "
+          f"elapsed {_clock(elapsed_s)}  ETA {_clock(remaining_s)}")
+  sys.stderr.write(f"\r{line}" if interactive else f"{line}\n")
+  sys.stderr.flush()
+
+
+def _clock(seconds: float) -> str:
+  minutes, secs = divmod(int(seconds), 60)
+  return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+def define_flags() -> None:
+  """The original run_squad.py flag names, for this entry point only."""
+  flags.DEFINE_string("input_file", None, "SQuAD JSON to convert (local or gs://).")
+  flags.DEFINE_string("output_file", None, "TFRecord to write; metadata and info go beside it.")
+  flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary of the BERT model.")
+  flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (uncased models).")
+  flags.DEFINE_integer("max_seq_length", 384, "Tokens per window, [CLS] query [SEP] doc [SEP] and padding.")
+  flags.DEFINE_integer("doc_stride", 128, "Step between the starts of a document's windows (not the overlap).")
+  flags.DEFINE_integer("max_query_length", 64, "Question tokens kept; longer questions are cut.")
+  flags.DEFINE_bool("is_training", False, "Write training features (answer positions, first answer only).")
+  flags.DEFINE_bool("version_2_with_negative", False, "SQuAD 2.0: questions may be impossible.")
+  flags.DEFINE_bool("shuffle", True, "Training: pre-shuffle examples with the original's seed 12345.")
+  flags.DEFINE_bool("write_metadata", None, "Write the per-feature metadata (default: prediction mode only).")
+  flags.DEFINE_string("metadata_file", None, "Default: <output_file>.metadata.jsonl.")
+  flags.DEFINE_string("info_file", None, "Default: <output_file>.info.json.")
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
+  flag_values = flags.FLAGS
+  for name in ("input_file", "output_file", "vocab_file"):
+    if not flag_values[name].value:
+      raise InputError(f"--{name} is required")
+  started = time.monotonic()
+  info = build_feature_files(
+      input_file=flag_values.input_file, output_file=flag_values.output_file,
+      vocab_file=flag_values.vocab_file, do_lower_case=flag_values.do_lower_case,
+      max_seq_length=flag_values.max_seq_length, doc_stride=flag_values.doc_stride,
+      max_query_length=flag_values.max_query_length, is_training=flag_values.is_training,
+      version_2_with_negative=flag_values.version_2_with_negative, shuffle=flag_values.shuffle,
+      write_metadata=flag_values.write_metadata, metadata_file=flag_values.metadata_file,
+      info_file=flag_values.info_file,
+      show_progress=True)
+  logging.info("%s: %d examples -> %d features in %.1f s; %d answers not found (skipped), "
+               "%d questions with several answers (first used)", info.input_file, info.num_examples,
+               info.num_features, time.monotonic() - started, info.skipped_answers,
+               info.multi_answer_questions)
+
+
+if __name__ == "__main__":
+  define_flags()
+  cli.run(main)
