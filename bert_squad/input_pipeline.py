@@ -63,20 +63,11 @@ def list_input_files(file_pattern: str | list[str]) -> list[str]:
   return files
 
 
-def _shard(records: tf.data.Dataset, files: list[str],
-           input_context: tf.distribute.InputContext | None) -> tf.data.Dataset:
-  """Keeps this input pipeline's share of the records.
-
-  By file when there are at least as many files as pipelines (each worker then
-  reads only its files), otherwise by record (each worker reads everything and
-  keeps every n-th record).
-  """
-  if input_context is None or input_context.num_input_pipelines == 1:
-    return records
-  n, i = input_context.num_input_pipelines, input_context.input_pipeline_id
-  if len(files) >= n:
-    return tf.data.TFRecordDataset(files[i::n])
-  return records.shard(n, i)
+def _pipeline_share(input_context: tf.distribute.InputContext | None) -> tuple[int, int]:
+  """(number of input pipelines, this pipeline's index)."""
+  if input_context is None:
+    return 1, 0
+  return input_context.num_input_pipelines, input_context.input_pipeline_id
 
 
 def make_dataset(file_pattern: str | list[str],
@@ -103,7 +94,8 @@ def make_dataset(file_pattern: str | list[str],
       (the `tf.distribute` convention for `distribute_datasets_from_function`).
     is_training: training records (with labels, shuffled, repeated) or not.
     input_context: from `strategy.distribute_datasets_from_function`; this
-      pipeline then reads only its shard.
+      pipeline then yields only its share: its files when there are at least
+      as many files as pipelines, else every n-th record.
     seed: shuffle seed (training only); None draws a fresh order each run.
     shuffle_buffer_size: records in the shuffle buffer (training only).
     drop_remainder: defaults to True in training, False in prediction.
@@ -119,10 +111,23 @@ def make_dataset(file_pattern: str | list[str],
     batch_size = input_context.get_per_replica_batch_size(batch_size)
   if drop_remainder is None:
     drop_remainder = is_training
-  records = _shard(tf.data.TFRecordDataset(files), files, input_context)
+  num_pipelines, pipeline = _pipeline_share(input_context)
+  if num_pipelines > 1 and len(files) >= num_pipelines:
+    # Enough files: each pipeline reads only its own.
+    files, num_pipelines, pipeline = files[pipeline::num_pipelines], 1, 0
+  records = tf.data.TFRecordDataset(files)
+  # Otherwise each pipeline keeps every n-th record. With a seed, all pipelines
+  # shuffle alike and shard afterwards, so together they yield exactly the
+  # global batches one pipeline would; without one, shard first so that no
+  # record is seen twice per epoch.
+  shard_after_shuffle = is_training and seed is not None
+  if num_pipelines > 1 and not shard_after_shuffle:
+    records = records.shard(num_pipelines, pipeline)
   if is_training:
     records = records.shuffle(shuffle_buffer_size, seed=seed,
                               reshuffle_each_iteration=True).repeat()
+  if num_pipelines > 1 and shard_after_shuffle:
+    records = records.shard(num_pipelines, pipeline)
   dataset = records.batch(batch_size, drop_remainder=drop_remainder)
   dataset = dataset.map(lambda serialized: parse_records(serialized, seq_length, is_training),
                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

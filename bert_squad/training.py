@@ -233,8 +233,16 @@ class _StepFunctions:
     self._has_gradient = [g is not None for g in gradients]
 
   def _apply(self, gradients) -> None:
-    """Applies the non-None gradients (the optimizer sums them across replicas)."""
-    pairs = [(g, v) for g, v, has in zip(gradients, self._variables, self._has_gradient) if has]
+    """Applies the non-None gradients (the optimizer sums them across replicas).
+
+    Sparse gradients (`IndexedSlices` from the word-embedding lookup) are made
+    dense first: the global-norm clip of an `IndexedSlices` counts a token that
+    occurs n times as n separate rows, so its norm would depend on how the
+    batch is split into micro-batches and replicas. Dense, the clip sees the
+    true gradient norm (as the original does on TPU, with one-hot embeddings).
+    """
+    pairs = [(tf.convert_to_tensor(g), v)
+             for g, v, has in zip(gradients, self._variables, self._has_gradient) if has]
     self._optimizer.apply_gradients(pairs)
 
   def replica_step(self, inputs, targets) -> tf.Tensor:
@@ -428,12 +436,12 @@ class _Logger:
     if self._chief:
       self._progress.message(text)
 
-  def after_loop(self, step: int, totals: np.ndarray) -> None:
-    """Records one loop's summed stats; logs when a log step was reached."""
+  def after_loop(self, step: int, totals: np.ndarray, last: bool = False) -> None:
+    """Records one loop's summed stats; logs at log steps and at the `last` loop."""
     self._sums += totals
     done = step - self._since_step
     log_now = (step // self._config.log_steps > self._since_step // self._config.log_steps
-               or step == self._config.num_train_steps)
+               or step == self._config.num_train_steps or last)
     loss, start_accuracy, end_accuracy = self._sums / done
     point = {
         "step": step,
@@ -549,6 +557,22 @@ def _skipping_dataset_fn(dataset_fn: DatasetFn, skip_updates: int, accumulation_
   return fn
 
 
+def _dropout_generators(model: tf_keras.Model) -> list[tf.random.Generator]:
+  """The `tf.random.Generator`s that drive the model's dropout.
+
+  They exist only when `distribution.set_determinism` ran before the model
+  was built. Keras keeps them out of checkpoints on purpose; saving them here
+  lets a resumed deterministic run draw the same dropout masks as a run that
+  was never interrupted.
+  """
+  generators = []
+  for layer in model.submodules:
+    generator = getattr(getattr(layer, "_random_generator", None), "_generator", None)
+    if isinstance(generator, tf.random.Generator):
+      generators.append(generator)
+  return generators
+
+
 def _wrap_for_precision(optimizer, dtype: str):
   """The optimizer that applies updates: a dynamic LossScaleOptimizer for float16."""
   if dtype != "float16" or isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
@@ -629,6 +653,9 @@ def train(model: tf_keras.Model,
                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     applying_optimizer = _wrap_for_precision(optimizer, config.dtype)
     parts = {"model": model, "optimizer": applying_optimizer, "step": step_counter}
+    generators = _dropout_generators(model)
+    if generators:
+      parts["dropout_generators"] = generators
     loss_scale_optimizer = None
     if isinstance(applying_optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
       # The bare optimizer stays under "optimizer", so float32 and float16
@@ -654,27 +681,24 @@ def train(model: tf_keras.Model,
   steps = _StepFunctions(model, applying_optimizer, loss_fn, strategy,
                          config.train_batch_size // k, k, loss_scale_optimizer, config.use_xla)
   train_loop = _make_train_loop(steps, step_counter)
-  iterator = iter(strategy.distribute_datasets_from_function(
-      _skipping_dataset_fn(dataset_fn, initial_step, k, per_replica_batch)))
-
-  stop = _StopRequest(config.handle_signals)
   agreed_stop = _stop_agreement(strategy)
+  stop = _StopRequest(config.handle_signals)
   step = initial_step
   try:
+    iterator = iter(strategy.distribute_datasets_from_function(
+        _skipping_dataset_fn(dataset_fn, initial_step, k, per_replica_batch)))
     while step < config.num_train_steps:
       next_save = (step // config.save_checkpoints_steps + 1) * config.save_checkpoints_steps
       num_steps = min(config.steps_per_loop, config.num_train_steps - step, next_save - step)
       losses, totals = train_loop(iterator, tf.constant(num_steps, tf.int32))
       _check_finite_losses(losses.numpy(), step, checkpointer)
       step += num_steps
-      logger.after_loop(step, totals.numpy())
-      saved = step % config.save_checkpoints_steps == 0 or step == config.num_train_steps
-      if saved:
-        _save_if_finite(checkpointer, model, step)
       signum = agreed_stop(stop.signum)
+      logger.after_loop(step, totals.numpy(), last=signum is not None)
+      if (step % config.save_checkpoints_steps == 0 or step == config.num_train_steps
+          or signum is not None):
+        _save_if_finite(checkpointer, model, step)
       if signum is not None:
-        if not saved:
-          _save_if_finite(checkpointer, model, step)
         raise TrainingInterrupted(signum, step, checkpointer.last_saved)
   finally:
     stop.restore_handlers()

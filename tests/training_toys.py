@@ -115,17 +115,60 @@ def _slowed(dataset_fn, seconds: float):
   import tensorflow as tf
 
   def slow(inputs, targets):
-    delay = tf.numpy_function(lambda: np.float32(time.sleep(seconds) or 0), [], tf.float32)
-    return {k: v + tf.cast(delay, v.dtype) for k, v in inputs.items()}, targets
+    slept = tf.numpy_function(lambda: np.float32(time.sleep(seconds) or 0), [], tf.float32)
+    with tf.control_dependencies([slept]):
+      return {k: tf.identity(v) for k, v in inputs.items()}, targets
 
   return lambda ctx: dataset_fn(ctx).map(slow)
+
+
+WEIGHTS_FILE = "final_weights.npz"
+PREDICTIONS_FILE = "predictions.npz"
+
+
+def _train_one(args, strategy_name: str, output_dir: str) -> dict:
+  """Trains with one strategy; the chief writes WEIGHTS_FILE (and PREDICTIONS_FILE)."""
+  from bert_squad import distribution
+  from bert_squad import input_pipeline
+  from bert_squad import training
+
+  strategy = distribution.make_strategy(strategy_name)
+  with strategy.scope():
+    model = tiny_span_model(args.dropout)
+    optimizer = make_optimizer(args.optimizer, args.learning_rate, args.clipnorm)
+  dataset_fn = functools.partial(
+      input_pipeline.make_dataset, args.data, SEQ_LENGTH, args.batch // args.accumulation, True,
+      seed=args.seed, shuffle_buffer_size=args.shuffle_buffer)
+  if args.slow_seconds:
+    dataset_fn = _slowed(dataset_fn, args.slow_seconds)
+  config = training.TrainConfig(
+      output_dir=output_dir, num_train_steps=args.steps, train_batch_size=args.batch,
+      steps_per_loop=args.steps_per_loop, save_checkpoints_steps=args.save_steps,
+      log_steps=args.log_steps, gradient_accumulation_steps=args.accumulation)
+  try:
+    result = training.train(model, optimizer, span_loss, dataset_fn, strategy, config)
+  except training.TrainingInterrupted as e:
+    print(json.dumps({"interrupted_step": e.step, "checkpoint": e.checkpoint_path}))
+    sys.exit(130)
+  if distribution.is_chief(strategy):
+    np.savez(os.path.join(output_dir, WEIGHTS_FILE), *model_weights(model))
+  if args.predict_data:
+    dataset = input_pipeline.make_dataset(args.predict_data, SEQ_LENGTH, args.predict_batch, False)
+    unique_ids, start_logits, end_logits = training.predict_logits(
+        model, dataset, strategy, args.predict_batch)
+    np.savez(os.path.join(output_dir, PREDICTIONS_FILE), unique_ids=unique_ids,
+             start_logits=start_logits, end_logits=end_logits)
+  return {"initial_step": result.initial_step, "final_step": result.final_step,
+          "replicas": strategy.num_replicas_in_sync}
 
 
 def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(description=__doc__)
   parser.add_argument("--data", required=True)
-  parser.add_argument("--output_dir", required=True)
-  parser.add_argument("--strategy", default="one_device")
+  parser.add_argument("--output_dir", required=True,
+                      help="the run's folder; <output_dir>/<strategy> with several strategies")
+  parser.add_argument("--strategy", default="one_device",
+                      help="a make_strategy name, or several separated by commas (run in turn)")
   parser.add_argument("--logical_cpus", type=int, default=1)
   parser.add_argument("--steps", type=int, default=4)
   parser.add_argument("--batch", type=int, default=8)
@@ -140,33 +183,19 @@ def main(argv: list[str]) -> None:
   parser.add_argument("--seed", type=int, default=7)
   parser.add_argument("--shuffle_buffer", type=int, default=1)
   parser.add_argument("--slow_seconds", type=float, default=0.0)
-  parser.add_argument("--weights_out", default=None)
+  parser.add_argument("--predict_data", default=None)
+  parser.add_argument("--predict_batch", type=int, default=6)
   args = parser.parse_args(argv)
 
   _configure_devices(args.logical_cpus)
   from bert_squad import distribution
-  from bert_squad import input_pipeline
-  from bert_squad import training
-
   distribution.set_determinism(args.seed)
-  strategy = distribution.make_strategy(args.strategy)
-  with strategy.scope():
-    model = tiny_span_model(args.dropout)
-    optimizer = make_optimizer(args.optimizer, args.learning_rate, args.clipnorm)
-  dataset_fn = functools.partial(
-      input_pipeline.make_dataset, args.data, SEQ_LENGTH, args.batch // args.accumulation, True,
-      seed=args.seed, shuffle_buffer_size=args.shuffle_buffer)
-  if args.slow_seconds:
-    dataset_fn = _slowed(dataset_fn, args.slow_seconds)
-  config = training.TrainConfig(
-      output_dir=args.output_dir, num_train_steps=args.steps, train_batch_size=args.batch,
-      steps_per_loop=args.steps_per_loop, save_checkpoints_steps=args.save_steps,
-      log_steps=args.log_steps, gradient_accumulation_steps=args.accumulation)
-  result = training.train(model, optimizer, span_loss, dataset_fn, strategy, config)
-  if args.weights_out and distribution.is_chief(strategy):
-    np.savez(args.weights_out, *model_weights(model))
-  print(json.dumps({"initial_step": result.initial_step, "final_step": result.final_step,
-                    "replicas": strategy.num_replicas_in_sync}))
+  names = args.strategy.split(",")
+  outcomes = {}
+  for name in names:
+    output_dir = args.output_dir if len(names) == 1 else os.path.join(args.output_dir, name)
+    outcomes[name] = _train_one(args, name, output_dir)
+  print(json.dumps(outcomes[names[0]] if len(names) == 1 else outcomes))
 
 
 if __name__ == "__main__":
