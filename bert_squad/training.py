@@ -7,7 +7,9 @@ the tests.
 
 What lands in `output_dir`:
   ckpt-<step>.index/.data-*, checkpoint  `tf.train.Checkpoint(model=,
-      optimizer=, step=)`, every `save_checkpoints_steps` and at the end;
+      optimizer=, step=)` -- plus `loss_scale_optimizer=` in float16 and
+      `dropout_generators=` after `set_determinism` -- every
+      `save_checkpoints_steps`, at the end and on SIGINT/SIGTERM;
   tensorboard/                           scalars: loss, learning_rate,
       start_accuracy, end_accuracy, examples_per_second (+ loss_scale);
   train_history.json                     one entry per log step;
@@ -20,7 +22,6 @@ the same weights as a run that was never interrupted.
 """
 import dataclasses
 import json
-import math
 import os
 import shutil
 import signal
@@ -311,26 +312,27 @@ class _Checkpointer:
                output_dir: str, keep: int, chief: bool):
     self._checkpoint = checkpoint
     self._output_dir = output_dir
-    self._chief = chief
-    directory = output_dir if chief else tempfile.mkdtemp(prefix="bert_squad_worker_ckpt_")
-    self._manager = tf.train.CheckpointManager(checkpoint, directory,
-                                               max_to_keep=keep if chief else 1,
-                                               step_counter=step_counter)
+    self._manager = (tf.train.CheckpointManager(checkpoint, output_dir, max_to_keep=keep,
+                                                step_counter=step_counter) if chief else None)
     self.last_saved: str | None = tf.train.latest_checkpoint(output_dir) if chief else None
 
   def restore_latest(self) -> str | None:
     latest = tf.train.latest_checkpoint(self._output_dir)
     if latest:
-      self._checkpoint.restore(latest)
+      # Partial: a float32 run resumed in float16 (or the reverse) finds no
+      # (or an unused) loss scale, a non-deterministic run unused generators.
+      self._checkpoint.restore(latest).expect_partial()
     return latest
 
-  def save(self, step: int) -> str | None:
-    path = self._manager.save(checkpoint_number=step)
-    if not self._chief:
-      shutil.rmtree(self._manager.directory, ignore_errors=True)
-      return None
-    self.last_saved = path
-    return path
+  def save(self, step: int) -> None:
+    if self._manager is None:
+      scratch = tempfile.mkdtemp(prefix="bert_squad_worker_checkpoint_")
+      try:
+        self._checkpoint.write(os.path.join(scratch, f"ckpt-{step}"))
+      finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+      return
+    self.last_saved = self._manager.save(checkpoint_number=step)
 
 
 # ---------------------------------------------------------------- logging
@@ -529,11 +531,16 @@ def _stop_agreement(strategy: tf.distribute.Strategy) -> Callable[[int | None], 
 # ------------------------------------------------------------------ train
 
 
-def _check_built_in_scope(model: tf_keras.Model, strategy: tf.distribute.Strategy) -> None:
+def _check_model(model: tf_keras.Model, strategy: tf.distribute.Strategy, dtype: str) -> None:
+  """Raises ValueError for a model the loop cannot train as configured."""
   if not model.trainable_variables:
     raise ValueError("the model has no trainable variables: build it before train()")
   if not strategy.extended.variable_created_in_scope(model.trainable_variables[0]):
     raise ValueError("build the model and the optimizer inside `with strategy.scope():`")
+  policy = _PRECISION_POLICIES[dtype]
+  if model.dtype_policy.name != policy:
+    raise ValueError(f"dtype {dtype!r} needs a model built under the {policy!r} Keras policy "
+                     f"(call set_precision({dtype!r}) first), not {model.dtype_policy.name!r}")
 
 
 def _skipping_dataset_fn(dataset_fn: DatasetFn, skip_updates: int, accumulation_steps: int,
@@ -643,7 +650,7 @@ def train(model: tf_keras.Model,
   k = config.gradient_accumulation_steps
   per_replica_batch = distribution.check_batch_size(config.train_batch_size, strategy,
                                                     gradient_accumulation_steps=k)
-  _check_built_in_scope(model, strategy)
+  _check_model(model, strategy, config.dtype)
   chief = distribution.is_chief(strategy)
   if chief:
     tf.io.gfile.makedirs(config.output_dir)

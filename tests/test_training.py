@@ -332,14 +332,20 @@ def test_config_rejects_non_positive_values(tmp_path):
     training.TrainConfig(str(tmp_path), 10, 8, dtype="float64")
 
 
-def test_model_built_outside_the_strategy_scope_is_refused(tmp_path, strategy, data):
-  model = toys.tiny_span_model()
-  config = training.TrainConfig(str(tmp_path), 1, 8, handle_signals=False)
+def test_models_the_loop_cannot_train_are_refused(tmp_path, strategy, data):
   dataset_fn = functools.partial(input_pipeline.make_dataset, data["train"], toys.SEQ_LENGTH, 8,
                                  True)
+  outside_scope = toys.tiny_span_model()
   with pytest.raises(ValueError, match="strategy.scope"):
-    training.train(model, tf_keras.optimizers.legacy.SGD(0.1), toys.span_loss, dataset_fn,
-                   strategy, config)
+    training.train(outside_scope, tf_keras.optimizers.legacy.SGD(0.1), toys.span_loss,
+                   dataset_fn, strategy, training.TrainConfig(str(tmp_path), 1, 8))
+  with strategy.scope():
+    float32_model = toys.tiny_span_model()
+    optimizer = tf_keras.optimizers.legacy.SGD(0.1)
+  with pytest.raises(ValueError, match=r"call set_precision\('float16'\) first"):
+    training.train(float32_model, optimizer, toys.span_loss, dataset_fn, strategy,
+                   training.TrainConfig(str(tmp_path), 1, 8, dtype="float16"))
+  assert not list(tmp_path.iterdir())
 
 
 # -------------------------------------------------------------- predict
