@@ -1,11 +1,10 @@
 """Choosing a `tf.distribute` strategy, and the checks that go with it.
 
-| name                    | strategy                                   | when "auto" picks it        |
-|-------------------------|--------------------------------------------|-----------------------------|
-| `tpu`                   | `TPUStrategy` on `tpu_address`             | a TPU name/address is given |
-| `multi_worker_mirrored` | `MultiWorkerMirroredStrategy` (`TF_CONFIG`) | `TF_CONFIG` lists >1 worker |
-| `mirrored`              | `MirroredStrategy` over the local GPUs     | more than one GPU           |
-| `one_device`            | `OneDeviceStrategy` on GPU 0, else the CPU | otherwise                   |
+name                    strategy                                 "auto" picks it when
+tpu                     TPUStrategy on `tpu_address`             a TPU name/address is given
+multi_worker_mirrored   MultiWorkerMirroredStrategy (TF_CONFIG)  TF_CONFIG lists >1 worker
+mirrored                MirroredStrategy over the local GPUs     more than one GPU is visible
+one_device              OneDeviceStrategy on GPU 0, else CPU     otherwise
 
 The global batch (e.g. `--train_batch_size`) is split evenly across all
 replicas of the strategy.
@@ -94,7 +93,8 @@ def make_strategy(name: str = "auto",
       or a bad `TF_CONFIG`.
   """
   if name not in STRATEGY_NAMES:
-    raise InputError(f"--distribution_strategy={name!r}: expected one of {', '.join(STRATEGY_NAMES)}")
+    raise InputError(f"--distribution_strategy={name!r}: expected one of "
+                     f"{', '.join(STRATEGY_NAMES)}")
   if name == "auto":
     name = _resolve_auto(num_gpus, tpu_address)
   if name == "tpu":
@@ -103,7 +103,8 @@ def make_strategy(name: str = "auto",
     return _tpu_strategy(tpu_address, tpu_zone, gcp_project)
   if name == "multi_worker_mirrored":
     if num_workers_in_tf_config() == 0:
-      raise InputError("--distribution_strategy=multi_worker_mirrored needs TF_CONFIG to list the workers")
+      raise InputError("--distribution_strategy=multi_worker_mirrored needs TF_CONFIG "
+                       "to list the workers")
     return tf.distribute.MultiWorkerMirroredStrategy()
   devices = _local_devices(num_gpus)
   if name == "mirrored":
@@ -132,7 +133,8 @@ def check_batch_size(global_batch_size: int, strategy: tf.distribute.Strategy,
     detail = f"{replicas} replica(s)"
     if gradient_accumulation_steps > 1:
       detail += f" x --gradient_accumulation_steps={gradient_accumulation_steps}"
-    raise InputError(f"{flag}={global_batch_size}: must be a positive multiple of {detail} = {share}")
+    raise InputError(f"{flag}={global_batch_size}: must be a positive multiple of "
+                     f"{detail} = {share}")
   return global_batch_size // share
 
 

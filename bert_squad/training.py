@@ -45,7 +45,8 @@ HISTORY_FILE = "train_history.json"
 CURVES_FILE = "training_curves.png"
 TENSORBOARD_DIR = "tensorboard"
 
-_PRECISION_POLICIES = {"float32": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+_PRECISION_POLICIES = {
+    "float32": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 _IS_REAL = "_is_real"  # marks the real rows of a padded prediction batch
 
 # loss_fn(start_positions [b], end_positions [b], start_logits [b, s],
@@ -601,14 +602,10 @@ def _check_finite_losses(losses: np.ndarray, first_step: int, checkpointer: _Che
     raise _non_finite_error(f"training loss became {losses[bad[0]]} at step {step}", checkpointer)
 
 
-@tf.function
-def _all_finite(variables: list[tf.Variable]) -> tf.Tensor:
-  return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
-
-
 def _save_if_finite(checkpointer: _Checkpointer, model: tf_keras.Model, step: int) -> None:
   """Saves, unless the last update already broke the weights (its loss can still be finite)."""
-  if not bool(_all_finite(model.trainable_variables)):
+  finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in model.trainable_variables])
+  if not bool(finite):
     raise _non_finite_error(f"the model weights became NaN or Inf by step {step}", checkpointer)
   checkpointer.save(step)
 
@@ -753,14 +750,16 @@ def predict_logits(model: tf_keras.Model, dataset: tf.data.Dataset,
     float32, one row per input feature in the dataset's order.
   """
   if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-    raise ValueError("predict_logits runs on one machine: use a OneDevice, Mirrored or TPU strategy")
+    raise ValueError("predict_logits runs on one machine: "
+                     "use a OneDevice, Mirrored or TPU strategy")
   distribution.check_batch_size(batch_size, strategy, flag="--predict_batch_size")
   forward = tf.function(lambda inputs: model(inputs, training=False), jit_compile=jit_compile)
 
   def replica_fn(inputs, targets):
     outputs = forward(inputs)
     return (targets["unique_ids"], targets[_IS_REAL],
-            tf.cast(outputs["start_logits"], tf.float32), tf.cast(outputs["end_logits"], tf.float32))
+            tf.cast(outputs["start_logits"], tf.float32),
+            tf.cast(outputs["end_logits"], tf.float32))
 
   @tf.function
   def predict_step(inputs, targets):

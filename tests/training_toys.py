@@ -59,7 +59,8 @@ def write_records(path: str, records: list[dict[str, list[int]]], is_training: b
                   if k in ("unique_ids", "input_ids", "input_mask", "segment_ids")}
       feature = {k: tf.train.Feature(int64_list=tf.train.Int64List(value=v))
                  for k, v in record.items()}
-      writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+      example = tf.train.Example(features=tf.train.Features(feature=feature))
+      writer.write(example.SerializeToString())
   return path
 
 
