@@ -164,14 +164,6 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
   return task_type in (None, "chief") or (not has_chief and task_type == "worker" and task_id == 0)
 
 
-def task_name(strategy: tf.distribute.Strategy) -> str:
-  """"worker_1"-style name of this process in a multi-worker job, "" otherwise."""
-  resolver = getattr(strategy, "cluster_resolver", None)
-  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
-    return ""
-  return f"{resolver.task_type}_{resolver.task_id}"
-
-
 def set_determinism(seed: int) -> None:
   """Makes a run repeatable: seeds Python, NumPy and TF; makes TF ops deterministic.
 

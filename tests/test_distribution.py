@@ -27,7 +27,6 @@ def test_auto_on_a_cpu_machine_is_one_device(no_tf_config):
   assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
   assert strategy.num_replicas_in_sync == 1
   assert distribution.is_chief(strategy)
-  assert distribution.task_name(strategy) == ""
 
 
 def test_mirrored_without_gpus_mirrors_the_cpu_devices(no_tf_config):
