@@ -1,0 +1,72 @@
+"""Strategy choice and its checks. Strategies over several devices or workers are
+exercised for real (in their own processes) by tests/test_training.py."""
+import json
+
+import pytest
+import tensorflow as tf
+
+from bert_squad import distribution
+from bert_squad.errors import InputError
+
+
+@pytest.fixture
+def no_tf_config(monkeypatch):
+  monkeypatch.delenv("TF_CONFIG", raising=False)
+
+
+def _set_tf_config(monkeypatch, workers: int, chief: bool = False) -> None:
+  cluster = {"worker": [f"127.0.0.1:{2000 + i}" for i in range(workers)]}
+  if chief:
+    cluster["chief"] = ["127.0.0.1:1999"]
+  monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
+                                              "task": {"type": "worker", "index": 0}}))
+
+
+def test_auto_on_a_cpu_machine_is_one_device(no_tf_config):
+  strategy = distribution.make_strategy("auto")
+  assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
+  assert strategy.num_replicas_in_sync == 1
+  assert distribution.is_chief(strategy)
+
+
+def test_mirrored_without_gpus_mirrors_the_cpu_devices(no_tf_config):
+  strategy = distribution.make_strategy("mirrored", num_gpus=0)
+  assert isinstance(strategy, tf.distribute.MirroredStrategy)
+  assert strategy.num_replicas_in_sync == len(tf.config.list_logical_devices("CPU"))
+
+
+def test_unknown_strategy_and_missing_settings_are_input_errors(no_tf_config):
+  with pytest.raises(InputError, match=r"--distribution_strategy='gpus'"):
+    distribution.make_strategy("gpus")
+  with pytest.raises(InputError, match="needs --tpu_name"):
+    distribution.make_strategy("tpu")
+  with pytest.raises(InputError, match="needs TF_CONFIG"):
+    distribution.make_strategy("multi_worker_mirrored")
+  with pytest.raises(InputError, match=r"--num_gpus=4: only \d+ GPU"):
+    distribution.make_strategy("mirrored", num_gpus=4)
+
+
+def test_tf_config_counts_workers_and_chief(monkeypatch):
+  _set_tf_config(monkeypatch, 2)
+  assert distribution.num_workers_in_tf_config() == 2
+  _set_tf_config(monkeypatch, 3, chief=True)
+  assert distribution.num_workers_in_tf_config() == 4
+  monkeypatch.setenv("TF_CONFIG", "{not json")
+  with pytest.raises(InputError, match="^TF_CONFIG: not valid JSON"):
+    distribution.make_strategy("auto")
+
+
+def test_single_worker_tf_config_stays_on_one_device(monkeypatch):
+  _set_tf_config(monkeypatch, 1)
+  assert isinstance(distribution.make_strategy("auto"), tf.distribute.OneDeviceStrategy)
+
+
+def test_batch_must_split_evenly_over_replicas_and_micro_batches(no_tf_config):
+  strategy = distribution.make_strategy("one_device")
+  assert distribution.check_batch_size(32, strategy) == 32
+  assert distribution.check_batch_size(32, strategy, gradient_accumulation_steps=4) == 8
+  with pytest.raises(InputError, match=r"^--train_batch_size=30: must be a positive multiple of "
+                                       r"1 replica\(s\) x --gradient_accumulation_steps=4 = 4$"):
+    distribution.check_batch_size(30, strategy, gradient_accumulation_steps=4)
+  with pytest.raises(InputError, match=r"^--predict_batch_size=0:"):
+    distribution.check_batch_size(0, strategy, flag="--predict_batch_size")
