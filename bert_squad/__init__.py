@@ -13,6 +13,8 @@ if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         "bert_squad needs TF_USE_LEGACY_KERAS=1 set before TensorFlow is imported "
         "(export it, or import bert_squad first).")
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Level 3 hides C++ log lines such as "failed call to cuInit" on machines without a GPU, which
+# would otherwise follow every one-line error message. Export it lower to debug TensorFlow.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"

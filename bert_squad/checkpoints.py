@@ -7,7 +7,8 @@ loudly: every missing, wrong-shaped or unexpected variable is listed, and no
 layer is ever left silently random (the original silently skips them).
 
 Training state for resuming (model, optimizer slots, step) lives in TF2
-object checkpoints (`make_checkpoint_manager`), apart from the Google export.
+object checkpoints written by `training.train`, apart from the Google export;
+`load_training_checkpoint` reads the model out of them.
 """
 import dataclasses
 import hashlib
@@ -475,21 +476,8 @@ def _replace_dir(new_dir: str, target_dir: str) -> None:
   tf.io.gfile.rmtree(old_dir)
 
 
-def make_checkpoint_manager(model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer,
-                            directory: str, max_to_keep: int = 3) -> tf.train.CheckpointManager:
-  """Resume state: model, optimizer slots and step in TF2 object checkpoints.
-
-  The step is `optimizer.iterations` (saved with the optimizer). Save with
-  `manager.save(checkpoint_number=optimizer.iterations)` to number the
-  checkpoints by step, resume with `manager.restore_or_initialize()`, and
-  export for other tools with `export_google_checkpoint`.
-  """
-  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-  return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
-
-
 def load_training_checkpoint(model: tf_keras.Model, checkpoint_path: str) -> None:
-  """Restores only the model from a `make_checkpoint_manager` checkpoint.
+  """Restores only the model from a resumable training checkpoint (`training.train`).
 
   Args:
     model: a model of the same architecture.

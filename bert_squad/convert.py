@@ -93,7 +93,7 @@ def convert_pypi_package(package: str, output_dir: str, expected_sha256: str | N
 
 def convert_training_checkpoint(training_checkpoint: str, bert_config_file: str,
                                 vocab_file: str, output_dir: str) -> str:
-  """A span model saved by `make_checkpoint_manager` -> Google checkpoint folder."""
+  """A span model from a resumable training checkpoint (`training.train`) -> Google checkpoint folder."""
   config = modeling.BertConfig.from_json_file(bert_config_file)
   model = modeling.build_span_model(config)
   checkpoints.load_training_checkpoint(model, training_checkpoint)

@@ -312,28 +312,14 @@ def _train_step(model, optimizer):
       [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None])
 
 
-def test_resume_state_restores_model_optimizer_and_step(tmp_path):
+def test_load_training_checkpoint_restores_the_model_only(tmp_path):
+  # The layout `training.train` saves: model, optimizer and step under these keys
+  # (resuming all of it is tested in tests/test_training.py).
   model, optimizer = modeling.build_span_model(TINY), tf_keras.optimizers.Adam(1e-2)
-  manager = checkpoints.make_checkpoint_manager(model, optimizer, str(tmp_path / "train"))
   _train_step(model, optimizer)
-  _train_step(model, optimizer)
-  manager.save(checkpoint_number=optimizer.iterations)
-  assert manager.latest_checkpoint.endswith("ckpt-2")
+  step = tf.Variable(1, dtype=tf.int64)
+  tf.train.Checkpoint(model=model, optimizer=optimizer, step=step).save(str(tmp_path / "train" / "ckpt"))
   saved_logits = _logits(model)[0]
-
-  resumed, resumed_optimizer = modeling.build_span_model(TINY), tf_keras.optimizers.Adam(1e-2)
-  resumed_manager = checkpoints.make_checkpoint_manager(resumed, resumed_optimizer,
-                                                        str(tmp_path / "train"))
-  resumed_manager.restore_or_initialize()
-  assert int(resumed_optimizer.iterations) == 2
-  for a, b in zip(_values(model), _values(resumed)):
-    np.testing.assert_array_equal(a, b)
-  # The Adam slots come back too (restored when the first step creates them):
-  # the next step is the same as the uninterrupted run's.
-  _train_step(model, optimizer)
-  _train_step(resumed, resumed_optimizer)
-  for a, b in zip(_values(model), _values(resumed)):
-    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
   model_only = modeling.build_span_model(TINY)
   checkpoints.load_training_checkpoint(model_only, str(tmp_path / "train"))

@@ -78,7 +78,7 @@ def test_convert_training_checkpoint(tmp_path):
   trained = modeling.build_span_model(modeling.BertConfig.from_hf_config_file(files.hf_config))
   checkpoints.load_safetensors(trained, files.safetensors)
   optimizer = tf_keras.optimizers.Adam()
-  checkpoints.make_checkpoint_manager(trained, optimizer, str(tmp_path / "train")).save()
+  tf.train.Checkpoint(model=trained, optimizer=optimizer).save(str(tmp_path / "train" / "ckpt"))
   config_file = tmp_path / "bert_config.json"
   config_file.write_text(json.dumps(trained.bert_config.to_dict()), encoding="utf-8")
   prefix = convert.convert_training_checkpoint(str(tmp_path / "train"), str(config_file),
