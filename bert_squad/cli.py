@@ -2,6 +2,7 @@
 
 Only entry points use this module; library code never reads flags.
 """
+import signal
 import sys
 from typing import Callable, Sequence
 
@@ -25,8 +26,9 @@ def run(main: Callable[[Sequence[str]], None]) -> None:
       main(argv)
     except InputError as e:
       fail(str(e))
-    except KeyboardInterrupt:
-      sys.stderr.write("interrupted\n")
-      sys.exit(130)
+    except KeyboardInterrupt as e:
+      # training.TrainingInterrupted says where it saved; exit 128 + the signal, as shells do.
+      sys.stderr.write(f"{str(e) or 'interrupted'}\n")
+      sys.exit(128 + getattr(e, "signum", signal.SIGINT))
 
   app.run(guarded_main)
