@@ -294,7 +294,7 @@ class ProgressBar:
       text = (f"{self._label}: {100 * self._done / self._total:5.1f}% "
               f"{_human_bytes(self._done)} of {_human_bytes(self._total)}")
     text += f", {_human_bytes(rate)}/s"
-    if self._total and rate > 0:
+    if self._total and rate > 0 and self._done < self._total:
       text += f", ETA {_clock_text((self._total - self._done) / rate)}"
     return text
 
