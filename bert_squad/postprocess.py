@@ -73,6 +73,19 @@ class RawResult(NamedTuple):
   end_logits: Any
 
 
+class Logits(NamedTuple):
+  """The model's output for many features, as saved by `save_logits`.
+
+  Attributes:
+    unique_ids: [n] int, `InputFeatures.unique_id` of each row.
+    start_logits: [n, seq_length] float.
+    end_logits: [n, seq_length] float.
+  """
+  unique_ids: np.ndarray
+  start_logits: np.ndarray
+  end_logits: np.ndarray
+
+
 @dataclasses.dataclass(frozen=True)
 class PredictionFiles:
   """Where the three prediction files go."""
@@ -253,47 +266,52 @@ def _is_float32_array(x: Any) -> bool:
   return isinstance(x, np.ndarray) and x.dtype == np.float32
 
 
-def _stack_logits(features: Sequence[Any], results: Iterable[RawResult]
-                  ) -> tuple[np.ndarray, np.ndarray]:
-  """Logits of `features` in their order, [num_features, seq].
+def _logits_table(results: Iterable[RawResult]) -> Logits:
+  """Stacks `RawResult`s; of several with one unique_id the last counts.
 
-  float32 where all results hold float32 arrays (saved logits: the ranking
-  is the same as in float64, and half the memory), else float64 (Python
-  floats, as the original's lists). Scores are summed in float64 later.
+  float32 where all results hold float32 arrays (the ranking is the same as
+  in float64, at half the memory), else float64 (Python floats, as in the
+  original's lists). Scores are summed in float64 later either way.
   """
   by_unique_id = {r.unique_id: r for r in results}
-  seq_length = None
-  for feature_result in by_unique_id.values():
-    seq_length = len(feature_result.start_logits)
-    break
+  if not by_unique_id:
+    return Logits(np.zeros(0, np.int64), np.zeros((0, 1)), np.zeros((0, 1)))
+  seq_length = len(next(iter(by_unique_id.values())).start_logits)
   all_float32 = all(
       _is_float32_array(r.start_logits) and _is_float32_array(r.end_logits)
       for r in by_unique_id.values())
-  start_logits = np.empty((len(features), seq_length or 1),
-                          dtype=np.float32 if all_float32 else np.float64)
-  end_logits = np.empty_like(start_logits)
-  for row, feature in enumerate(features):
-    result = by_unique_id.get(feature.unique_id)
-    if result is None:
-      raise InputError(
-          f"no logits for feature unique_id {feature.unique_id} "
-          f"(example_index {feature.example_index})")
+  shape = (len(by_unique_id), seq_length)
+  dtype = np.float32 if all_float32 else np.float64
+  start_logits, end_logits = np.empty(shape, dtype), np.empty(shape, dtype)
+  for row, result in enumerate(by_unique_id.values()):
     if (len(result.start_logits) != seq_length or
         len(result.end_logits) != seq_length):
       raise InputError(
-          f"logits of feature unique_id {feature.unique_id} have lengths "
+          f"logits of feature unique_id {result.unique_id} have lengths "
           f"{len(result.start_logits)} and {len(result.end_logits)}, "
           f"expected {seq_length} like the others")
     start_logits[row] = result.start_logits
     end_logits[row] = result.end_logits
-  for name, logits in (("start_logits", start_logits),
-                       ("end_logits", end_logits)):
-    bad_rows = np.flatnonzero(~np.isfinite(logits).all(axis=1))
-    if bad_rows.size:
+  return Logits(np.array(list(by_unique_id), dtype=np.int64), start_logits,
+                end_logits)
+
+
+def _feature_rows(features: Sequence[Any], logits: Logits) -> np.ndarray:
+  """[F] row of `logits` holding each feature's (the last of equal ids)."""
+  problem = _logits_problem(logits._asdict(), allow_repeated_ids=True)
+  if problem:
+    raise InputError(problem)
+  row_of_unique_id = {u: row for row, u in
+                      enumerate(logits.unique_ids.tolist())}
+  rows = []
+  for feature in features:
+    row = row_of_unique_id.get(feature.unique_id)
+    if row is None:
       raise InputError(
-          f"{name} of feature unique_id {features[bad_rows[0]].unique_id} "
-          "are not finite (NaN or inf)")
-  return start_logits, end_logits
+          f"no logits for feature unique_id {feature.unique_id} "
+          f"(example_index {feature.example_index})")
+    rows.append(row)
+  return np.array(rows, dtype=np.int64)
 
 
 def _top_indexes(logits: np.ndarray, n_best_size: int) -> np.ndarray:
@@ -304,19 +322,19 @@ def _top_indexes(logits: np.ndarray, n_best_size: int) -> np.ndarray:
   partition finds the k-th largest value, then only the k chosen positions
   are sorted (a stable argsort of all positions costs several times more).
   """
-  if n_best_size >= logits.shape[1]:
+  num_positions = logits.shape[1]
+  if n_best_size >= num_positions:
     return np.argsort(-logits, axis=1, kind="stable")
-  negated = -logits
-  kth = np.partition(negated, n_best_size - 1, axis=1)[:, n_best_size - 1:
-                                                         n_best_size]
-  chosen = negated <= kth
+  kth = num_positions - n_best_size
+  kth_largest = np.partition(logits, kth, axis=1)[:, kth:kth + 1]
+  chosen = logits >= kth_largest
   # Where values tie with the k-th largest, the lowest positions fill up.
   for row in np.flatnonzero(chosen.sum(axis=1) > n_best_size):
-    tied = negated[row] == kth[row]
-    places_left = n_best_size - (negated[row] < kth[row]).sum()
+    tied = logits[row] == kth_largest[row]
+    places_left = n_best_size - (logits[row] > kth_largest[row]).sum()
     chosen[row] &= ~tied | (np.cumsum(tied) <= places_left)
   positions = np.nonzero(chosen)[1].reshape(-1, n_best_size)  # ascending
-  order = np.argsort(np.take_along_axis(negated, positions, axis=1), axis=1,
+  order = np.argsort(-np.take_along_axis(logits, positions, axis=1), axis=1,
                      kind="stable")
   return np.take_along_axis(positions, order, axis=1)
 
@@ -364,34 +382,34 @@ class _Candidates:
     return _Candidates(*(a[order] for a in self.arrays()))
 
 
-def _find_spans(features: Sequence[Any], start_logits: np.ndarray,
-                end_logits: np.ndarray, n_best_size: int,
-                max_answer_length: int) -> _Candidates:
+def _find_spans(features: Sequence[Any], logits: Logits, rows: np.ndarray,
+                n_best_size: int, max_answer_length: int) -> _Candidates:
   """The (start, end) pairs among each feature's top-n that the original keeps.
 
   Args:
     features: F features.
-    start_logits, end_logits: [F, seq].
+    logits: the logits table.
+    rows: [F] the table row of each feature.
 
   Returns:
-    the spans in the original's loop order: by feature row, then rank of
-    start, then rank of end.
+    the spans in the original's loop order: by feature, then rank of start,
+    then rank of end.
   """
-  best_starts = _top_indexes(start_logits, n_best_size)  # [F, k]
-  best_ends = _top_indexes(end_logits, n_best_size)      # [F, k]
+  best_starts = _top_indexes(logits.start_logits, n_best_size)[rows]  # [F, k]
+  best_ends = _top_indexes(logits.end_logits, n_best_size)[rows]      # [F, k]
   start_ok, end_ok = _valid_starts_and_ends(features, best_starts, best_ends)
   starts = best_starts[:, :, None]
   ends = best_ends[:, None, :]
   keep = (start_ok[:, :, None] & end_ok[:, None, :] & (ends >= starts) &
           (ends - starts + 1 <= max_answer_length))  # [F, k, k]
-  row, start_rank, end_rank = np.nonzero(keep)
-  start = best_starts[row, start_rank]
-  end = best_ends[row, end_rank]
+  feature, start_rank, end_rank = np.nonzero(keep)
+  start = best_starts[feature, start_rank]
+  end = best_ends[feature, end_rank]
   example = np.array([f.example_index for f in features], dtype=np.int64)
   return _Candidates(
-      example=example[row], row=row, start=start, end=end,
-      start_logit=start_logits[row, start].astype(np.float64),
-      end_logit=end_logits[row, end].astype(np.float64))
+      example=example[feature], row=feature, start=start, end=end,
+      start_logit=logits.start_logits[rows[feature], start].astype(np.float64),
+      end_logit=logits.end_logits[rows[feature], end].astype(np.float64))
 
 
 def _null_answers(start_logits: np.ndarray, end_logits: np.ndarray,
@@ -399,8 +417,9 @@ def _null_answers(start_logits: np.ndarray, end_logits: np.ndarray,
   """Each example's minimum null score over its windows.
 
   Args:
-    start_logits, end_logits: [F, seq], rows grouped by example.
-    feature_rows: [E + 1]; example e has rows [feature_rows[e],
+    start_logits, end_logits: [F] position-0 logits of the features, grouped
+      by example.
+    feature_rows: [E + 1]; example e has features [feature_rows[e],
       feature_rows[e + 1]).
 
   Returns:
@@ -408,8 +427,8 @@ def _null_answers(start_logits: np.ndarray, end_logits: np.ndarray,
     + end[0] of the first window with the lowest sum, or the original's
     initial values (ints) where no window scores below them.
   """
-  start_0 = start_logits[:, 0].astype(np.float64)
-  end_0 = end_logits[:, 0].astype(np.float64)
+  start_0 = start_logits.astype(np.float64)
+  end_0 = end_logits.astype(np.float64)
   scores = (start_0 + end_0).tolist()
   start_0, end_0 = start_0.tolist(), end_0.tolist()
   nulls = []
@@ -538,7 +557,8 @@ def _null_decision(nbest: list[tuple[str, Any, Any]], score_null: Any,
 
 
 def compute_predictions(examples: Sequence[Any], features: Sequence[Any],
-                        results: Iterable[RawResult], n_best_size: int,
+                        results: Iterable[RawResult] | Logits,
+                        n_best_size: int,
                         max_answer_length: int, do_lower_case: bool,
                         version_2_with_negative: bool,
                         null_score_diff_threshold: float = 0.0,
@@ -552,8 +572,9 @@ def compute_predictions(examples: Sequence[Any], features: Sequence[Any],
     examples: `SquadExample`s (anything with `qas_id`, `doc_tokens`).
     features: `InputFeatures` of those examples (`unique_id`,
       `example_index`, `tokens`, `token_to_orig_map`, `token_is_max_context`).
-    results: a `RawResult` for every feature; extra ones are ignored, and of
-      several with one unique_id the last counts (as the original).
+    results: a `RawResult` for every feature, or a `Logits` table (faster:
+      no per-feature rows to stack); extra ones are ignored, and of several
+      with one unique_id the last counts (as the original).
     n_best_size: how many start and end positions per window to combine, and
       the length of the n-best list.
     max_answer_length: longest answer in WordPieces.
@@ -586,14 +607,18 @@ def compute_predictions(examples: Sequence[Any], features: Sequence[Any],
   # Each example's features together, in their relative order (the
   # original's example_index -> [features] lists).
   features = sorted(features, key=lambda f: f.example_index)
-  start_logits, end_logits = _stack_logits(features, results)
-  spans = _find_spans(features, start_logits, end_logits, n_best_size,
-                      max_answer_length)
+  if isinstance(results, Logits):
+    logits = Logits(*(np.asarray(a) for a in results))
+  else:
+    logits = _logits_table(results)
+  rows = _feature_rows(features, logits)
+  spans = _find_spans(features, logits, rows, n_best_size, max_answer_length)
   nulls = None
   if version_2_with_negative:
     feature_rows = np.searchsorted([f.example_index for f in features],
                                    np.arange(len(examples) + 1)).tolist()
-    nulls = _null_answers(start_logits, end_logits, feature_rows)
+    nulls = _null_answers(logits.start_logits[rows, 0],
+                          logits.end_logits[rows, 0], feature_rows)
   ranked = _RankedCandidates(_rank(spans, nulls), len(examples))
   aligner = _SpanAligner(do_lower_case, verbose_logging)
 
@@ -625,60 +650,51 @@ def _json_text(obj: Any) -> str:
 
 
 _NBEST_KEYS = ("text", "probability", "start_logit", "end_logit")
+# One n-best record as json.dumps(indent=4) lays it out at depth 2; %r writes
+# a Python float or int exactly as json does.
 _NBEST_RECORD = ("        {\n"
                  "            \"text\": %s,\n"
-                 "            \"probability\": %s,\n"
-                 "            \"start_logit\": %s,\n"
-                 "            \"end_logit\": %s\n"
+                 "            \"probability\": %r,\n"
+                 "            \"start_logit\": %r,\n"
+                 "            \"end_logit\": %r\n"
                  "        }")
 
 
-class _NotAnNbestRecord(Exception):
-  pass
-
-
-def _json_number(x: Any) -> str:
-  """A finite Python float or int as json.dumps writes it."""
-  if type(x) is float and math.isfinite(x):  # pylint: disable=unidiomatic-typecheck
-    return float.__repr__(x)
-  if type(x) is int:  # pylint: disable=unidiomatic-typecheck
-    return int.__repr__(x)
-  raise _NotAnNbestRecord
-
-
-def _nbest_record_text(record: dict[str, Any]) -> str:
-  if type(record) is not dict or tuple(record) != _NBEST_KEYS:  # pylint: disable=unidiomatic-typecheck
-    raise _NotAnNbestRecord
-  text = record["text"]
-  if type(text) is not str:  # pylint: disable=unidiomatic-typecheck
-    raise _NotAnNbestRecord
-  return _NBEST_RECORD % (
-      json.encoder.encode_basestring_ascii(text),
-      _json_number(record["probability"]), _json_number(record["start_logit"]),
-      _json_number(record["end_logit"]))
+def _is_plain_nbest(nbest: dict[Any, Any]) -> bool:
+  """Whether `nbest` is {str: non-empty [records]} with records of exactly
+  `_NBEST_KEYS`, a str text and finite Python floats or ints."""
+  if not all(type(k) is str and type(v) is list and v  # pylint: disable=unidiomatic-typecheck
+             for k, v in nbest.items()):
+    return False
+  records = [r for v in nbest.values() for r in v]
+  if not all(type(r) is dict and tuple(r) == _NBEST_KEYS for r in records):  # pylint: disable=unidiomatic-typecheck
+    return False
+  numbers = [x for r in records
+             for x in (r["probability"], r["start_logit"], r["end_logit"])]
+  return (set(map(type, numbers)) <= {float, int} and
+          all(map(math.isfinite, numbers)) and
+          all(type(r["text"]) is str for r in records))  # pylint: disable=unidiomatic-typecheck
 
 
 def _nbest_json_text(nbest: dict[str, list[dict[str, Any]]]) -> str:
-  """`_json_text(nbest)`, 3-4x faster.
+  """`_json_text(nbest)`, about twice as fast.
 
-  json.dumps with `indent` runs json's pure-Python encoder, which took as long
-  as computing the predictions. n-best files have one fixed shape, so their
-  records are formatted from a template instead (strings escaped by json's own
-  C escaper, numbers by repr as json does); anything of another shape goes to
-  json.dumps. The tests compare both on tricky values.
+  json.dumps with `indent` runs json's pure-Python encoder, which took about
+  as long as computing the predictions. The n-best file has one fixed shape,
+  so its records are formatted from a template instead (strings escaped by
+  json's own C escaper); anything of another shape goes to json.dumps. The
+  tests compare both on tricky values.
   """
-  if not nbest:
+  if not nbest or not _is_plain_nbest(nbest):
     return _json_text(nbest)
-  try:
-    blocks = []
-    for qas_id, records in nbest.items():
-      if type(qas_id) is not str or type(records) is not list or not records:  # pylint: disable=unidiomatic-typecheck
-        raise _NotAnNbestRecord
-      blocks.append(
-          f"    {json.encoder.encode_basestring_ascii(qas_id)}: [\n" +
-          ",\n".join([_nbest_record_text(r) for r in records]) + "\n    ]")
-  except _NotAnNbestRecord:
-    return _json_text(nbest)
+  escape = json.encoder.encode_basestring_ascii
+  blocks = [
+      f"    {escape(qas_id)}: [\n" + ",\n".join([
+          _NBEST_RECORD % (escape(r["text"]), r["probability"],
+                           r["start_logit"], r["end_logit"])
+          for r in records]) + "\n    ]"
+      for qas_id, records in nbest.items()
+  ]
   return "{\n" + ",\n".join(blocks) + "\n}\n"
 
 
@@ -733,9 +749,9 @@ def save_logits(path: str, unique_ids: np.ndarray, start_logits: np.ndarray,
       f.write(buffer.getvalue())
 
 
-def load_logits(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Reads a `save_logits` file -> (unique_ids [n] int64, start [n, seq],
-  end [n, seq]).
+def load_logits(path: str) -> Logits:
+  """Reads a `save_logits` file: unique_ids [n] int64, start and end logits
+  [n, seq] as saved.
 
   Raises:
     InputError: a missing or unreadable file, or arrays with the wrong names,
@@ -757,12 +773,13 @@ def load_logits(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   problem = _logits_problem(arrays)
   if problem:
     raise InputError(f"{path}: {problem}")
-  return (arrays["unique_ids"].astype(np.int64), arrays["start_logits"],
-          arrays["end_logits"])
+  return Logits(arrays["unique_ids"].astype(np.int64), arrays["start_logits"],
+                arrays["end_logits"])
 
 
-def _logits_problem(arrays: dict[str, np.ndarray]) -> str | None:
-  """What is wrong with a logits file's arrays, or None."""
+def _logits_problem(arrays: dict[str, Any],
+                    allow_repeated_ids: bool = False) -> str | None:
+  """What is wrong with a logits table's arrays, or None."""
   missing = [k for k in _LOGITS_KEYS if k not in arrays]
   if missing:
     return (f"missing array(s) {', '.join(missing)} (expected "
@@ -781,9 +798,10 @@ def _logits_problem(arrays: dict[str, np.ndarray]) -> str | None:
   if arrays["start_logits"].shape != arrays["end_logits"].shape:
     return (f"start_logits {list(arrays['start_logits'].shape)} and "
             f"end_logits {list(arrays['end_logits'].shape)} differ in shape")
-  values, counts = np.unique(unique_ids, return_counts=True)
-  if (counts > 1).any():
-    return f"unique_id {values[counts > 1][0]} appears more than once"
+  if not allow_repeated_ids:
+    values, counts = np.unique(unique_ids, return_counts=True)
+    if (counts > 1).any():
+      return f"unique_id {values[counts > 1][0]} appears more than once"
   for name in ("start_logits", "end_logits"):
     bad_rows = np.flatnonzero(~np.isfinite(arrays[name]).all(axis=1))
     if bad_rows.size:
@@ -847,20 +865,19 @@ def rewrite_predictions(predict_file: str, feature_metadata_file: str,
   Returns:
     the files written.
   """
-  unique_ids, start_logits, end_logits = load_logits(logits_file)
+  logits = load_logits(logits_file)
   examples = squad.read_squad_examples(
       predict_file, is_training=False,
       version_2_with_negative=version_2_with_negative)
   features = features_lib.read_feature_metadata(feature_metadata_file)
-  _check_inputs_match(examples, features, unique_ids, start_logits.shape[1],
+  _check_inputs_match(examples, features, logits.unique_ids,
+                      logits.start_logits.shape[1],
                       {"examples": predict_file,
                        "features": feature_metadata_file,
                        "logits": logits_file})
   predictions, nbest, null_odds = compute_predictions(
-      examples, features,
-      results_from_logits(unique_ids, start_logits, end_logits),
-      n_best_size=n_best_size, max_answer_length=max_answer_length,
-      do_lower_case=do_lower_case,
+      examples, features, logits, n_best_size=n_best_size,
+      max_answer_length=max_answer_length, do_lower_case=do_lower_case,
       version_2_with_negative=version_2_with_negative,
       null_score_diff_threshold=null_score_diff_threshold,
       verbose_logging=verbose_logging)
