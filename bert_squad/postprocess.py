@@ -24,6 +24,7 @@ import io
 import itertools
 import json
 import math
+import operator
 import os
 import re
 import zipfile
@@ -183,21 +184,35 @@ class _Document:
   Basic tokenization works word by word (every step either maps single
   characters or acts inside one whitespace-separated word), so the
   tokenization of `" ".join(words[a:b + 1])` is the concatenation of each
-  word's, which are computed once per document. Words are non-empty and hold
+  word's. Both the words and their tokenizations are joined once per
+  document; a span's texts are slices of those. Words are non-empty and hold
   no " " (the reader splits on it), which the shortcuts below rely on.
   """
 
-  def __init__(self, words: Sequence[str], tokenized_words: list[str],
+  def __init__(self, words: Sequence[str], tokenized_words: Sequence[str],
                verbose_logging: bool):
-    self._words = words
-    self._tokenized_words = tokenized_words
-    self._word_ends = list(itertools.accumulate(map(len, words)))
     self._verbose_logging = verbose_logging
+    self._text = " ".join(words)
+    self._word_ends = list(itertools.accumulate(map(len, words)))
+    # Word w is text[begin:end], after w spaces.
+    self._word_ends_in_text = list(map(operator.add, self._word_ends,
+                                       itertools.count()))
+    self._word_begins = list(map(operator.sub, self._word_ends_in_text,
+                                 map(len, words)))
+    # The tokenized words, empty ones dropped, joined as get_final_text does;
+    # a span's tokenized text runs from the first non-empty word at or after
+    # its first word to the last non-empty one at or before its last word.
+    self._tok_text = " ".join(filter(None, tokenized_words))
+    next_begins = list(itertools.accumulate(
+        [len(t) + 1 if t else 0 for t in tokenized_words]))
+    self._tok_begins = [0] + next_begins[:-1]
+    self._tok_ends = [begin - 1 if begin else 0 for begin in next_begins]
 
   def final_text(self, pred_text: str, first: int, last: int) -> str:
     """`get_final_text(pred_text, " ".join(words[first:last + 1]), ...)`."""
-    orig_text = " ".join(self._words[first:last + 1])
-    tok_text = " ".join(filter(None, self._tokenized_words[first:last + 1]))
+    orig_text = self._text[self._word_begins[first]:
+                           self._word_ends_in_text[last]]
+    tok_text = self._tok_text[self._tok_begins[first]:self._tok_ends[last]]
     if pred_text == tok_text:
       # The alignment maps the first and last non-space characters onto those
       # of orig_text (or fails and falls back to it): the result is orig_text.
@@ -223,39 +238,57 @@ class _SpanAligner:
     self._do_lower_case = do_lower_case
     self._verbose_logging = verbose_logging
     self._word_to_tokenized: dict[str, str] = {}
-    # Keyed by id(doc_tokens): the questions of one paragraph usually share
-    # the list, and the examples keep it alive while this aligner is in use.
-    self._documents: dict[int, _Document] = {}
+    # Keyed by the words: the questions of one paragraph share a document.
+    self._documents: dict[tuple[str, ...], _Document] = {}
+    # The same by id(words), a shortcut where examples share their list; the
+    # examples keep the lists alive while this aligner is in use.
+    self._documents_by_id: dict[int, _Document] = {}
 
   def _tokenized_word(self, word: str) -> str:
     """The word's basic tokens joined by spaces ("" if none)."""
     tokenized = self._word_to_tokenized.get(word)
     if tokenized is None:
+      # Shortcuts for the common cases (BasicTokenizer loops over characters
+      # in Python): printable ASCII is never cleaned or accent-stripped, so
+      # BasicTokenizer only lower-cases it and splits off every punctuation
+      # mark -- in this range, every character but letters and digits.
       if word.isascii() and word.isprintable() and " " not in word:
-        # Shortcut for the common case (BasicTokenizer loops over characters
-        # in Python): printable ASCII is never cleaned or accent-stripped, so
-        # BasicTokenizer only lower-cases it and splits off every punctuation
-        # mark -- in this range, every character but letters and digits.
-        tokenized = " ".join(_ASCII_WORD_PIECES.findall(
-            word.lower() if self._do_lower_case else word))
+        cased = word.lower() if self._do_lower_case else word
+        tokenized = (cased if cased.isalnum() else
+                     " ".join(_ASCII_WORD_PIECES.findall(cased)))
       else:
         tokenized = " ".join(self._tokenizer.tokenize(word))
       self._word_to_tokenized[word] = tokenized
     return tokenized
 
   def document(self, words: Sequence[str]) -> _Document:
-    document = self._documents.get(id(words))
+    document = self._documents_by_id.get(id(words))
     if document is None:
-      document = _Document(words, [self._tokenized_word(w) for w in words],
-                           self._verbose_logging)
-      self._documents[id(words)] = document
+      key = tuple(words)
+      document = self._documents.get(key)
+      if document is None:
+        tokenized = list(map(self._word_to_tokenized.get, words))
+        if None in tokenized:
+          tokenized = [self._tokenized_word(w) if t is None else t
+                       for w, t in zip(words, tokenized)]
+        document = _Document(words, tokenized, self._verbose_logging)
+        self._documents[key] = document
+      self._documents_by_id[id(words)] = document
     return document
 
 
 def _detokenize(wordpieces: Sequence[str]) -> str:
-  """Joins WordPieces into text as the original: drops "##", one space apart."""
+  """Joins WordPieces into text as the original: drops "##", one space apart.
+
+  (The original also strips the text first, which split() does anyway.)
+  """
   text = " ".join(wordpieces).replace(" ##", "").replace("##", "")
-  return " ".join(text.strip().split())
+  # Shortcut: " " is the only whitespace that is printable, so a printable
+  # text without doubled, leading or trailing spaces is already normalised.
+  if (text.isprintable() and "  " not in text and text[:1] != " " and
+      text[-1:] != " "):
+    return text
+  return " ".join(text.split())
 
 
 # ----------------------------------------------------------------------------
@@ -358,9 +391,11 @@ def _valid_starts_and_ends(features: Sequence[Any], best_starts: np.ndarray,
     num_tokens = len(feature.tokens)
     to_orig = feature.token_to_orig_map
     is_max_context = feature.token_is_max_context
-    start_ok += [p < num_tokens and p in to_orig and
-                 bool(is_max_context.get(p, False)) for p in starts]
-    end_ok += [p < num_tokens and p in to_orig for p in ends]
+    # Truth values, converted below; the test that fails most often (on
+    # padding and question positions) comes first.
+    start_ok += [is_max_context.get(p) and p in to_orig and p < num_tokens
+                 for p in starts]
+    end_ok += [p in to_orig and p < num_tokens for p in ends]
   return (np.array(start_ok, dtype=bool).reshape(best_starts.shape),
           np.array(end_ok, dtype=bool).reshape(best_ends.shape))
 
@@ -465,7 +500,7 @@ def _softmax(scores: Sequence[float]) -> list[float]:
   max_score = max(scores)
   exp_scores = [math.exp(s - max_score) for s in scores]
   total = 0.0
-  for x in exp_scores:
+  for x in exp_scores:  # not sum(): Python 3.12's compensates rounding
     total += x
   return [x / total for x in exp_scores]
 
@@ -650,30 +685,6 @@ def _json_text(obj: Any) -> str:
 
 
 _NBEST_KEYS = ("text", "probability", "start_logit", "end_logit")
-# One n-best record as json.dumps(indent=4) lays it out at depth 2; %r writes
-# a Python float or int exactly as json does.
-_NBEST_RECORD = ("        {\n"
-                 "            \"text\": %s,\n"
-                 "            \"probability\": %r,\n"
-                 "            \"start_logit\": %r,\n"
-                 "            \"end_logit\": %r\n"
-                 "        }")
-
-
-def _is_plain_nbest(nbest: dict[Any, Any]) -> bool:
-  """Whether `nbest` is {str: non-empty [records]} with records of exactly
-  `_NBEST_KEYS`, a str text and finite Python floats or ints."""
-  if not all(type(k) is str and type(v) is list and v  # pylint: disable=unidiomatic-typecheck
-             for k, v in nbest.items()):
-    return False
-  records = [r for v in nbest.values() for r in v]
-  if not all(type(r) is dict and tuple(r) == _NBEST_KEYS for r in records):  # pylint: disable=unidiomatic-typecheck
-    return False
-  numbers = [x for r in records
-             for x in (r["probability"], r["start_logit"], r["end_logit"])]
-  return (set(map(type, numbers)) <= {float, int} and
-          all(map(math.isfinite, numbers)) and
-          all(type(r["text"]) is str for r in records))  # pylint: disable=unidiomatic-typecheck
 
 
 def _nbest_json_text(nbest: dict[str, list[dict[str, Any]]]) -> str:
@@ -682,20 +693,43 @@ def _nbest_json_text(nbest: dict[str, list[dict[str, Any]]]) -> str:
   json.dumps with `indent` runs json's pure-Python encoder, which took about
   as long as computing the predictions. The n-best file has one fixed shape,
   so its records are formatted from a template instead (strings escaped by
-  json's own C escaper); anything of another shape goes to json.dumps. The
-  tests compare both on tricky values.
+  json's own C escaper, numbers by %r as json does); anything of another
+  shape goes to json.dumps. The tests compare both on tricky values.
   """
-  if not nbest or not _is_plain_nbest(nbest):
+  if not nbest or not all(type(k) is str and type(v) is list and v  # pylint: disable=unidiomatic-typecheck
+                          for k, v in nbest.items()):
+    return _json_text(nbest)
+  records = list(itertools.chain.from_iterable(nbest.values()))
+  if (set(map(type, records)) != {dict} or
+      set(map(tuple, records)) != {_NBEST_KEYS}):
+    return _json_text(nbest)
+  texts, probabilities, start_logits, end_logits = (
+      list(map(operator.itemgetter(key), records)) for key in _NBEST_KEYS)
+  numbers = probabilities + start_logits + end_logits
+  if (set(map(type, texts)) != {str} or
+      not set(map(type, numbers)) <= {float, int} or
+      not all(map(math.isfinite, numbers))):
     return _json_text(nbest)
   escape = json.encoder.encode_basestring_ascii
-  blocks = [
-      f"    {escape(qas_id)}: [\n" + ",\n".join([
-          _NBEST_RECORD % (escape(r["text"]), r["probability"],
-                           r["start_logit"], r["end_logit"])
-          for r in records]) + "\n    ]"
-      for qas_id, records in nbest.items()
+  # One record as json.dumps(indent=4) lays it out at depth 2; !r writes a
+  # Python float or int exactly as json does.
+  formatted = [
+      f'        {{\n            "text": {text},\n'
+      f'            "probability": {probability!r},\n'
+      f'            "start_logit": {start_logit!r},\n'
+      f'            "end_logit": {end_logit!r}\n        }}'
+      for text, probability, start_logit, end_logit in zip(
+          map(escape, texts), probabilities, start_logits, end_logits)
   ]
-  return "{\n" + ",\n".join(blocks) + "\n}\n"
+  # Records and questions are both separated by ",\n": each question's
+  # opening goes before its first record and its closing after its last, so
+  # that one join builds the file.
+  end = 0
+  for qas_id, records in nbest.items():
+    begin, end = end, end + len(records)
+    formatted[begin] = f"    {escape(qas_id)}: [\n" + formatted[begin]
+    formatted[end - 1] += "\n    ]"
+  return "{\n" + ",\n".join(formatted) + "\n}\n"
 
 
 def _write_text(path: str, text: str) -> None:

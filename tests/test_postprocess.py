@@ -310,10 +310,10 @@ def test_get_final_text(pred_text, orig_text, do_lower_case, expected):
 
 
 TRICKY_WORDS = [
-    "Steve", "Smith's", "Café", "e\u0301clair", "foo\u200bbar", "(Müller)",
+    "\u200b", "Steve", "Smith's", "Café", "e\u0301clair", "foo\u200bbar", "(Müller)",
     "naïve", "U.S.", "100,000", "北京大学", "Straße", "ﬁne", "x\u00a0y",
     "İstanbul", "ΟΔΟΣ", "\u00adsoft", "tab\x0bbed", "a--b", "[UNK]", "#1",
-    "$5.00)", "Ａｂｃ", "\u2028z", "ok",
+    "$5.00)", "\ufffd", "\u0301", "Ａｂｃ", "\u2028z", "ok", "\x00",
 ]
 
 
