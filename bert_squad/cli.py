@@ -2,6 +2,7 @@
 
 Only entry points use this module; library code never reads flags.
 """
+import logging
 import signal
 import sys
 from typing import Callable, Sequence
@@ -22,6 +23,8 @@ def run(main: Callable[[Sequence[str]], None]) -> None:
   """`absl.app.run(main)`, turning `InputError` into one line and exit code 2."""
 
   def guarded_main(argv: Sequence[str]) -> None:
+    # TensorFlow's own INFO lines (checkpoint sharding, ...) would drown the progress logs.
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
     try:
       main(argv)
     except InputError as e:

@@ -900,7 +900,7 @@ def rewrite_predictions(predict_file: str, feature_metadata_file: str,
     the files written.
   """
   logits = load_logits(logits_file)
-  examples = squad.read_squad_examples(
+  examples, _ = squad.read_squad_examples(
       predict_file, is_training=False,
       version_2_with_negative=version_2_with_negative)
   features = features_lib.read_feature_metadata(feature_metadata_file)

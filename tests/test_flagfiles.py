@@ -17,7 +17,9 @@ FLAGS_DIR = REPO_ROOT / "flags"
 # The flags run_squad.py must accept, with their kind and default: Google's
 # original run_squad.py flags (same names and defaults), then this project's
 # additions (defaults left as None here: only names and types are checked).
-# TODO(lead): replace by importing run_squad's flag definitions once it exists.
+# run_squad.py's flags: Google's original ones with their original defaults, then the new
+# ones (default None here: only their name and type are pinned). The test
+# `test_run_squad_defines_exactly_these_flags` keeps this table and run_squad.py in step.
 ENUMS = {
     "distribution_strategy": ["auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu"],
     "dtype": ["float32", "float16", "bfloat16"],
@@ -189,3 +191,16 @@ def test_absl_rejects_values_of_the_wrong_type(tmp_path):
     path.write_text(f"{bad}\n", encoding="utf-8")
     with pytest.raises(flags.Error):
       run_squad_flag_values()([__file__, f"--flagfile={path}"])
+
+
+def test_run_squad_defines_exactly_these_flags_with_the_original_defaults():
+  import run_squad  # pylint: disable=import-outside-toplevel  # defines its flags on import
+
+  defined = {flag.name: flag for flag in flags.FLAGS.get_key_flags_for_module(run_squad)}
+  assert set(defined) == set(RUN_SQUAD_FLAGS)
+  for name, (kind, original_default) in RUN_SQUAD_FLAGS.items():
+    assert defined[name].flag_type() == {"integer": "int", "enum": "string enum"}.get(kind, kind), name
+    if original_default is not None:
+      assert defined[name].default == original_default, name
+  for name, choices in ENUMS.items():
+    assert defined[name].parser.enum_values == choices, name

