@@ -14,6 +14,7 @@ default, so an existing command line works unchanged, e.g.
 Ready recipes: `--flagfile=flags/<recipe>.cfg` (see flags/ and the README).
 """
 import dataclasses
+import json
 import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"  # before TensorFlow: tf-models-official builds Keras 2 objects
@@ -108,7 +109,9 @@ def main(argv):
     cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   config = pipeline.RunConfig(**{field.name: FLAGS[field.name].value
                                  for field in dataclasses.fields(pipeline.RunConfig)})
-  pipeline.run(config)
+  scores = pipeline.run(config)
+  if scores:
+    print(json.dumps(scores, indent=2))
 
 
 if __name__ == "__main__":

