@@ -316,11 +316,14 @@ def build_context_files() -> list[pathlib.Path]:
   """The files `docker build .` would send: the checkout less .dockerignore."""
   patterns = dockerignore_patterns()
   files = []
-  for path in sorted(REPO_ROOT.rglob("*")):
-    relative = path.relative_to(REPO_ROOT).as_posix()
-    if path.is_file() and not is_ignored(relative, patterns):
-      files.append(path)
-  return files
+  for folder, subfolders, names in os.walk(REPO_ROOT):
+    base = pathlib.Path(folder)
+    # An ignored folder is left out whole (this .dockerignore re-includes nothing inside one).
+    subfolders[:] = [d for d in subfolders
+                     if not is_ignored((base / d).relative_to(REPO_ROOT).as_posix(), patterns)]
+    files += [base / name for name in names
+              if not is_ignored((base / name).relative_to(REPO_ROOT).as_posix(), patterns)]
+  return sorted(files)
 
 
 # =================================================================== tests
@@ -509,6 +512,14 @@ def test_dockerignore_keeps_what_the_build_needs():
     assert not is_ignored(needed, patterns), f".dockerignore leaves out {needed}"
   for unneeded in (".git/HEAD", "tests/test_docker.py", "bert_squad/__pycache__/x.pyc", ".venv/bin/python"):
     assert is_ignored(unneeded, patterns), f".dockerignore should leave out {unneeded}"
+
+
+def test_build_context():
+  files = {path.relative_to(REPO_ROOT).as_posix() for path in build_context_files()}
+  assert {"setup.py", "README.md", "docker/install.sh", "bert_squad/__init__.py"} <= files
+  assert not any(name.startswith(("tests/", ".git/")) for name in files)
+  assert not any(pattern.startswith("!") for pattern in dockerignore_patterns()), (
+      "build_context_files prunes ignored folders whole: teach it re-included files first")
 
 
 def test_dockerignore_matcher():
