@@ -6,7 +6,8 @@ files go:
 
   output_dir/
     features/              cached TFRecords + metadata (or --cache_dir)
-    checkpoints/           resumable TF2 training state (model, optimizer, step)
+    ckpt-N.*, checkpoint   resumable TF2 training state (model, optimizer, step)
+    tensorboard/           TensorBoard event files
     train_history.json     loss/lr/accuracy per log step; training_curves.png
     export/                the fine-tuned model in Google's format (bert_model.ckpt, bert_config.json, vocab.txt)
     predict_logits.npz     raw logits per feature (re-postprocess with `python -m bert_squad.postprocess`)
@@ -112,6 +113,12 @@ def run(config: RunConfig) -> dict:
       "tpu" if config.use_tpu and config.distribution_strategy == "auto" else config.distribution_strategy,
       num_gpus=config.num_gpus, tpu_address=config.tpu_name or config.master,
       tpu_zone=config.tpu_zone, gcp_project=config.gcp_project)
+  if (config.tpu_name or config.master or "local") != "local":
+    # A TPU Node (or a multi-host slice) cannot see this machine's disk; a TPU VM (--tpu_name=local) can.
+    distribution.check_cloud_paths(strategy, {
+        "--output_dir": config.output_dir, "--train_file": config.train_file,
+        "--predict_file": config.predict_file, "--init_checkpoint": init_checkpoint,
+        "--cache_dir": config.cache_dir})
   training.set_precision(config.dtype)
 
   model = None
