@@ -115,8 +115,9 @@ def numpy_span_logits(t: dict[str, np.ndarray], config: modeling.BertConfig,
   ids, mask, segments = map(np.asarray, (input_ids, input_mask, segment_ids))
   seq = ids.shape[1]
   heads, size = config.num_attention_heads, config.hidden_size // config.num_attention_heads
+  t = {name: value.astype(np.float64) for name, value in t.items()}  # float32 sums lose 1e-7
   x = (t["bert/embeddings/word_embeddings"][ids] + t["bert/embeddings/position_embeddings"][:seq] +
-       t["bert/embeddings/token_type_embeddings"][segments]).astype(np.float64)
+       t["bert/embeddings/token_type_embeddings"][segments])
   x = _layer_norm(x, t["bert/embeddings/LayerNorm/gamma"], t["bert/embeddings/LayerNorm/beta"])
   adder = (1.0 - mask[:, None, None, :]) * -10000.0
   for n in range(config.num_hidden_layers):
