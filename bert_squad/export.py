@@ -96,16 +96,14 @@ def _basic_tokenizer_piece(char: str, do_lower_case: bool) -> tuple[int, ...]:
   Spaces mark where it splits; `_SELF` is the character unchanged. The rules
   are the original's, in its order: drop NUL, U+FFFD and control characters;
   whitespace splits; CJK ideographs become their own word; then (lower-case
-  mode) `lower()`, NFD and removal of combining marks (Mn); punctuation in the
-  result becomes its own word.
+  mode) `lower()`, NFD and removal of combining marks (Mn); whitespace and
+  punctuation in the result split it.
   """
   code_point = ord(char)
   if code_point in (0, 0xFFFD) or tfm_tokenization._is_control(char):  # pylint: disable=protected-access
     return _DROP
   if tfm_tokenization._is_whitespace(char) or char.isspace():  # pylint: disable=protected-access
     return _SPLIT
-  if _ORIGINAL_RULES._is_chinese_char(code_point):  # pylint: disable=protected-access
-    return _ISOLATE
   normalized = (_ORIGINAL_RULES._run_strip_accents(char.lower())  # pylint: disable=protected-access
                 if do_lower_case else char)
   pieces = []
@@ -116,6 +114,10 @@ def _basic_tokenizer_piece(char: str, do_lower_case: bool) -> tuple[int, ...]:
       pieces += [_SPACE, ord(c), _SPACE]
     else:
       pieces.append(ord(c))
+  # CJK ideographs are isolated before normalization (which maps the
+  # compatibility ideographs to others).
+  if _ORIGINAL_RULES._is_chinese_char(code_point):  # pylint: disable=protected-access
+    pieces = [_SPACE, *pieces, _SPACE]
   piece = tuple(pieces)
   if piece == (code_point,):
     return _KEEP
@@ -171,6 +173,16 @@ def _utf8_length(code_points: tf.Tensor) -> tf.Tensor:
   """UTF-8 byte length of each code point (int32, same shape)."""
   return (1 + tf.cast(code_points >= 0x80, tf.int32) + tf.cast(code_points >= 0x800, tf.int32) +
           tf.cast(code_points >= 0x10000, tf.int32))
+
+
+def _char_byte_ends(byte_starts: tf.RaggedTensor, texts: tf.Tensor) -> tf.Tensor:
+  """Where each character ends: the next one's start, or the text's length (flat int32)."""
+  starts = byte_starts.flat_values
+  row = byte_starts.value_rowids()
+  is_last = (tf.range(tf.size(starts, out_type=tf.int64)) ==
+             tf.gather(byte_starts.row_limits() - 1, row))
+  next_start = tf.concat([starts[1:], tf.zeros([1], starts.dtype)], axis=0)[:tf.size(starts)]
+  return tf.where(is_last, tf.gather(tf.strings.length(texts), row), next_start)
 
 
 class WordpieceTokenizerWithOffsets(tf.Module):
@@ -238,6 +250,11 @@ class WordpieceTokenizerWithOffsets(tf.Module):
     nonempty = part_lengths > 0
     return tf.ragged.boolean_mask(parts, nonempty), tf.ragged.boolean_mask(part_starts, nonempty)
 
+  def basic_tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
+    """The original `BasicTokenizer`'s tokens: string [batch] -> ragged [batch, (words)]."""
+    text, _ = self._normalize(tf.strings.unicode_decode(texts, "UTF-8", errors="replace"))
+    return self._split_words(text)[0]
+
   def tokenize_with_offsets(self, texts: tf.Tensor) -> TokenizedText:
     """Wordpieces of `texts` (string [batch]), exactly as the original `FullTokenizer`.
 
@@ -265,10 +282,8 @@ class WordpieceTokenizerWithOffsets(tf.Module):
     first_char = tf.gather(source_char.flat_values, row_byte_starts + begin.flat_values)
     last_char = tf.gather(source_char.flat_values, row_byte_starts + end.flat_values - 1)
     row_char_starts = tf.gather(tf.cast(code_points.row_starts(), tf.int32), begin.value_rowids())
-    char_byte_ends = tf.concat([byte_starts[:, 1:],
-                                tf.expand_dims(tf.strings.length(texts), -1)], axis=1)
     begin_byte = tf.gather(byte_starts.flat_values, row_char_starts + first_char)
-    end_byte = tf.gather(char_byte_ends.flat_values, row_char_starts + last_char)
+    end_byte = tf.gather(_char_byte_ends(byte_starts, texts), row_char_starts + last_char)
     return TokenizedText(
         ids=ids,
         begin_char=begin.with_flat_values(first_char),
