@@ -15,6 +15,7 @@ import tensorflow as tf
 from official.nlp.data import squad_lib
 
 from bert_squad import export
+from bert_squad import tokenization
 
 # The SQuAD reader's whitespace (`bert_squad.squad`): the original joins the
 # words of an answer span with one space.
@@ -83,17 +84,26 @@ def covering_words(context: str, start_char: int, end_char: int) -> str:
   return " ".join(m.group() for m in words)
 
 
-def classify(answer: str, official: str, context: str, start_char: int, end_char: int) -> str:
+def classify(answer: str, official: str, context: str, start_char: int, end_char: int,
+             do_lower_case: bool = True) -> str:
   """How the in-graph answer relates to the official one.
 
   "same"; "whitespace" (the original joins words with one space, the offsets
   keep the context's own whitespace); "whole words" (get_final_text's
-  fallback to the whole whitespace words); else "different".
+  fallback to the whole whitespace words); "earlier match" (get_final_text
+  finds the predicted text at its first occurrence in those words, e.g. the
+  "g" of "Tage" for the "G" of "7-Tage-EPG"); else "different".
   """
   if answer == official:
     return "same"
   if _READER_WHITESPACE.sub(" ", answer) == official:
     return "whitespace"
-  if start_char >= 0 and covering_words(context, start_char, end_char) == official:
+  if start_char < 0:
+    return "different"
+  words = covering_words(context, start_char, end_char)
+  if words == official:
     return "whole words"
+  basic = tokenization.BasicTokenizer(do_lower_case=do_lower_case)
+  if official in words and basic.tokenize(official) == basic.tokenize(answer):
+    return "earlier match"
   return "different"
