@@ -100,24 +100,25 @@ def _basic_tokenizer_piece(char: str, do_lower_case: bool) -> tuple[int, ...]:
   punctuation in the result split it.
   """
   code_point = ord(char)
-  if code_point in (0, 0xFFFD) or tfm_tokenization._is_control(char):  # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  if code_point in (0, 0xFFFD) or tfm_tokenization._is_control(char):
     return _DROP
-  if tfm_tokenization._is_whitespace(char) or char.isspace():  # pylint: disable=protected-access
+  if tfm_tokenization._is_whitespace(char) or char.isspace():
     return _SPLIT
-  normalized = (_ORIGINAL_RULES._run_strip_accents(char.lower())  # pylint: disable=protected-access
-                if do_lower_case else char)
+  normalized = _ORIGINAL_RULES._run_strip_accents(char.lower()) if do_lower_case else char
   pieces = []
   for c in normalized:
     if c.isspace():
       pieces.append(_SPACE)
-    elif tfm_tokenization._is_punctuation(c):  # pylint: disable=protected-access
+    elif tfm_tokenization._is_punctuation(c):
       pieces += [_SPACE, ord(c), _SPACE]
     else:
       pieces.append(ord(c))
   # CJK ideographs are isolated before normalization (which maps the
   # compatibility ideographs to others).
-  if _ORIGINAL_RULES._is_chinese_char(code_point):  # pylint: disable=protected-access
+  if _ORIGINAL_RULES._is_chinese_char(code_point):
     pieces = [_SPACE, *pieces, _SPACE]
+  # pylint: enable=protected-access
   piece = tuple(pieces)
   if piece == (code_point,):
     return _KEEP
@@ -175,14 +176,20 @@ def _utf8_length(code_points: tf.Tensor) -> tf.Tensor:
           tf.cast(code_points >= 0x10000, tf.int32))
 
 
-def _char_byte_ends(byte_starts: tf.RaggedTensor, texts: tf.Tensor) -> tf.Tensor:
-  """Where each character ends: the next one's start, or the text's length (flat int32)."""
+def _char_byte_ends(byte_starts: tf.RaggedTensor, texts: tf.Tensor) -> tf.RaggedTensor:
+  """Where each character ends: the next one's start, or its text's length."""
   starts = byte_starts.flat_values
   row = byte_starts.value_rowids()
   is_last = (tf.range(tf.size(starts, out_type=tf.int64)) ==
              tf.gather(byte_starts.row_limits() - 1, row))
-  next_start = tf.concat([starts[1:], tf.zeros([1], starts.dtype)], axis=0)[:tf.size(starts)]
-  return tf.where(is_last, tf.gather(tf.strings.length(texts), row), next_start)
+  return byte_starts.with_flat_values(
+      tf.where(is_last, tf.gather(tf.strings.length(texts), row), tf.roll(starts, -1, axis=0)))
+
+
+def _gather_in_rows(values: tf.RaggedTensor, indices: tf.RaggedTensor) -> tf.RaggedTensor:
+  """`values[b][indices[b][i]]` for ragged [batch, (n)] values and [batch, (m)] int32 indices."""
+  row_starts = tf.gather(tf.cast(values.row_starts(), tf.int32), indices.value_rowids())
+  return indices.with_flat_values(tf.gather(values.flat_values, row_starts + indices.flat_values))
 
 
 class WordpieceTokenizerWithOffsets(tf.Module):
@@ -234,7 +241,8 @@ class WordpieceTokenizerWithOffsets(tf.Module):
     pieces = tf.gather(self._range_pieces, range_index)  # [chars, (piece)]
     piece_values = tf.where(pieces.flat_values == _SELF,
                             tf.repeat(flat, pieces.row_lengths()), pieces.flat_values)
-    normalized = code_points.with_flat_values(pieces.with_flat_values(piece_values)).merge_dims(1, 2)
+    normalized = code_points.with_flat_values(
+        pieces.with_flat_values(piece_values)).merge_dims(1, 2)  # [batch, (normalized chars)]
     char_index = tf.cast(tf.ragged.range(code_points.row_lengths()).flat_values, tf.int32)
     byte_lengths = _utf8_length(normalized.flat_values)
     source_char = tf.RaggedTensor.from_row_lengths(
@@ -255,15 +263,11 @@ class WordpieceTokenizerWithOffsets(tf.Module):
     text, _ = self._normalize(tf.strings.unicode_decode(texts, "UTF-8", errors="replace"))
     return self._split_words(text)[0]
 
-  def tokenize_with_offsets(self, texts: tf.Tensor) -> TokenizedText:
-    """Wordpieces of `texts` (string [batch]), exactly as the original `FullTokenizer`.
+  def _wordpieces(self, text: tf.Tensor) -> tuple[tf.RaggedTensor, ...]:
+    """WordPiece of normalized text: ids, begin and end byte in `text`, each [batch, (pieces)].
 
-    Invalid UTF-8 bytes count as U+FFFD (which the original drops).
+    A word over the original's 200-character limit is one [UNK] spanning it.
     """
-    code_points, byte_starts = tf.strings.unicode_decode_with_offsets(
-        texts, "UTF-8", errors="replace")
-    byte_starts = tf.cast(byte_starts, tf.int32)
-    text, source_char = self._normalize(code_points)
     words, word_starts = self._split_words(text)
     too_long = tf.strings.length(words, unit="UTF8_CHAR") > tokenization.MAX_INPUT_CHARS_PER_WORD
     ids, piece_begin, piece_end = self._wordpiece.tokenize_with_offsets(
@@ -272,24 +276,30 @@ class WordpieceTokenizerWithOffsets(tf.Module):
     ids = ids.merge_dims(1, 2)
     pieces_per_word = piece_begin.values.row_lengths()
     word_start = tf.repeat(word_starts.flat_values, pieces_per_word)
-    # An over-long word is one [UNK] spanning the whole word.
     end_in_word = tf.where(tf.repeat(too_long.flat_values, pieces_per_word),
                            tf.repeat(tf.strings.length(words.flat_values), pieces_per_word),
                            tf.cast(piece_end.flat_values, tf.int32))
-    begin = ids.with_flat_values(word_start + tf.cast(piece_begin.flat_values, tf.int32))
-    end = ids.with_flat_values(word_start + end_in_word)
-    row_byte_starts = tf.gather(tf.cast(source_char.row_starts(), tf.int32), begin.value_rowids())
-    first_char = tf.gather(source_char.flat_values, row_byte_starts + begin.flat_values)
-    last_char = tf.gather(source_char.flat_values, row_byte_starts + end.flat_values - 1)
-    row_char_starts = tf.gather(tf.cast(code_points.row_starts(), tf.int32), begin.value_rowids())
-    begin_byte = tf.gather(byte_starts.flat_values, row_char_starts + first_char)
-    end_byte = tf.gather(_char_byte_ends(byte_starts, texts), row_char_starts + last_char)
+    return (ids, ids.with_flat_values(word_start + tf.cast(piece_begin.flat_values, tf.int32)),
+            ids.with_flat_values(word_start + end_in_word))
+
+  def tokenize_with_offsets(self, texts: tf.Tensor) -> TokenizedText:
+    """Wordpieces of `texts` (string [batch]), exactly as the original `FullTokenizer`.
+
+    Each wordpiece's raw span runs from the raw character of its first
+    normalized byte to that of its last. Invalid UTF-8 bytes count as U+FFFD
+    (which the original drops).
+    """
+    code_points, byte_starts = tf.strings.unicode_decode_with_offsets(
+        texts, "UTF-8", errors="replace")
+    byte_starts = tf.cast(byte_starts, tf.int32)
+    text, source_char = self._normalize(code_points)
+    ids, begin, end = self._wordpieces(text)
+    first_char = _gather_in_rows(source_char, begin)
+    last_char = _gather_in_rows(source_char, end - 1)
     return TokenizedText(
-        ids=ids,
-        begin_char=begin.with_flat_values(first_char),
-        end_char=begin.with_flat_values(last_char + 1),
-        begin_byte=begin.with_flat_values(begin_byte),
-        end_byte=begin.with_flat_values(end_byte))
+        ids=ids, begin_char=first_char, end_char=last_char + 1,
+        begin_byte=_gather_in_rows(byte_starts, first_char),
+        end_byte=_gather_in_rows(_char_byte_ends(byte_starts, texts), last_char))
 
 
 # --- Doc-stride windows ------------------------------------------------------------
@@ -462,7 +472,8 @@ def best_span_per_window(start_logits: tf.Tensor, end_logits: tf.Tensor, windows
   length = end_positions[:, None, :] - start_positions[:, :, None] + 1  # [W, k, k]
   valid = (start_ok[:, :, None] & end_ok[:, None, :] & (length >= 1) &
            (length <= settings.max_answer_length))
-  score = tf.cast(start_values, tf.float64)[:, :, None] + tf.cast(end_values, tf.float64)[:, None, :]
+  score = (tf.cast(start_values, tf.float64)[:, :, None] +
+           tf.cast(end_values, tf.float64)[:, None, :])
   score = tf.reshape(tf.where(valid, score, -float("inf")), [-1, k * k])
   best = _first_argmax(score)
   start_rank, end_rank = best // k, best % k
@@ -505,7 +516,8 @@ def null_score_per_example(start_logits: tf.Tensor, end_logits: tf.Tensor,
   float64 [batch]; +inf for an example without windows.
   """
   null = tf.cast(start_logits[:, 0], tf.float64) + tf.cast(end_logits[:, 0], tf.float64)
-  return tf.reduce_min(tf.RaggedTensor.from_row_lengths(null, tf.cast(num_windows, tf.int64)), axis=1)
+  by_example = tf.RaggedTensor.from_row_lengths(null, tf.cast(num_windows, tf.int64))
+  return tf.reduce_min(by_example, axis=1)
 
 
 # --- The SavedModel ------------------------------------------------------------------
@@ -533,7 +545,7 @@ class SquadServingModule(tf.Module):
                    tf.TensorSpec([None], tf.string, name="context")]
       self.answer = tf.function(self._answer, input_signature=text_spec)
 
-  def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
+  def serving_signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
     """Signature name -> concrete function, for `tf.saved_model.save`."""
     logits = self.logits.get_concrete_function()
     signatures = {tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: logits,
@@ -630,7 +642,7 @@ def save_serving_model(model: modeling.BertSpanModel, vocab_file: str, settings:
     module = SquadServingModule(model, _write_clean_vocab(vocab_file, vocab_folder), settings,
                                 answer_signature)
     try:
-      tf.saved_model.save(module, staging_dir, signatures=module.signatures())
+      tf.saved_model.save(module, staging_dir, signatures=module.serving_signatures())
       tf.io.gfile.makedirs(os.path.dirname(os.path.join(staging_dir, SETTINGS_FILE)))
       io_utils.write_json(os.path.join(staging_dir, SETTINGS_FILE),
                           dict(dataclasses.asdict(settings), answer_signature=answer_signature),

@@ -268,7 +268,8 @@ def test_settings_are_checked():
 
 SETTINGS = export.AnswerSettings(max_seq_length=64, doc_stride=16, max_query_length=16)
 QUESTIONS = ["w1 w2 ?", "the cafés w3", "w9", "w4 w5"]
-CONTEXTS = ["w3 w4 (w5) unaffable w6 w7, w8 w9. " * 6, "Café w1 w2 fuß w3 日本 w4", "", "w5\tw6  w7"]
+CONTEXTS = ["w3 w4 (w5) unaffable w6 w7, w8 w9. " * 6, "Café w1 w2 fuß w3 日本 w4", "",
+            "w5\tw6  w7"]
 
 
 def _tiny_model(seed: int = 1) -> modeling.BertSpanModel:
@@ -358,7 +359,8 @@ if use_text:
 request = json.load(open(request_file, encoding="utf-8"))
 model = tf.saved_model.load(model_dir)
 result = {"signatures": sorted(model.signatures)}
-logits = model.signatures["logits"](**{k: tf.constant(v, tf.int32) for k, v in request["inputs"].items()})
+inputs = {k: tf.constant(v, tf.int32) for k, v in request["inputs"].items()}
+logits = model.signatures["logits"](**inputs)
 result["logits"] = {k: v.numpy().tolist() for k, v in logits.items()}
 if use_text:
   answers = model.signatures["answer"](question=tf.constant(request["questions"]),
@@ -375,7 +377,7 @@ def _run_in_clean_process(model_dir: str, work_dir, use_text: bool) -> dict:
                                  "questions": QUESTIONS, "contexts": CONTEXTS}), encoding="utf-8")
   env = {"PATH": os.environ.get("PATH", ""), "TF_CPP_MIN_LOG_LEVEL": "2"}
   result = subprocess.run(
-      [sys.executable, "-I", "-c", _CLEAN_PROCESS, model_dir, str(request), "1" if use_text else "0"],
+      [sys.executable, "-I", "-c", _CLEAN_PROCESS, model_dir, str(request), str(int(use_text))],
       cwd=work_dir, env=env, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   return json.loads(result.stdout.strip().splitlines()[-1])

@@ -144,7 +144,7 @@ MINILM_SETTINGS = export.AnswerSettings()  # the CLI's defaults: 384 / 128 / 64
 
 
 def _spread_examples(shared_data, count: int):
-  """`count` dev-v1.1 questions from all over the file, and every long-context one among the first 300."""
+  """`count` dev-v1.1 questions from all over the file, and the long contexts of the first 300."""
   examples, questions, contexts = _examples_and_texts(shared_data, "dev-v1.1.json")
   step = len(examples) // count
   chosen = sorted(set(range(0, len(examples), step)[:count]) |
@@ -187,8 +187,9 @@ def minilm_export(minilm_dir, tmp_path_factory):
   model = modeling.build_span_model(config)
   checkpoints.load_google_checkpoint(model, prefix)
   rng = np.random.default_rng(20)
-  model.span_head.kernel.assign(rng.normal(0, 0.02, model.span_head.kernel.shape).astype(np.float32))
-  model.span_head.bias.assign(rng.normal(0, 0.02, [2]).astype(np.float32))
+  head = model.span_head
+  head.kernel.assign(rng.normal(0, 0.02, head.kernel.shape).astype(np.float32))
+  head.bias.assign(rng.normal(0, 0.02, [2]).astype(np.float32))
   vocab_file = str(work / "pretrained" / "vocab.txt")
   checkpoints.export_google_checkpoint(model, vocab_file, str(work / "fine_tuned"))
   export_dir = export.export_checkpoint(str(work / "fine_tuned"), str(work / "serving" / "1"),
