@@ -11,7 +11,7 @@ r"""Exports a fine-tuned span model as a SavedModel for TF Serving and `tf.saved
     `segment_ids` [batch, seq] (the TFRecord features) -> float32
     `start_logits`, `end_logits` [batch, seq]. Core TensorFlow ops only.
   * `answer`: string `question`, `context` [batch] -> `answer` string [batch],
-    `score` float32 [batch] (start + end logit of the answer span),
+    `score` float32 [batch] (start + end logit of the best span; 0 if none),
     `null_score` float32 [batch] (the SQuAD 2.0 no-answer score), `start_char`,
     `end_char` int32 [batch] (code-point span of the answer in the context,
     end exclusive; -1 when the answer is not a span). Tokenization, the
