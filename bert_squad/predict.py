@@ -1,0 +1,131 @@
+r"""Quick answers from a SavedModel written by `python -m bert_squad.export`.
+
+  python -m bert_squad.predict --model_dir=serving/bert_squad/1 \
+      --question="Who wrote Emma?" --context="Emma is a novel by Jane Austen."
+  # {"answer": "Jane Austen", "score": 7.83}
+
+  # JSON lines in, JSON lines out (in input order):
+  python -m bert_squad.predict --model_dir=serving/bert_squad/1 < questions.jsonl
+  # in:  {"id": "q1", "question": "...", "context": "..."}
+  # out: {"id": "q1", "answer": "...", "score": 7.83}
+
+It runs the SavedModel's `answer` signature (see `bert_squad/export.py`); the
+score is the answer span's start + end logit. All input lines are checked
+before any is answered: a line that is not a JSON object with string
+"question" and "context" stops with one error naming its line number (exit 2).
+Flags are defined only when this module runs as a program.
+"""
+import dataclasses
+import json
+import sys
+from typing import Any, Callable, Iterable, Sequence, TextIO
+
+from absl import flags
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  pylint: disable=unused-import  (registers the tokenizer ops)
+
+from bert_squad import cli
+from bert_squad import export
+from bert_squad.errors import InputError
+
+FLAGS = flags.FLAGS
+
+AnswerFn = Callable[..., dict[str, tf.Tensor]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+  """One question about one context; `id` is echoed back as given (None if absent)."""
+  question: str
+  context: str
+  id: Any = None
+
+
+def load_answer_fn(model_dir: str) -> AnswerFn:
+  """The `answer` signature of the SavedModel in `model_dir`.
+
+  Raises:
+    InputError: no SavedModel there, or one exported without `answer`.
+  """
+  if not tf.saved_model.contains_saved_model(model_dir):
+    raise InputError(f"--model_dir={model_dir}: no SavedModel here (saved_model.pb); write one "
+                     "with python -m bert_squad.export")
+  signatures = tf.saved_model.load(model_dir).signatures
+  if export.ANSWER_SIGNATURE not in signatures:
+    raise InputError(f"--model_dir={model_dir}: the SavedModel has no '{export.ANSWER_SIGNATURE}' "
+                     f"signature (only {', '.join(sorted(signatures))}); export it again "
+                     "without --noanswer_signature")
+  return signatures[export.ANSWER_SIGNATURE]
+
+
+def answer_batch(answer_fn: AnswerFn, requests: Sequence[Request]) -> list[dict[str, Any]]:
+  """Answers of `requests` in order: `{"id"?, "answer", "score"}` each (id only if given)."""
+  outputs = answer_fn(question=tf.constant([r.question for r in requests], tf.string),
+                      context=tf.constant([r.context for r in requests], tf.string))
+  results = []
+  for request, answer, score in zip(requests, outputs["answer"].numpy(),
+                                    outputs["score"].numpy()):
+    result = {} if request.id is None else {"id": request.id}
+    result.update(answer=answer.decode("utf-8"), score=float(score))
+    results.append(result)
+  return results
+
+
+def parse_request_line(line: str, source: str, line_number: int) -> Request:
+  """One JSON line -> `Request`; InputError naming `source` and the line number."""
+  where = f"line {line_number}"
+  try:
+    record = json.loads(line)
+  except json.JSONDecodeError as e:
+    raise InputError(f"{source}: {where}: not valid JSON: {e.msg} (column {e.colno})") from None
+  if not isinstance(record, dict):
+    raise InputError(f"{source}: {where}: expected a JSON object with \"question\" and "
+                     "\"context\"")
+  for key in ("question", "context"):
+    if not isinstance(record.get(key), str):
+      raise InputError(f"{source}: {where}: \"{key}\" must be a string")
+  return Request(question=record["question"], context=record["context"], id=record.get("id"))
+
+
+def read_requests(lines: Iterable[str], source: str = "stdin") -> list[Request]:
+  """All requests of a JSON-lines stream (blank lines are skipped)."""
+  return [parse_request_line(line, source, number)
+          for number, line in enumerate(lines, start=1) if line.strip()]
+
+
+def write_answers(answer_fn: AnswerFn, requests: Sequence[Request], out: TextIO,
+                  batch_size: int) -> None:
+  """Answers `requests` in batches and writes one JSON line each, in order."""
+  for begin in range(0, len(requests), batch_size):
+    for result in answer_batch(answer_fn, requests[begin:begin + batch_size]):
+      out.write(json.dumps(result, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string("model_dir", None, "SavedModel folder written by bert_squad.export.")
+  flags.DEFINE_string("question", None, "A question; without it, JSON lines are read from stdin.")
+  flags.DEFINE_string("context", None, "The paragraph to answer --question from.")
+  flags.DEFINE_integer("batch_size", 16, "Questions per call of the model (stdin mode).")
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not FLAGS.model_dir:
+    raise InputError("--model_dir is required")
+  if (FLAGS.question is None) != (FLAGS.context is None):
+    raise InputError("give --question and --context together, or neither to read JSON lines "
+                     "from stdin")
+  if FLAGS.batch_size < 1:
+    raise InputError(f"--batch_size={FLAGS.batch_size}: must be at least 1")
+  if FLAGS.question is not None:
+    requests = [Request(question=FLAGS.question, context=FLAGS.context)]
+  else:
+    requests = read_requests(sys.stdin)
+  write_answers(load_answer_fn(FLAGS.model_dir), requests, sys.stdout, FLAGS.batch_size)
+
+
+if __name__ == "__main__":
+  _define_flags()
+  cli.run(main)
