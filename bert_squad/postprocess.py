@@ -1,17 +1,16 @@
 """Logits -> SQuAD answers: the original `write_predictions`, vectorised.
 
 Reproduces google-research/bert `run_squad.py` `write_predictions` and
-`get_final_text` output byte for byte (`predictions.json`,
-`nbest_predictions.json`, `null_odds.json`), with two changes: an example
-whose n-best list holds no non-null answer predicts "" instead of crashing,
-and a feature without logits is an `InputError` instead of a `KeyError`
-(see docs/postprocess.md).
+`get_final_text` byte for byte (`predictions.json`, `nbest_predictions.json`,
+`null_odds.json`), except where the original crashes: a SQuAD 2.0 question
+whose n-best list holds no non-null answer predicts "" (see
+docs/postprocess.md), and a feature without logits is an `InputError`.
 
-Speed: the original sorts every feature's logits in Python and tries its
-n_best_size**2 start/end pairs one by one. Here the top-k search and the
-validity checks run in numpy over all features at once (stable argsort, so
-ties keep the original order), and the text alignment tokenizes each
-document word once instead of tokenizing every candidate's span anew.
+Speed: the original sorts every feature's logits in Python, tries its
+n_best_size**2 start/end pairs one by one and runs BasicTokenizer on every
+candidate's text. Here the top-k search and the validity checks run in numpy
+over all features at once (ties still keep the original's order), and each
+document word is tokenized once for all the candidates that contain it.
 
 Run as `python -m bert_squad.postprocess` to re-write the prediction files
 from saved logits with other `n_best_size`, `max_answer_length` or null

@@ -242,6 +242,22 @@ def test_no_non_null_answer_predicts_empty_instead_of_crashing():
                           "end_logit": 1.0}]}
 
 
+def test_question_without_windows():
+  # A context that tokenizes to nothing has no windows: the original dies on
+  # features[0] for SQuAD 2.0; v1.1 gives its "empty" placeholder.
+  examples = [_example("lonely"), _example("q")]
+  results = [_result({STEVE: 5.0}, {SMITH: 5.0})]
+  features = [_feature(example_index=1)]
+  predictions, nbest, null_odds = _predict(results, features=features,
+                                           examples=examples, version_2=True)
+  assert predictions == {"lonely": "", "q": "Steve Smith"}
+  assert nbest["lonely"] == [{"text": "", "probability": 1.0,
+                              "start_logit": 0, "end_logit": 0}]
+  assert null_odds["lonely"] == 1000000  # the original's initial null score
+  predictions, _, _ = _predict(results, features=features, examples=examples)
+  assert predictions == {"lonely": "empty", "q": "Steve Smith"}
+
+
 def test_results_keep_the_order_of_the_examples():
   examples = [_example("b"), _example("a"), _example("c")]
   features = [_feature(unique_id=3, example_index=2),
