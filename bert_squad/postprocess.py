@@ -186,12 +186,15 @@ class _Document:
   characters or acts inside one whitespace-separated word), so the
   tokenization of `" ".join(words[a:b + 1])` is the concatenation of each
   word's. Both the words and their tokenizations are joined once per
-  document; a span's texts are slices of those. Words are non-empty and hold
-  no " " (the reader splits on it), which the shortcuts below rely on.
+  document; a span's texts are slices of those. The shortcuts below rely on
+  words being non-empty and free of " " (the reader splits on it); other
+  documents take `get_final_text` itself.
   """
 
   def __init__(self, words: Sequence[str], tokenized_words: Sequence[str],
-               verbose_logging: bool):
+               do_lower_case: bool, verbose_logging: bool):
+    self._plain_words = all(words) and not any(" " in w for w in words)
+    self._do_lower_case = do_lower_case
     self._verbose_logging = verbose_logging
     self._text = " ".join(words)
     self._word_ends = list(itertools.accumulate(map(len, words)))
@@ -213,6 +216,9 @@ class _Document:
     """`get_final_text(pred_text, " ".join(words[first:last + 1]), ...)`."""
     orig_text = self._text[self._word_begins[first]:
                            self._word_ends_in_text[last]]
+    if not self._plain_words:
+      return get_final_text(pred_text, orig_text, self._do_lower_case,
+                            self._verbose_logging)
     tok_text = self._tok_text[self._tok_begins[first]:self._tok_ends[last]]
     if pred_text == tok_text:
       # The alignment maps the first and last non-space characters onto those
@@ -272,7 +278,8 @@ class _SpanAligner:
         if None in tokenized:
           tokenized = [self._tokenized_word(w) if t is None else t
                        for w, t in zip(words, tokenized)]
-        document = _Document(words, tokenized, self._verbose_logging)
+        document = _Document(words, tokenized, self._do_lower_case,
+                             self._verbose_logging)
         self._documents[key] = document
       self._documents_by_id[id(words)] = document
     return document
