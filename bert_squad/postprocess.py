@@ -544,6 +544,7 @@ def _nbest_for_example(example: Any, example_index: int,
   """
   final_text = aligner.document(example.doc_tokens).final_text
   rows, starts, ends = ranked.row, ranked.start, ranked.end
+  start_logits, end_logits = ranked.start_logit, ranked.end_logit
   nbest = []
   seen_texts = set()
   for k in range(ranked.bounds[example_index],
@@ -557,12 +558,12 @@ def _nbest_for_example(example: Any, example_index: int,
       continue
     feature = features[row]
     start, end = starts[k], ends[k]
+    to_orig = feature.token_to_orig_map
     text = final_text(_detokenize(feature.tokens[start:end + 1]),
-                      feature.token_to_orig_map[start],
-                      feature.token_to_orig_map[end])
+                      to_orig[start], to_orig[end])
     if text not in seen_texts:
       seen_texts.add(text)
-      nbest.append((text, ranked.start_logit[k], ranked.end_logit[k]))
+      nbest.append((text, start_logits[k], end_logits[k]))
 
   if null is not None and "" not in seen_texts:
     nbest.append(("", null[1], null[2]))
@@ -720,7 +721,7 @@ def _nbest_json_text(nbest: dict[str, list[dict[str, Any]]]) -> str:
   json.dumps with `indent` runs json's pure-Python encoder, which took about
   as long as computing the predictions. The n-best file has one fixed shape,
   so its records are formatted from a template instead (strings escaped by
-  json's own C escaper, numbers by %r as json does); anything of another
+  json's own C escaper, numbers by repr as json does); anything of another
   shape goes to json.dumps. The tests compare both on tricky values.
   """
   if not nbest or not all(type(k) is str and type(v) is list and v  # pylint: disable=unidiomatic-typecheck
