@@ -53,7 +53,7 @@ flags.DEFINE_integer("n_best_size", 20, "n-best size.")
 flags.DEFINE_integer("max_answer_length", 30, "Longest answer.")
 flags.DEFINE_float("null_score_diff_threshold", 0.0, "Null threshold.")
 flags.DEFINE_integer("seed", 0, "Seed of the random logits.")
-flags.DEFINE_integer("repeats", 3, "Time each side this many times "
+flags.DEFINE_integer("repeats", 5, "Time each side this many times "
                      "(alternating); report the fastest.")
 
 

@@ -821,15 +821,17 @@ def load_logits(path: str) -> Logits:
   """
   try:
     with tf.io.gfile.GFile(path, "rb") as f:
-      content = f.read()
-  except tf.errors.OpError as e:
-    raise InputError(f"{path}: cannot read the logits file ({e.message})")
-  try:
-    loaded = np.load(io.BytesIO(content), allow_pickle=False)
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-      raise ValueError("a single array, not an .npz archive")
-    with loaded:
-      arrays = {k: loaded[k] for k in loaded.files}
+      loaded = np.load(f, allow_pickle=False)
+      if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError("a single array, not an .npz archive")
+      with loaded:
+        arrays = {k: loaded[k] for k in loaded.files}
+  except (tf.errors.NotFoundError, tf.errors.PermissionDeniedError) as e:
+    raise InputError(
+        f"{path}: cannot read the logits file ({e.message})") from None
+  except tf.errors.OpError as e:  # e.g. seeking in a truncated archive
+    raise InputError(
+        f"{path}: not a logits .npz file ({e.message})") from None
   except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
     raise InputError(f"{path}: not a logits .npz file ({e})") from None
   problem = _logits_problem(arrays)
