@@ -393,19 +393,28 @@ def _valid_starts_and_ends(features: Sequence[Any], best_starts: np.ndarray,
     [F, k] bool each: the position is a document token of its feature; a
     start must also be in the window where it has its maximum context.
   """
-  start_ok, end_ok = [], []
-  for feature, starts, ends in zip(features, best_starts.tolist(),
-                                   best_ends.tolist()):
-    num_tokens = len(feature.tokens)
-    to_orig = feature.token_to_orig_map
-    is_max_context = feature.token_is_max_context
-    # Truth values, converted below; the test that fails most often (on
-    # padding and question positions) comes first.
-    start_ok += [is_max_context.get(p) and p in to_orig and p < num_tokens
-                 for p in starts]
-    end_ok += [p in to_orig and p < num_tokens for p in ends]
-  return (np.array(start_ok, dtype=bool).reshape(best_starts.shape),
-          np.array(end_ok, dtype=bool).reshape(best_ends.shape))
+  num_tokens = np.array([len(f.tokens) for f in features],
+                        dtype=np.int64)[:, None]
+  to_orig = [f.token_to_orig_map for f in features]
+  is_max_context = [f.token_is_max_context for f in features]
+  # Positions past the tokens (padding: about half of them) fail in numpy;
+  # the dict lookups run only for the others.
+  start_ok = best_starts < num_tokens
+  feature_of, positions = _rows_and_values(start_ok, best_starts)
+  start_ok[start_ok] = np.array(
+      [is_max_context[f].get(p) and p in to_orig[f]
+       for f, p in zip(feature_of, positions)], dtype=bool)
+  end_ok = best_ends < num_tokens
+  feature_of, positions = _rows_and_values(end_ok, best_ends)
+  end_ok[end_ok] = np.array(
+      [p in to_orig[f] for f, p in zip(feature_of, positions)], dtype=bool)
+  return start_ok, end_ok
+
+
+def _rows_and_values(mask: np.ndarray, values: np.ndarray
+                     ) -> tuple[list[int], list[int]]:
+  """Row index and value of each True entry of the [F, k] `mask`."""
+  return np.nonzero(mask)[0].tolist(), values[mask].tolist()
 
 
 @dataclasses.dataclass
@@ -606,8 +615,8 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
   The n-best lists are hundreds of thousands of small dicts and tuples, none
   in a reference cycle. In a process that also holds the features (millions
-  of objects), their allocation triggers full collections that cost as much
-  as the work itself (benchmarks/postprocess.py: 1.3-1.8 s -> 1.25 s).
+  of objects), their allocation triggers full collections that each walk all
+  of those (up to a third of the run time in benchmarks/postprocess.py).
   """
   was_enabled = gc.isenabled()
   gc.disable()
