@@ -729,9 +729,10 @@ def _nbest_json_text(nbest: dict[str, list[dict[str, Any]]]) -> str:
 
   json.dumps with `indent` runs json's pure-Python encoder, which took about
   as long as computing the predictions. The n-best file has one fixed shape,
-  so its records are formatted from a template instead (strings escaped by
-  json's own C escaper, numbers by repr as json does); anything of another
-  shape goes to json.dumps. The tests compare both on tricky values.
+  so it is assembled from its pieces instead: the texts escaped by json's own
+  C escaper, the numbers by repr as json does, the fixed layout in between.
+  Anything of another shape goes to json.dumps. The tests compare both on
+  tricky values.
   """
   if not nbest or not all(type(k) is str and type(v) is list and v  # pylint: disable=unidiomatic-typecheck
                           for k, v in nbest.items()):
@@ -740,33 +741,37 @@ def _nbest_json_text(nbest: dict[str, list[dict[str, Any]]]) -> str:
   if (set(map(type, records)) != {dict} or
       set(map(tuple, records)) != {_NBEST_KEYS}):
     return _json_text(nbest)
-  texts, probabilities, start_logits, end_logits = (
-      list(map(operator.itemgetter(key), records)) for key in _NBEST_KEYS)
-  numbers = probabilities + start_logits + end_logits
+  # Every record's values, in _NBEST_KEYS order.
+  values = list(itertools.chain.from_iterable(map(dict.values, records)))
+  texts = values[0::4]
+  numbers = values[1::4] + values[2::4] + values[3::4]
   if (set(map(type, texts)) != {str} or
       not set(map(type, numbers)) <= {float, int} or
       not all(map(math.isfinite, numbers))):
     return _json_text(nbest)
+
   escape = json.encoder.encode_basestring_ascii
-  # One record as json.dumps(indent=4) lays it out at depth 2; !r writes a
-  # Python float or int exactly as json does.
-  formatted = [
-      f'        {{\n            "text": {text},\n'
-      f'            "probability": {probability!r},\n'
-      f'            "start_logit": {start_logit!r},\n'
-      f'            "end_logit": {end_logit!r}\n        }}'
-      for text, probability, start_logit, end_logit in zip(
-          map(escape, texts), probabilities, start_logits, end_logits)
-  ]
-  # Records and questions are both separated by ",\n": each question's
-  # opening goes before its first record and its closing after its last, so
-  # that one join builds the file.
-  end = 0
-  for qas_id, records in nbest.items():
-    begin, end = end, end + len(records)
-    formatted[begin] = f"    {escape(qas_id)}: [\n" + formatted[begin]
-    formatted[end - 1] += "\n    ]"
-  return "{\n" + ",\n".join(formatted) + "\n}\n"
+  count = len(records)
+  # What precedes each record's text: the end of the previous record, and at
+  # a question's first record the end of the previous question and the key.
+  openings = ['\n        },\n        {\n            "text": '] * count
+  first_record = 0
+  for qas_id, question_records in nbest.items():
+    openings[first_record] = (
+        ("\n        }\n    ],\n" if first_record else "{\n") +
+        f'    {escape(qas_id)}: [\n        {{\n            "text": ')
+    first_record += len(question_records)
+  pieces = [""] * (8 * count)
+  pieces[0::8] = openings
+  pieces[1::8] = map(escape, texts)
+  pieces[2::8] = [',\n            "probability": '] * count
+  pieces[3::8] = map(repr, values[1::4])
+  pieces[4::8] = [',\n            "start_logit": '] * count
+  pieces[5::8] = map(repr, values[2::4])
+  pieces[6::8] = [',\n            "end_logit": '] * count
+  pieces[7::8] = map(repr, values[3::4])
+  pieces.append("\n        }\n    ]\n}\n")
+  return "".join(pieces)
 
 
 def _write_text(path: str, text: str) -> None:
