@@ -53,8 +53,8 @@ flags.DEFINE_integer("n_best_size", 20, "n-best size.")
 flags.DEFINE_integer("max_answer_length", 30, "Longest answer.")
 flags.DEFINE_float("null_score_diff_threshold", 0.0, "Null threshold.")
 flags.DEFINE_integer("seed", 0, "Seed of the random logits.")
-flags.DEFINE_integer("repeats", 3, "Time each side this many times; report "
-                     "the fastest.")
+flags.DEFINE_integer("repeats", 5, "Time each side this many times "
+                     "(alternating); report the fastest.")
 
 
 class _MemoTokenizer:
@@ -103,16 +103,21 @@ def _random_logits(num_features: int) -> tuple[np.ndarray, np.ndarray]:
           (rng.normal(size=shape) * 3).astype(np.float32))
 
 
-def _best_time(run) -> tuple[float, float]:
-  """Fastest wall and CPU seconds of `FLAGS.repeats` runs (the machine is
-  shared; the minimum is the least disturbed run)."""
-  wall, cpu = [], []
+def _best_times(*runs) -> list[tuple[float, float]]:
+  """Fastest wall and CPU seconds of each run over `FLAGS.repeats` rounds.
+
+  The runs alternate within a round, so that both sides see the same load
+  on this shared machine; the minimum is the least disturbed run.
+  """
+  wall = [[] for _ in runs]
+  cpu = [[] for _ in runs]
   for _ in range(FLAGS.repeats):
-    start, start_cpu = time.perf_counter(), time.process_time()
-    run()
-    wall.append(time.perf_counter() - start)
-    cpu.append(time.process_time() - start_cpu)
-  return min(wall), min(cpu)
+    for i, run in enumerate(runs):
+      start, start_cpu = time.perf_counter(), time.process_time()
+      run()
+      wall[i].append(time.perf_counter() - start)
+      cpu[i].append(time.process_time() - start_cpu)
+  return [(min(w), min(c)) for w, c in zip(wall, cpu)]
 
 
 def main(argv):
@@ -157,8 +162,8 @@ def main(argv):
     postprocess.write_prediction_files(our_files, predictions, nbest,
                                        null_odds)
 
-  reference_seconds, reference_cpu_seconds = _best_time(run_reference)
-  our_seconds, our_cpu_seconds = _best_time(run_ours)
+  ((reference_seconds, reference_cpu_seconds),
+   (our_seconds, our_cpu_seconds)) = _best_times(run_reference, run_ours)
 
   for name in ("predictions", "nbest", "null_odds"):
     reference = pathlib.Path(getattr(reference_files, name)).read_bytes()

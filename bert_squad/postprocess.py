@@ -1,25 +1,26 @@
 """Logits -> SQuAD answers: the original `write_predictions`, vectorised.
 
 Reproduces google-research/bert `run_squad.py` `write_predictions` and
-`get_final_text` output byte for byte (`predictions.json`,
-`nbest_predictions.json`, `null_odds.json`), with two changes: an example
-whose n-best list holds no non-null answer predicts "" instead of crashing,
-and a feature without logits is an `InputError` instead of a `KeyError`
-(see docs/postprocess.md).
+`get_final_text` byte for byte (`predictions.json`, `nbest_predictions.json`,
+`null_odds.json`), except where the original crashes: a SQuAD 2.0 question
+whose n-best list holds no non-null answer predicts "" (see
+docs/postprocess.md), and a feature without logits is an `InputError`.
 
-Speed: the original sorts every feature's logits in Python and tries its
-n_best_size**2 start/end pairs one by one. Here the top-k search and the
-validity checks run in numpy over all features at once (stable argsort, so
-ties keep the original order), and the text alignment tokenizes each
-document word once instead of tokenizing every candidate's span anew.
+Speed: the original sorts every feature's logits in Python, tries its
+n_best_size**2 start/end pairs one by one and runs BasicTokenizer on every
+candidate's text. Here the top-k search and the validity checks run in numpy
+over all features at once (ties still keep the original's order), and each
+document word is tokenized once for all the candidates that contain it.
 
 Run as `python -m bert_squad.postprocess` to re-write the prediction files
 from saved logits with other `n_best_size`, `max_answer_length` or null
 threshold, without running the model.
 """
 import bisect
+import contextlib
 import dataclasses
 import functools
+import gc
 import io
 import itertools
 import json
@@ -28,7 +29,7 @@ import operator
 import os
 import re
 import zipfile
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from absl import flags
 from absl import logging
@@ -185,12 +186,15 @@ class _Document:
   characters or acts inside one whitespace-separated word), so the
   tokenization of `" ".join(words[a:b + 1])` is the concatenation of each
   word's. Both the words and their tokenizations are joined once per
-  document; a span's texts are slices of those. Words are non-empty and hold
-  no " " (the reader splits on it), which the shortcuts below rely on.
+  document; a span's texts are slices of those. The shortcuts below rely on
+  words being non-empty and free of " " (the reader splits on it); other
+  documents take `get_final_text` itself.
   """
 
   def __init__(self, words: Sequence[str], tokenized_words: Sequence[str],
-               verbose_logging: bool):
+               do_lower_case: bool, verbose_logging: bool):
+    self._plain_words = all(words) and not any(" " in w for w in words)
+    self._do_lower_case = do_lower_case
     self._verbose_logging = verbose_logging
     self._text = " ".join(words)
     self._word_ends = list(itertools.accumulate(map(len, words)))
@@ -212,6 +216,9 @@ class _Document:
     """`get_final_text(pred_text, " ".join(words[first:last + 1]), ...)`."""
     orig_text = self._text[self._word_begins[first]:
                            self._word_ends_in_text[last]]
+    if not self._plain_words:
+      return get_final_text(pred_text, orig_text, self._do_lower_case,
+                            self._verbose_logging)
     tok_text = self._tok_text[self._tok_begins[first]:self._tok_ends[last]]
     if pred_text == tok_text:
       # The alignment maps the first and last non-space characters onto those
@@ -271,7 +278,8 @@ class _SpanAligner:
         if None in tokenized:
           tokenized = [self._tokenized_word(w) if t is None else t
                        for w, t in zip(words, tokenized)]
-        document = _Document(words, tokenized, self._verbose_logging)
+        document = _Document(words, tokenized, self._do_lower_case,
+                             self._verbose_logging)
         self._documents[key] = document
       self._documents_by_id[id(words)] = document
     return document
@@ -385,19 +393,28 @@ def _valid_starts_and_ends(features: Sequence[Any], best_starts: np.ndarray,
     [F, k] bool each: the position is a document token of its feature; a
     start must also be in the window where it has its maximum context.
   """
-  start_ok, end_ok = [], []
-  for feature, starts, ends in zip(features, best_starts.tolist(),
-                                   best_ends.tolist()):
-    num_tokens = len(feature.tokens)
-    to_orig = feature.token_to_orig_map
-    is_max_context = feature.token_is_max_context
-    # Truth values, converted below; the test that fails most often (on
-    # padding and question positions) comes first.
-    start_ok += [is_max_context.get(p) and p in to_orig and p < num_tokens
-                 for p in starts]
-    end_ok += [p in to_orig and p < num_tokens for p in ends]
-  return (np.array(start_ok, dtype=bool).reshape(best_starts.shape),
-          np.array(end_ok, dtype=bool).reshape(best_ends.shape))
+  num_tokens = np.array([len(f.tokens) for f in features],
+                        dtype=np.int64)[:, None]
+  to_orig = [f.token_to_orig_map for f in features]
+  is_max_context = [f.token_is_max_context for f in features]
+  # Positions past the tokens (padding: about half of them) fail in numpy;
+  # the dict lookups run only for the others.
+  start_ok = best_starts < num_tokens
+  feature_of, positions = _rows_and_values(start_ok, best_starts)
+  start_ok[start_ok] = np.array(
+      [is_max_context[f].get(p) and p in to_orig[f]
+       for f, p in zip(feature_of, positions)], dtype=bool)
+  end_ok = best_ends < num_tokens
+  feature_of, positions = _rows_and_values(end_ok, best_ends)
+  end_ok[end_ok] = np.array(
+      [p in to_orig[f] for f, p in zip(feature_of, positions)], dtype=bool)
+  return start_ok, end_ok
+
+
+def _rows_and_values(mask: np.ndarray, values: np.ndarray
+                     ) -> tuple[list[int], list[int]]:
+  """Row index and value of each True entry of the [F, k] `mask`."""
+  return np.nonzero(mask)[0].tolist(), values[mask].tolist()
 
 
 @dataclasses.dataclass
@@ -536,6 +553,7 @@ def _nbest_for_example(example: Any, example_index: int,
   """
   final_text = aligner.document(example.doc_tokens).final_text
   rows, starts, ends = ranked.row, ranked.start, ranked.end
+  start_logits, end_logits = ranked.start_logit, ranked.end_logit
   nbest = []
   seen_texts = set()
   for k in range(ranked.bounds[example_index],
@@ -549,12 +567,12 @@ def _nbest_for_example(example: Any, example_index: int,
       continue
     feature = features[row]
     start, end = starts[k], ends[k]
+    to_orig = feature.token_to_orig_map
     text = final_text(_detokenize(feature.tokens[start:end + 1]),
-                      feature.token_to_orig_map[start],
-                      feature.token_to_orig_map[end])
+                      to_orig[start], to_orig[end])
     if text not in seen_texts:
       seen_texts.add(text)
-      nbest.append((text, ranked.start_logit[k], ranked.end_logit[k]))
+      nbest.append((text, start_logits[k], end_logits[k]))
 
   if null is not None and "" not in seen_texts:
     nbest.append(("", null[1], null[2]))
@@ -589,6 +607,24 @@ def _null_decision(nbest: list[tuple[str, Any, Any]], score_null: Any,
   if score_diff > null_score_diff_threshold:
     return "", score_diff
   return text, score_diff
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+  """Pauses Python's cyclic garbage collector (no-op if it is already off).
+
+  The n-best lists are hundreds of thousands of small dicts and tuples, none
+  in a reference cycle. In a process that also holds the features (millions
+  of objects), their allocation triggers full collections that each walk all
+  of those (up to a third of the run time in benchmarks/postprocess.py).
+  """
+  was_enabled = gc.isenabled()
+  gc.disable()
+  try:
+    yield
+  finally:
+    if was_enabled:
+      gc.enable()
 
 
 def compute_predictions(examples: Sequence[Any], features: Sequence[Any],
@@ -658,16 +694,17 @@ def compute_predictions(examples: Sequence[Any], features: Sequence[Any],
   aligner = _SpanAligner(do_lower_case, verbose_logging)
 
   predictions, all_nbest, null_odds = {}, {}, {}
-  for example_index, example in enumerate(examples):
-    null = nulls[example_index] if nulls else None
-    nbest = _nbest_for_example(example, example_index, features, ranked, null,
-                               n_best_size, aligner)
-    all_nbest[example.qas_id] = _nbest_json(nbest)
-    if null is None:
-      predictions[example.qas_id] = nbest[0][0]
-    else:
-      predictions[example.qas_id], null_odds[example.qas_id] = _null_decision(
-          nbest, null[0], null_score_diff_threshold)
+  with _cyclic_gc_paused():
+    for example_index, example in enumerate(examples):
+      null = nulls[example_index] if nulls else None
+      nbest = _nbest_for_example(example, example_index, features, ranked,
+                                 null, n_best_size, aligner)
+      all_nbest[example.qas_id] = _nbest_json(nbest)
+      if null is None:
+        predictions[example.qas_id] = nbest[0][0]
+      else:
+        predictions[example.qas_id], null_odds[example.qas_id] = (
+            _null_decision(nbest, null[0], null_score_diff_threshold))
   return predictions, all_nbest, null_odds
 
 
@@ -692,9 +729,10 @@ def _nbest_json_text(nbest: dict[str, list[dict[str, Any]]]) -> str:
 
   json.dumps with `indent` runs json's pure-Python encoder, which took about
   as long as computing the predictions. The n-best file has one fixed shape,
-  so its records are formatted from a template instead (strings escaped by
-  json's own C escaper, numbers by %r as json does); anything of another
-  shape goes to json.dumps. The tests compare both on tricky values.
+  so it is assembled from its pieces instead: the texts escaped by json's own
+  C escaper, the numbers by repr as json does, the fixed layout in between.
+  Anything of another shape goes to json.dumps. The tests compare both on
+  tricky values.
   """
   if not nbest or not all(type(k) is str and type(v) is list and v  # pylint: disable=unidiomatic-typecheck
                           for k, v in nbest.items()):
@@ -703,33 +741,37 @@ def _nbest_json_text(nbest: dict[str, list[dict[str, Any]]]) -> str:
   if (set(map(type, records)) != {dict} or
       set(map(tuple, records)) != {_NBEST_KEYS}):
     return _json_text(nbest)
-  texts, probabilities, start_logits, end_logits = (
-      list(map(operator.itemgetter(key), records)) for key in _NBEST_KEYS)
-  numbers = probabilities + start_logits + end_logits
+  # Every record's values, in _NBEST_KEYS order.
+  values = list(itertools.chain.from_iterable(map(dict.values, records)))
+  texts = values[0::4]
+  numbers = values[1::4] + values[2::4] + values[3::4]
   if (set(map(type, texts)) != {str} or
       not set(map(type, numbers)) <= {float, int} or
       not all(map(math.isfinite, numbers))):
     return _json_text(nbest)
+
   escape = json.encoder.encode_basestring_ascii
-  # One record as json.dumps(indent=4) lays it out at depth 2; !r writes a
-  # Python float or int exactly as json does.
-  formatted = [
-      f'        {{\n            "text": {text},\n'
-      f'            "probability": {probability!r},\n'
-      f'            "start_logit": {start_logit!r},\n'
-      f'            "end_logit": {end_logit!r}\n        }}'
-      for text, probability, start_logit, end_logit in zip(
-          map(escape, texts), probabilities, start_logits, end_logits)
-  ]
-  # Records and questions are both separated by ",\n": each question's
-  # opening goes before its first record and its closing after its last, so
-  # that one join builds the file.
-  end = 0
-  for qas_id, records in nbest.items():
-    begin, end = end, end + len(records)
-    formatted[begin] = f"    {escape(qas_id)}: [\n" + formatted[begin]
-    formatted[end - 1] += "\n    ]"
-  return "{\n" + ",\n".join(formatted) + "\n}\n"
+  count = len(records)
+  # What precedes each record's text: the end of the previous record, and at
+  # a question's first record the end of the previous question and the key.
+  openings = ['\n        },\n        {\n            "text": '] * count
+  first_record = 0
+  for qas_id, question_records in nbest.items():
+    openings[first_record] = (
+        ("\n        }\n    ],\n" if first_record else "{\n") +
+        f'    {escape(qas_id)}: [\n        {{\n            "text": ')
+    first_record += len(question_records)
+  pieces = [""] * (8 * count)
+  pieces[0::8] = openings
+  pieces[1::8] = map(escape, texts)
+  pieces[2::8] = [',\n            "probability": '] * count
+  pieces[3::8] = map(repr, values[1::4])
+  pieces[4::8] = [',\n            "start_logit": '] * count
+  pieces[5::8] = map(repr, values[2::4])
+  pieces[6::8] = [',\n            "end_logit": '] * count
+  pieces[7::8] = map(repr, values[3::4])
+  pieces.append("\n        }\n    ]\n}\n")
+  return "".join(pieces)
 
 
 def _write_text(path: str, text: str) -> None:
@@ -793,15 +835,17 @@ def load_logits(path: str) -> Logits:
   """
   try:
     with tf.io.gfile.GFile(path, "rb") as f:
-      content = f.read()
-  except tf.errors.OpError as e:
-    raise InputError(f"{path}: cannot read the logits file ({e.message})")
-  try:
-    loaded = np.load(io.BytesIO(content), allow_pickle=False)
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-      raise ValueError("a single array, not an .npz archive")
-    with loaded:
-      arrays = {k: loaded[k] for k in loaded.files}
+      loaded = np.load(f, allow_pickle=False)
+      if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError("a single array, not an .npz archive")
+      with loaded:
+        arrays = {k: loaded[k] for k in loaded.files}
+  except (tf.errors.NotFoundError, tf.errors.PermissionDeniedError) as e:
+    raise InputError(
+        f"{path}: cannot read the logits file ({e.message})") from None
+  except tf.errors.OpError as e:  # e.g. seeking in a truncated archive
+    raise InputError(
+        f"{path}: not a logits .npz file ({e.message})") from None
   except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
     raise InputError(f"{path}: not a logits .npz file ({e})") from None
   problem = _logits_problem(arrays)
@@ -842,13 +886,6 @@ def _logits_problem(arrays: dict[str, Any],
       return (f"{name} of unique_id {unique_ids[bad_rows[0]]} are not finite "
               "(NaN or inf)")
   return None
-
-
-def results_from_logits(unique_ids: np.ndarray, start_logits: np.ndarray,
-                        end_logits: np.ndarray) -> list[RawResult]:
-  """Rows of `load_logits` arrays as `RawResult`s (views, no copies)."""
-  return [RawResult(int(u), s, e)
-          for u, s, e in zip(unique_ids.tolist(), start_logits, end_logits)]
 
 
 # ----------------------------------------------------------------------------

@@ -242,6 +242,22 @@ def test_no_non_null_answer_predicts_empty_instead_of_crashing():
                           "end_logit": 1.0}]}
 
 
+def test_question_without_windows():
+  # A context that tokenizes to nothing has no windows: the original dies on
+  # features[0] for SQuAD 2.0; v1.1 gives its "empty" placeholder.
+  examples = [_example("lonely"), _example("q")]
+  results = [_result({STEVE: 5.0}, {SMITH: 5.0})]
+  features = [_feature(example_index=1)]
+  predictions, nbest, null_odds = _predict(results, features=features,
+                                           examples=examples, version_2=True)
+  assert predictions == {"lonely": "", "q": "Steve Smith"}
+  assert nbest["lonely"] == [{"text": "", "probability": 1.0,
+                              "start_logit": 0, "end_logit": 0}]
+  assert null_odds["lonely"] == 1000000  # the original's initial null score
+  predictions, _, _ = _predict(results, features=features, examples=examples)
+  assert predictions == {"lonely": "empty", "q": "Steve Smith"}
+
+
 def test_results_keep_the_order_of_the_examples():
   examples = [_example("b"), _example("a"), _example("c")]
   features = [_feature(unique_id=3, example_index=2),
@@ -317,16 +333,20 @@ TRICKY_WORDS = [
 ]
 
 
+@pytest.mark.parametrize("words", [
+    TRICKY_WORDS,
+    ["Odd", "a b", "", "Café", " x", "end "],  # not from the reader's split
+])
 @pytest.mark.parametrize("do_lower_case", [True, False])
-def test_span_aligner_equals_get_final_text(do_lower_case):
+def test_span_aligner_equals_get_final_text(words, do_lower_case):
   """The per-word tokenization shortcut gives get_final_text's answers."""
   aligner = postprocess._SpanAligner(do_lower_case, verbose_logging=False)
-  document = aligner.document(TRICKY_WORDS)
+  document = aligner.document(words)
   tokenizer = postprocess._basic_tokenizer(do_lower_case)
   checked = 0
-  for first in range(len(TRICKY_WORDS)):
-    for last in range(first, min(first + 4, len(TRICKY_WORDS))):
-      orig_text = " ".join(TRICKY_WORDS[first:last + 1])
+  for first in range(len(words)):
+    for last in range(first, min(first + 4, len(words))):
+      orig_text = " ".join(words[first:last + 1])
       tok_text = " ".join(tokenizer.tokenize(orig_text))
       for pred_text in {tok_text, tok_text[1:], tok_text[:-1], tok_text[2:-2],
                         tok_text.upper(), tok_text.split(" ")[-1], ""}:
@@ -334,7 +354,7 @@ def test_span_aligner_equals_get_final_text(do_lower_case):
             postprocess.get_final_text(pred_text, orig_text, do_lower_case)), (
                 pred_text, orig_text)
         checked += 1
-  assert checked > 300
+  assert checked > 5 * len(words)
 
 
 # ----------------------------------------------------------------------------
@@ -408,10 +428,7 @@ def test_logits_round_trip(tmp_path):
   np.testing.assert_array_equal(loaded_end, end)
   with np.load(path) as npz:  # a plain .npz, as documented
     assert sorted(npz.files) == ["end_logits", "start_logits", "unique_ids"]
-  results = postprocess.results_from_logits(loaded_ids, loaded_start,
-                                            loaded_end)
-  assert [r.unique_id for r in results] == unique_ids.tolist()
-  np.testing.assert_array_equal(results[3].end_logits, end[3])
+  assert isinstance(postprocess.load_logits(path), postprocess.Logits)
 
 
 def _write_npz(path, **arrays):
