@@ -139,29 +139,18 @@ def _project_to_original(pred_text: str, orig_text: str, tok_text: str,
                    orig_text.replace(" ", ""), tok_text.replace(" ", ""))
     return orig_text
 
-  start_non_space = _non_space_index(start, tok_text)
-  if start_non_space is None:
+  # A position maps where it holds a character, not a space; its index
+  # among the non-space characters is the same in orig_text.
+  if start >= len(tok_text) or tok_text[start] == " ":
     if verbose_logging:
       logging.info("Couldn't map start position")
     return orig_text
-  end_non_space = _non_space_index(end, tok_text)
-  if end_non_space is None:
+  if end < 0 or tok_text[end] == " ":
     if verbose_logging:
       logging.info("Couldn't map end position")
     return orig_text
-  return orig_text[orig_position(start_non_space):
-                   orig_position(end_non_space) + 1]
-
-
-def _non_space_index(position: int, text: str) -> int | None:
-  """How many non-space characters precede `text[position]`.
-
-  None where `position` is outside `text` or on a space (the original's
-  "Couldn't map" cases).
-  """
-  if not 0 <= position < len(text) or text[position] == " ":
-    return None
-  return position - text.count(" ", 0, position)
+  return orig_text[orig_position(start - tok_text.count(" ", 0, start)):
+                   orig_position(end - tok_text.count(" ", 0, end)) + 1]
 
 
 def get_final_text(pred_text: str, orig_text: str, do_lower_case: bool,
@@ -290,7 +279,9 @@ def _detokenize(wordpieces: Sequence[str]) -> str:
 
   (The original also strips the text first, which split() does anyway.)
   """
-  text = " ".join(wordpieces).replace(" ##", "").replace("##", "")
+  text = " ".join(wordpieces).replace(" ##", "")
+  if "##" in text:
+    text = text.replace("##", "")
   # Shortcut: " " is the only whitespace that is printable, so a printable
   # text without doubled, leading or trailing spaces is already normalised.
   if (text.isprintable() and "  " not in text and text[:1] != " " and
