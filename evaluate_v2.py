@@ -22,6 +22,7 @@ from bert_squad import evaluation  # noqa: E402
 from bert_squad import io_utils  # noqa: E402
 from bert_squad.cli import fail  # noqa: E402
 from bert_squad.errors import InputError  # noqa: E402
+from bert_squad.errors import disk_full_message  # noqa: E402
 
 _V2_ONLY_FLAGS = "--na-prob-file, --na-prob-thresh and --out-image-dir"
 
@@ -98,6 +99,8 @@ def evaluate_squad_v1(args: argparse.Namespace) -> None:
   if version_warning:
     warn(version_warning)
   predictions = evaluation.load_predictions(args.pred_file)
+  # The official v1.1 script scores another dataset's predictions as 0 without a word.
+  evaluation.check_predictions_match(dataset, predictions, args.pred_file)
   result = evaluation.evaluate_v1(dataset, predictions)
   report_counts(args, dataset, predictions)
   warn_missing(args, evaluation.missing_predictions(dataset, predictions),
@@ -132,7 +135,7 @@ def main(argv: Sequence[str]) -> None:
   except InputError as e:
     fail(str(e))
   except OSError as e:  # writing -o / -p outputs (inputs are checked in evaluation)
-    fail(f"{e.filename}: cannot write it ({e.strerror})")
+    fail(disk_full_message(e) or f"{e.filename}: cannot write it ({e.strerror})")
 
 
 if __name__ == "__main__":

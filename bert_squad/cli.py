@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 from absl import app
 
 from bert_squad.errors import InputError
+from bert_squad.errors import disk_full_message
 
 
 def fail(message: str) -> None:
@@ -19,16 +20,36 @@ def fail(message: str) -> None:
   sys.exit(InputError.EXIT_CODE)
 
 
+class Terminated(KeyboardInterrupt):
+  """SIGTERM arrived outside training (which saves a checkpoint first, see `training`).
+
+  Raised like Ctrl-C's `KeyboardInterrupt`, so that files being written are
+  removed (`io_utils.atomic_path`) before the process exits with 128 + 15.
+  """
+  signum = signal.SIGTERM
+
+
+def _raise_terminated(signum, frame) -> None:
+  del signum, frame
+  raise Terminated("SIGTERM received: stopped")
+
+
 def run(main: Callable[[Sequence[str]], None]) -> None:
-  """`absl.app.run(main)`, turning `InputError` into one line and exit code 2."""
+  """`absl.app.run(main)`, turning `InputError` and a full disk into one line and exit code 2."""
 
   def guarded_main(argv: Sequence[str]) -> None:
     # TensorFlow's own INFO lines (checkpoint sharding, ...) would drown the progress logs.
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
       main(argv)
     except InputError as e:
       fail(str(e))
+    except Exception as e:  # pylint: disable=broad-except
+      message = disk_full_message(e)
+      if message is None:
+        raise
+      fail(message)
     except KeyboardInterrupt as e:
       # training.TrainingInterrupted says where it saved; exit 128 + the signal, as shells do.
       sys.stderr.write(f"{str(e) or 'interrupted'}\n")

@@ -176,6 +176,15 @@ def _check_numbers(na_probs: Mapping[str, Any], name: str) -> None:
                     f"{_json_type_name(type(value))} {json.dumps(value)[:40]}")
 
 
+def check_predictions_match(dataset: Dataset, predictions: Mapping[str, str],
+                            predictions_name: str = "predictions") -> None:
+  """Raises `InputError` when no prediction is for a question of `dataset` (another dataset's file)."""
+  if not any(question.qid in predictions for question in dataset.questions):
+    raise located(predictions_name, "",
+                  f"none of its {len(predictions)} predictions is for a question "
+                  f"of {dataset.path} (predictions for another dataset?)")
+
+
 def missing_predictions(dataset: Dataset, predictions: Mapping[str, str]) -> list[str]:
   """Ids of the dataset's questions without a prediction, in file order."""
   return [q.qid for q in dataset.questions if q.qid not in predictions]
@@ -300,6 +309,7 @@ def raw_scores_v2(dataset: Dataset, predictions: Mapping[str, str],
   Raises:
     InputError: no prediction matches a question of the dataset.
   """
+  check_predictions_match(dataset, predictions, predictions_name)
   exact, f1, has_answer = {}, {}, {}
   for question in dataset.questions:
     if question.qid not in predictions:
@@ -307,10 +317,6 @@ def raw_scores_v2(dataset: Dataset, predictions: Mapping[str, str],
     has_answer[question.qid] = bool(question.answers)
     exact[question.qid], f1[question.qid] = score_v2(
         predictions[question.qid], question.answers)
-  if not exact:
-    raise located(predictions_name, "",
-                  f"none of its {len(predictions)} predictions is for a question "
-                  f"of {dataset.path}")
   return RawScores(exact=exact, f1=f1, has_answer=has_answer)
 
 

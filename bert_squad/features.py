@@ -24,6 +24,7 @@ import hashlib
 import json
 from typing import Any, Iterable, Iterator, Sequence
 
+from absl import logging
 import tensorflow as tf
 
 from bert_squad import io_utils
@@ -136,8 +137,13 @@ def _generate_features(examples: Iterable[SquadExample], tokenizer: Any, max_seq
   docs_by_paragraph: dict[int, _TokenizedDoc] = {}
   word_pieces: dict[str, list[str]] = {}
   unique_id = FIRST_UNIQUE_ID
+  cut_questions = 0
   for example_index, example in enumerate(examples):
-    query_tokens = tokenizer.tokenize(example.question_text)[:max_query_length]
+    query_tokens = tokenizer.tokenize(example.question_text)
+    if len(query_tokens) > max_query_length:
+      cut_questions += 1
+      _warn_cut_question(example.qas_id, len(query_tokens), max_query_length)
+      query_tokens = query_tokens[:max_query_length]
     query_ids = tokenizer.convert_tokens_to_ids(query_tokens)
     doc = _shared_tokenized_doc(example, tokenizer, docs_by_paragraph, word_pieces)
     answer_span = _answer_token_span(example, doc, tokenizer) if is_training else None
@@ -160,6 +166,15 @@ def _generate_features(examples: Iterable[SquadExample], tokenizer: Any, max_seq
         feature.is_impossible = example.is_impossible
       yield feature
       unique_id += 1
+  if cut_questions:
+    logging.warning("%d question(s) longer than max_query_length=%d wordpieces were cut to that length",
+                    cut_questions, max_query_length)
+
+
+def _warn_cut_question(qas_id: str, num_tokens: int, max_query_length: int) -> None:
+  """The original silently keeps the first max_query_length wordpieces; this says so (5 times at most)."""
+  logging.log_first_n(logging.WARNING, "question %r has %d wordpieces; only the first max_query_length=%d "
+                      "are used", 5, qas_id, num_tokens, max_query_length)
 
 
 def convert_examples_to_features(examples: Sequence[SquadExample], tokenizer: Any, max_seq_length: int = 384,

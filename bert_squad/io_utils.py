@@ -48,14 +48,18 @@ def atomic_path(path: str) -> Iterator[str]:
   """Yields a temporary path; renames it onto `path` if the block succeeds.
 
   Use for writers that want a file name (e.g. `tf.io.TFRecordWriter`). On an
-  exception the temporary file is removed and `path` is left untouched.
+  exception the temporary file is removed and `path` is left untouched; an
+  `OSError` that names no file (a failed `write`, e.g. a full disk) is
+  given `path` as its `filename`.
   """
   tmp = _temporary_name(path)
   try:
     yield tmp
     _rename(tmp, path)
-  except BaseException:
+  except BaseException as e:
     _remove_quietly(tmp)
+    if isinstance(e, OSError) and e.filename is None:
+      e.filename = path
     raise
 
 

@@ -129,10 +129,12 @@ def _read_json_object(path: str) -> Mapping[str, Any]:
   """Reads a JSON object from `path`; InputError if missing or malformed."""
   if not tf.io.gfile.exists(path):
     raise located(path, "", "file not found")
-  with tf.io.gfile.GFile(path, "r") as f:
-    text = f.read()
+  with tf.io.gfile.GFile(path, "rb") as f:
+    raw = f.read()
   try:
-    values = json.loads(text)
+    values = json.loads(raw.decode("utf-8-sig"))
+  except UnicodeDecodeError as e:
+    raise located(path, "", f"not valid UTF-8 (byte {e.start})") from None
   except json.JSONDecodeError as e:
     raise located(path, "", f"not valid JSON: {e}") from None
   if not isinstance(values, dict):

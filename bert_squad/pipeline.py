@@ -18,6 +18,7 @@ import functools
 import importlib.util
 import json
 import os
+import re
 
 import tensorflow as tf
 import tf_keras
@@ -34,6 +35,7 @@ from bert_squad import optimization
 from bert_squad import postprocess
 from bert_squad import preprocess
 from bert_squad import squad
+from bert_squad import tokenization
 from bert_squad import training
 from bert_squad.errors import InputError
 from bert_squad.io_utils import write_json
@@ -100,6 +102,7 @@ def run(config: RunConfig) -> dict:
   _make_output_dir(config.output_dir)
   bert_config_file, vocab_file, init_checkpoint = resolve_pretrained(config)
   bert_config = modeling.BertConfig.from_json_file(bert_config_file)
+  tokenization.load_vocab(vocab_file)  # names the broken line of a bad vocab before counting its lines
   modeling.validate_config(bert_config, config.max_seq_length, vocab_file)
   if init_checkpoint:
     warning = checkpoints.case_mismatch_warning(config.do_lower_case, init_checkpoint)
@@ -146,8 +149,8 @@ def validate_run_config(config: RunConfig) -> None:
     raise InputError("--output_dir is required")
   for flag, path in (("train_file", config.train_file if config.do_train else None),
                      ("predict_file", config.predict_file if config.do_predict else None)):
-    if path and not tf.io.gfile.exists(path):
-      raise InputError(f"--{flag}={path}: file not found")
+    if path:
+      _require_file(flag, path)
   if not config.init_checkpoint and not (config.bert_config_file and config.vocab_file):
     raise InputError("--bert_config_file and --vocab_file are required (or an --init_checkpoint "
                      "whose folder holds bert_config.json and vocab.txt)")
@@ -164,6 +167,14 @@ def validate_run_config(config: RunConfig) -> None:
                      f"--gradient_accumulation_steps={config.gradient_accumulation_steps} equal micro-batches")
 
 
+def _require_file(flag: str, path: str) -> None:
+  """InputError naming the flag unless `path` is an existing file."""
+  if not tf.io.gfile.exists(path):
+    raise InputError(f"--{flag}={path}: file not found")
+  if tf.io.gfile.isdir(path):
+    raise InputError(f"--{flag}={path}: is a folder, expected a file")
+
+
 def _make_output_dir(output_dir: str) -> None:
   try:
     tf.io.gfile.makedirs(output_dir)
@@ -176,7 +187,8 @@ def _make_output_dir(output_dir: str) -> None:
 
 
 def _first_line(error: Exception) -> str:
-  text = getattr(error, "message", None) or str(error)
+  """The first line of an error's message, without TensorFlow's "{{function_node ...}}" and "[Op:...]"."""
+  text = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", getattr(error, "message", None) or str(error))
   return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
@@ -202,8 +214,7 @@ def resolve_pretrained(config: RunConfig) -> tuple[str, str, str | None]:
   bert_config_file = config.bert_config_file or os.path.join(folder, "bert_config.json")
   vocab_file = config.vocab_file or os.path.join(folder, "vocab.txt")
   for flag, path in (("bert_config_file", bert_config_file), ("vocab_file", vocab_file)):
-    if not tf.io.gfile.exists(path):
-      raise InputError(f"--{flag}={path}: file not found")
+    _require_file(flag, path)
   return bert_config_file, vocab_file, init_checkpoint
 
 
@@ -221,9 +232,18 @@ def cached_features(config: RunConfig, input_file: str, vocab_file: str,
       config.max_query_length, is_training, config.version_2_with_negative, shuffle_seed)
   path = os.path.join(cache_dir, f"{'train' if is_training else 'predict'}-{key[:16]}.tf_record")
   info_path = features_lib.features_info_path(path)
-  if not config.overwrite_cache and tf.io.gfile.exists(info_path) and tf.io.gfile.exists(path):
-    logging.info("reusing cached features %s", path)
-    return path, features_lib.read_features_info(info_path)
+  if not config.overwrite_cache and tf.io.gfile.exists(info_path):
+    expected = dict(
+        format_version=features_lib.FORMAT_VERSION, input_sha256=features_lib.file_sha256(input_file),
+        vocab_sha256=features_lib.file_sha256(vocab_file), do_lower_case=config.do_lower_case,
+        max_seq_length=config.max_seq_length, doc_stride=config.doc_stride,
+        max_query_length=config.max_query_length, is_training=is_training,
+        version_2_with_negative=config.version_2_with_negative, shuffle_seed=shuffle_seed)
+    problem = _cached_features_problem(path, expected)
+    if problem is None:
+      logging.info("reusing cached features %s", path)
+      return path, features_lib.read_features_info(info_path)
+    logging.warning("%s: %s; rebuilding the cached features", path, problem)
   logging.info("writing %s features of %s to %s", "training" if is_training else "prediction",
                input_file, path)
   info = preprocess.build_feature_files(
@@ -234,6 +254,37 @@ def cached_features(config: RunConfig, input_file: str, vocab_file: str,
                "%d questions had several answers: the first was used)", info.num_examples,
                info.num_features, info.skipped_answers, info.multi_answer_questions)
   return path, info
+
+
+def _cached_features_problem(path: str, expected: dict) -> str | None:
+  """Why the cached TFRecord (+ info, + metadata in prediction) cannot be reused; None if it can.
+
+  The info must record exactly `expected` (the inputs' sha256 and every
+  parameter), and the TFRecord must hold `num_features` records whose
+  checksums are intact (read through once, ~1 s for the SQuAD train set).
+  """
+  try:
+    info = features_lib.read_features_info(features_lib.features_info_path(path))
+  except InputError as e:
+    return str(e)
+  changed = [name for name, value in expected.items() if getattr(info, name) != value]
+  if changed:
+    return f"built with other inputs or parameters ({', '.join(changed)})"
+  try:
+    num_records = int(tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+  except tf.errors.OpError as e:
+    return f"unreadable TFRecord ({_first_line(e)})"
+  if num_records != info.num_features:
+    return f"{num_records} records, but {info.num_features} were written"
+  metadata_path = features_lib.feature_metadata_path(path)
+  if not info.is_training:
+    if not tf.io.gfile.exists(metadata_path):
+      return f"{metadata_path} is missing"
+    with tf.io.gfile.GFile(metadata_path, "rb") as f:
+      num_lines = sum(1 for _ in f)
+    if num_lines != info.num_features:
+      return f"{metadata_path} has {num_lines} lines, but {info.num_features} features were written"
+  return None
 
 
 def _load_initial_weights(model: modeling.BertSpanModel, init_checkpoint: str | None,
@@ -250,6 +301,10 @@ def _load_initial_weights(model: modeling.BertSpanModel, init_checkpoint: str | 
 def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: modeling.BertConfig,
            vocab_file: str, init_checkpoint: str | None) -> modeling.BertSpanModel:
   """Fine-tunes, resuming from output_dir/checkpoints; exports to output_dir/export."""
+  # The weights load before the features are built, so a bad checkpoint stops the run at once.
+  with strategy.scope():
+    model = modeling.build_span_model(bert_config, config.max_seq_length)
+    _load_initial_weights(model, init_checkpoint, config.do_lower_case)
   train_record, info = cached_features(config, config.train_file, vocab_file, is_training=True)
   num_steps = optimization.num_train_steps(info.num_examples, config.train_batch_size,
                                            config.num_train_epochs)
@@ -257,8 +312,6 @@ def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: mod
   logging.info("training: %d examples, %d features, batch %d, %d steps (%d warmup)",
                info.num_examples, info.num_features, config.train_batch_size, num_steps, num_warmup)
   with strategy.scope():
-    model = modeling.build_span_model(bert_config, config.max_seq_length)
-    _load_initial_weights(model, init_checkpoint, config.do_lower_case)
     optimizer = optimization.create_optimizer(config.learning_rate, num_steps, num_warmup)
   micro_batch = config.train_batch_size // config.gradient_accumulation_steps
   dataset_fn = functools.partial(input_pipeline.make_dataset, train_record, config.max_seq_length,
@@ -287,9 +340,9 @@ def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: m
   The prediction files are written from the saved logits by the same function
   as `python -m bert_squad.postprocess`, so both give identical files.
   """
-  predict_record, _ = cached_features(config, config.predict_file, vocab_file, is_training=False)
   if model is None:
     model = _model_for_prediction(config, strategy, bert_config, init_checkpoint)
+  predict_record, _ = cached_features(config, config.predict_file, vocab_file, is_training=False)
   dataset = input_pipeline.make_dataset(predict_record, config.max_seq_length,
                                         config.predict_batch_size, False)
   logging.info("predicting %s", config.predict_file)

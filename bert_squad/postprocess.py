@@ -909,6 +909,26 @@ def _check_inputs_match(examples: Sequence[Any], features: Sequence[Any],
           f"{len(feature.tokens)} tokens")
 
 
+def _check_features_source(predict_file: str, feature_metadata_file: str) -> None:
+  """Raises InputError when the features' info file (beside a `<tfrecord>.metadata.jsonl`)
+  says they were built from other bytes than `predict_file`.
+
+  Without it, features of another dataset with no more questions would be
+  aligned to the wrong contexts without any error.
+  """
+  suffix = ".metadata.jsonl"
+  if not feature_metadata_file.endswith(suffix):
+    return
+  info_file = features_lib.features_info_path(feature_metadata_file[:-len(suffix)])
+  if not tf.io.gfile.exists(info_file):
+    return
+  info = features_lib.read_features_info(info_file)
+  if features_lib.file_sha256(predict_file) != info.input_sha256:
+    raise InputError(
+        f"{predict_file}: not the file the features of {feature_metadata_file} were built from "
+        f"(their {info_file} names {info.input_file}, with other content)")
+
+
 def rewrite_predictions(predict_file: str, feature_metadata_file: str,
                         logits_file: str, output_dir: str, *,
                         do_lower_case: bool, version_2_with_negative: bool,
@@ -927,6 +947,7 @@ def rewrite_predictions(predict_file: str, feature_metadata_file: str,
   Returns:
     the files written.
   """
+  _check_features_source(predict_file, feature_metadata_file)
   logits = load_logits(logits_file)
   examples, _ = squad.read_squad_examples(
       predict_file, is_training=False,

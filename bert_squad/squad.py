@@ -6,12 +6,14 @@ answer's `answer_start` is mapped through that table to word positions. In
 training mode an answer whose text cannot be found in those words is skipped
 with a warning; these are counted in `ReadStats.skipped_answers`.
 
-Two deliberate departures, both for inputs the original crashed on:
+Two deliberate departures, for inputs the original crashed on or silently dropped:
   * Training files with several answers per question (the dev sets) use the
     first answer instead of raising; `ReadStats.multi_answer_questions` counts
     the questions this affected.
   * Malformed input raises one `InputError` naming the file and the place
-    (article, paragraph, question id) instead of a KeyError or IndexError.
+    (article, paragraph, question id) instead of a KeyError or IndexError;
+    so does an `answer_start` that points at other text than the answer
+    (the original skips such an answer with a warning).
 """
 import bisect
 import dataclasses
@@ -119,6 +121,8 @@ def load_squad_json(input_file: str) -> dict[str, Any]:
       raw = f.read()
   except tf.errors.NotFoundError:
     raise located(input_file, "", "file not found") from None
+  except tf.errors.OpError as e:
+    raise located(input_file, "", f"cannot read it ({e.message})") from None
   try:
     text = raw.decode("utf-8-sig")
   except UnicodeDecodeError as e:
@@ -191,6 +195,8 @@ def read_squad_examples(input_file: str, is_training: bool,
                                                     version_2_with_negative, stats, input_file, where):
           continue
         examples.append(example)
+  if not stats.num_questions:
+    raise located(input_file, "", "holds no questions")
   stats.num_examples = len(examples)
   if stats.skipped_answers:
     logging.warning("%s: skipped %d questions whose answer text was not found at answer_start",
@@ -250,7 +256,13 @@ def _answer_matches_words(doc_tokens: list[str], start_position: int, end_positi
 
 
 def _check_answer(answer: Any, context: str, input_file: str, where: str) -> None:
-  """Raises `InputError` unless `answer` is {text: non-empty str, answer_start: int in range}."""
+  """Raises `InputError` unless `answer` is {text: non-empty str, answer_start: int in range}
+  and the context holds exactly that text at answer_start.
+
+  The original only skips an answer whose words do not contain its text; an
+  answer_start that points at other characters is a broken file (the SQuAD
+  releases have none), so it stops the run instead of silently losing data.
+  """
   if not isinstance(answer, dict):
     raise located(input_file, where, f"is a JSON {_json_type(answer)}, expected an object")
   text = _field(answer, "text", str, input_file, where)
@@ -261,6 +273,14 @@ def _check_answer(answer: Any, context: str, input_file: str, where: str) -> Non
     raise located(input_file, where,
                   f"answer_start {start} with an answer of {len(text)} characters is out of range "
                   f"(the context has {len(context)} characters)")
+  found = context[start:start + len(text)]
+  if found != text:
+    raise located(input_file, where,
+                  f"answer_start {start} points at {_excerpt(found)}, not at the answer text {_excerpt(text)}")
+
+
+def _excerpt(text: str, limit: int = 40) -> str:
+  return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _field(obj: dict[str, Any], key: str, expected: type, input_file: str, where: str) -> Any:

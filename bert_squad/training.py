@@ -7,7 +7,7 @@ the tests.
 
 What lands in `output_dir`:
   ckpt-<step>.index/.data-*, checkpoint  `tf.train.Checkpoint(model=,
-      optimizer=, step=)` -- plus `loss_scale_optimizer=` in float16 and
+      optimizer=, step=)` -- plus `optimizer/loss_scale` in float16 and
       `dropout_generators=` after `set_determinism` -- every
       `save_checkpoints_steps`, at the end and on SIGINT/SIGTERM;
   tensorboard/                           scalars: loss, learning_rate,
@@ -322,7 +322,12 @@ class _Checkpointer:
     if latest:
       # Partial: a float32 run resumed in float16 (or the reverse) finds no
       # (or an unused) loss scale, a non-deterministic run unused generators.
-      self._checkpoint.restore(latest).expect_partial()
+      try:
+        self._checkpoint.restore(latest).expect_partial()
+      except (ValueError, AssertionError, tf.errors.OpError) as e:
+        raise InputError(
+            f"{latest}: cannot resume from this checkpoint in {self._output_dir} ({_first_line(e)}); it was "
+            "written by another model or is damaged: use another --output_dir or delete its ckpt-* files") from None
     return latest
 
   def save(self, step: int) -> None:
@@ -333,7 +338,25 @@ class _Checkpointer:
       finally:
         shutil.rmtree(scratch, ignore_errors=True)
       return
-    self.last_saved = self._manager.save(checkpoint_number=step)
+    try:
+      self.last_saved = self._manager.save(checkpoint_number=step)
+    except BaseException:
+      self._remove_partial_save(step)
+      raise
+
+  def _remove_partial_save(self, step: int) -> None:
+    """Deletes what a failed save (e.g. a full disk) wrote: TensorFlow's `<prefix>_temp` folder and
+    any `<prefix>.*` file. The latest recorded checkpoint is older, so it is untouched."""
+    prefix = os.path.join(self._output_dir, f"ckpt-{step}")
+    if tf.io.gfile.isdir(prefix + "_temp"):
+      tf.io.gfile.rmtree(prefix + "_temp")
+    for path in tf.io.gfile.glob(prefix + ".*"):
+      tf.io.gfile.remove(path)
+
+
+def _first_line(error: Exception) -> str:
+  text = getattr(error, "message", None) or str(error)
+  return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 # ---------------------------------------------------------------- logging
@@ -428,6 +451,8 @@ class _Logger:
     self._writer = (tf.summary.create_file_writer(os.path.join(config.output_dir, TENSORBOARD_DIR))
                     if chief else tf.summary.create_noop_writer())
     self.history = [p for p in read_history(config.output_dir) if p["step"] <= initial_step]
+    self._loss_scale = (float(loss_scale_optimizer.loss_scale) if loss_scale_optimizer is not None
+                        else None)
     self._reset(initial_step)
 
   def _reset(self, step: int) -> None:
@@ -457,6 +482,7 @@ class _Logger:
     }
     if self._chief:
       self._progress.show(point, log_now)
+    self._report_loss_scale_drop(step)
     if not log_now:
       return
     if self._loss_scale_optimizer is not None:
@@ -470,6 +496,16 @@ class _Logger:
       self._writer.flush()
       io_utils.write_json(os.path.join(self._config.output_dir, HISTORY_FILE), self.history)
     self._reset(step)
+
+  def _report_loss_scale_drop(self, step: int) -> None:
+    """float16: says when overflowing gradients made the dynamic loss scaling skip updates."""
+    if self._loss_scale_optimizer is None:
+      return
+    loss_scale = float(self._loss_scale_optimizer.loss_scale)
+    if loss_scale < self._loss_scale:
+      self.message(f"step {step}: float16 gradients overflowed; dynamic loss scaling skipped those "
+                   f"updates and lowered the loss scale from {self._loss_scale:g} to {loss_scale:g}")
+    self._loss_scale = loss_scale
 
   def finish(self) -> None:
     if self._chief and self.history:
@@ -662,11 +698,11 @@ def train(model: tf_keras.Model,
       parts["dropout_generators"] = generators
     loss_scale_optimizer = None
     if isinstance(applying_optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
-      # The bare optimizer stays under "optimizer", so float32 and float16
-      # runs can resume each other's checkpoints.
+      # A LossScaleOptimizer presents its inner optimizer's state (step,
+      # slots) as its own plus "loss_scale", so float32 and float16 runs can
+      # resume each other's checkpoints. (Tracking the inner optimizer a
+      # second time makes saving fail for optimizers with slots.)
       loss_scale_optimizer = applying_optimizer
-      parts.update(optimizer=applying_optimizer.inner_optimizer,
-                   loss_scale_optimizer=applying_optimizer)
     checkpoint = tf.train.Checkpoint(**parts)
   checkpointer = _Checkpointer(checkpoint, step_counter, config.output_dir,
                                config.keep_checkpoint_max, chief)

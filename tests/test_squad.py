@@ -70,15 +70,17 @@ def test_prediction_mode_ignores_answers_and_shares_paragraphs(tmp_path):
 
 
 def test_answer_not_found_is_skipped_and_counted(tmp_path, caplog):
-  context = "alpha beta gamma"
+  # The text is at answer_start, but the original's word check misses it: U+00A0 stays
+  # inside a context word, while the answer's str.split() turns it into a space.
+  context = "alpha beta\u00a0gamma delta"
   path = _squad_file(tmp_path, [_article(context, [
-      _qa("good", "q?", [{"text": "beta", "answer_start": 6}]),
-      _qa("bad", "q?", [{"text": "delta", "answer_start": 6}]),
+      _qa("good", "q?", [{"text": "delta", "answer_start": 17}]),
+      _qa("bad", "q?", [{"text": "beta\u00a0gamma", "answer_start": 6}]),
   ])])
   examples, stats = squad.read_squad_examples(path, is_training=True, version_2_with_negative=False)
   assert [e.qas_id for e in examples] == ["good"]
   assert stats.skipped_answers == 1 and stats.num_questions == 2 and stats.num_examples == 1
-  assert "'bad': could not find answer 'delta'" in caplog.text
+  assert "'bad': could not find answer 'beta\\xa0gamma'" in caplog.text
 
 
 def test_answer_found_by_whitespace_normalised_substring(tmp_path):
@@ -169,6 +171,9 @@ BAD_INPUTS = {
                                r"question 'q1', answer 0: answer_start 8 .* out of range"),
     "answer_start_negative": (_with(lambda a: a["paragraphs"][0]["qas"][0]["answers"][0].update(answer_start=-1)),
                               r"answer_start -1 .* out of range"),
+    "answer_start_at_other_text": (
+        _with(lambda a: a["paragraphs"][0]["qas"][0]["answers"][0].update(answer_start=0)),
+        r"question 'q1', answer 0: answer_start 0 points at 'alph', not at the answer text 'beta'"),
     "answer_start_string": (_with(lambda a: a["paragraphs"][0]["qas"][0]["answers"][0].update(answer_start="6")),
                             r"'answer_start' is a JSON string, expected a JSON integer"),
     "answer_start_float": (_with(lambda a: a["paragraphs"][0]["qas"][0]["answers"][0].update(answer_start=6.0)),
