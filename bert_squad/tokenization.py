@@ -271,6 +271,7 @@ class FullTokenizer:
     self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
     self.wordpiece_tokenizer = WordpieceTokenizer(vocab)
     self._wordpieces: dict[str, tuple[str, ...]] = {}
+    self._basic_token_pieces: dict[str, list[str]] = {}
 
   def tokenize(self, text: str | bytes) -> list[str]:
     """Text -> wordpieces, e.g. "Unaffable!" -> ["una", "##ffa", "##ble", "!"] (Google's uncased vocab)."""
@@ -278,14 +279,23 @@ class FullTokenizer:
     for word in self.basic_tokenizer.split_words(text):
       word_pieces = self._wordpieces.get(word)
       if word_pieces is None:
-        word_pieces = tuple(piece for token in self.basic_tokenizer.tokenize_word(word)
-                            for piece in self.wordpiece_tokenizer.tokenize_word(token))
-        self._wordpieces[word] = word_pieces
+        word_pieces = self._new_word_pieces(word)
       pieces.extend(word_pieces)
     return pieces
 
+  def _new_word_pieces(self, word: str) -> tuple[str, ...]:
+    """The wordpieces of a `split_words` word seen for the first time; remembered, as each basic token's."""
+    pieces = []
+    for token in self.basic_tokenizer.tokenize_word(word):
+      token_pieces = self._basic_token_pieces.get(token)
+      if token_pieces is None:
+        token_pieces = self._basic_token_pieces[token] = self.wordpiece_tokenizer.tokenize_word(token)
+      pieces.extend(token_pieces)
+    word_pieces = self._wordpieces[word] = tuple(pieces)
+    return word_pieces
+
   def convert_tokens_to_ids(self, tokens: list[str]) -> list[int]:
-    return [self.vocab[token] for token in tokens]
+    return list(map(self.vocab.__getitem__, tokens))
 
   def convert_ids_to_tokens(self, ids: list[int]) -> list[str]:
-    return [self.inv_vocab[index] for index in ids]
+    return list(map(self.inv_vocab.__getitem__, ids))
