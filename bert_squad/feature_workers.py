@@ -16,9 +16,7 @@ is a fresh `python -S` running `feature_workers.main`, which imports no
 TensorFlow; the settings, chunks and results travel as pickles over its stdin
 and stdout.
 """
-import collections
 import contextlib
-import dataclasses
 import fcntl
 import gc
 import itertools
@@ -29,7 +27,7 @@ import subprocess
 import sys
 import threading
 import traceback
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import bert_squad
 from bert_squad import records
@@ -39,16 +37,13 @@ from bert_squad import windows
 # Examples per chunk (more to finish a paragraph): large enough that the
 # per-chunk overhead is small, small enough that writing starts early.
 CHUNK_EXAMPLES = 128
-# Tokenized contexts a worker keeps (each some 10-20 KB); all of a dev set's.
-DOC_CACHE_SIZE = 4096
 # Pipe capacity asked for (Linux's default maximum): more than a chunk's results.
 PIPE_BYTES = 1 << 20
 # What a worker process runs (imported by name, so that pickles name this module, not __main__).
 _WORKER_MAIN = "from bert_squad import feature_workers; feature_workers.main()"
 
 
-@dataclasses.dataclass(frozen=True)
-class EncodingSettings:
+class EncodingSettings(NamedTuple):
   """What every worker needs besides the chunks.
 
   Attributes:
@@ -67,8 +62,7 @@ class EncodingSettings:
   with_metadata: bool
 
 
-@dataclasses.dataclass
-class ExampleChunk:
+class ExampleChunk(NamedTuple):
   """Consecutive examples, as compact as pickling allows.
 
   Attributes:
@@ -82,8 +76,7 @@ class ExampleChunk:
   examples: list[tuple[int, str, windows.TrainingAnswer | None]]
 
 
-@dataclasses.dataclass
-class EncodedChunk:
+class EncodedChunk(NamedTuple):
   """The windows of one `ExampleChunk`.
 
   Attributes:
@@ -93,6 +86,13 @@ class EncodedChunk:
   """
   num_examples: int
   windows: list[tuple[bytes, bytes | None]]
+
+
+def usable_cpus() -> int:
+  """CPU cores this process may run on (its affinity mask, e.g. under taskset or a container's cpuset)."""
+  if hasattr(os, "sched_getaffinity"):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
 
 
 def example_chunks(examples: Sequence[Any], is_training: bool,
@@ -117,54 +117,41 @@ def _make_chunk(examples: Sequence[Any], start: int, end: int, is_training: bool
     key = example.paragraph_index if example.paragraph_index >= 0 else -1 - example_index
     if key not in contexts:
       contexts[key] = " ".join(example.doc_tokens)
-    answer = None
-    if is_training:
-      answer = windows.TrainingAnswer(orig_answer_text=example.orig_answer_text,
-                                      start_position=example.start_position, end_position=example.end_position,
-                                      is_impossible=example.is_impossible)
-    compact.append((key, example.question_text, answer))
+    compact.append((key, example.question_text, windows.training_answer(example) if is_training else None))
   return ExampleChunk(first_example_index=start, contexts=contexts, examples=compact)
 
 
 class ChunkEncoder:
-  """Tokenizes, windows and encodes chunks; its caches live as long as it does.
+  """Tokenizes, windows and encodes chunks; the per-word caches live as long as it does.
 
-  The tokenized contexts of the last `DOC_CACHE_SIZE` paragraphs are kept:
-  shuffled training examples visit a paragraph in many chunks.
+  A context is tokenized once per chunk: chunks end where a paragraph ends
+  (`example_chunks`), so that is once in all unless the examples are shuffled.
   """
 
   def __init__(self, settings: EncodingSettings):
     self._settings = settings
-    vocab = collections.OrderedDict((token, index) for index, token in enumerate(settings.vocab_tokens))
+    # A plain dict (not load_vocab's OrderedDict): a worker keeps one per process.
+    vocab = dict(zip(settings.vocab_tokens, range(len(settings.vocab_tokens))))
     self._tokenizer = tokenization.FullTokenizer.from_vocab(vocab, settings.do_lower_case)
-    self._word_pieces: dict[str, tuple[list[str], list[int]]] = {}
-    self._docs: collections.OrderedDict[int, tuple[windows.TokenizedDoc, records.EncodedDoc]] = (
-        collections.OrderedDict())
+    self._word_pieces: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {}
     self._encoder = records.WindowEncoder(vocab["[CLS]"], vocab["[SEP]"], settings.max_seq_length,
                                           settings.is_training, settings.with_metadata)
 
   def encode(self, chunk: ExampleChunk) -> EncodedChunk:
     settings = self._settings
+    docs: dict[int, tuple[windows.TokenizedDoc, records.EncodedDoc]] = {}
     encoded = []
     for offset, (key, question_text, answer) in enumerate(chunk.examples):
-      doc, encoded_doc = self._doc(key, chunk.contexts)
+      doc_and_encoded = docs.get(key)
+      if doc_and_encoded is None:
+        doc = windows.tokenize_doc(chunk.contexts[key].split(" "), self._tokenizer, self._word_pieces)
+        doc_and_encoded = docs[key] = (doc, records.EncodedDoc(doc))
+      doc, encoded_doc = doc_and_encoded
       plan = windows.plan_example_windows(question_text, doc, self._tokenizer, settings.max_seq_length,
                                           settings.doc_stride, settings.max_query_length, answer)
       encoded.extend(self._encoder.encode_windows(plan, encoded_doc, chunk.first_example_index + offset,
                                                   answer.is_impossible if answer else None))
     return EncodedChunk(num_examples=len(chunk.examples), windows=encoded)
-
-  def _doc(self, key: int, contexts: dict[int, str]) -> tuple[windows.TokenizedDoc, records.EncodedDoc]:
-    """The tokenized and encoded context of a paragraph, from the cache if it is there."""
-    doc_and_encoded = self._docs.get(key)
-    if doc_and_encoded is None:
-      doc = windows.tokenize_doc(contexts[key].split(" "), self._tokenizer, self._word_pieces)
-      doc_and_encoded = self._docs[key] = (doc, records.EncodedDoc(doc))
-      if len(self._docs) > DOC_CACHE_SIZE:
-        self._docs.popitem(last=False)
-    else:
-      self._docs.move_to_end(key)
-    return doc_and_encoded
 
 
 @contextlib.contextmanager

@@ -96,12 +96,12 @@ def _generate_features(examples: Iterable[SquadExample], tokenizer: Any, max_seq
   """The body of `iter_features`, after the parameters were checked."""
   cls_id, sep_id = tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]"])
   docs_by_paragraph: dict[int, windows.TokenizedDoc] = {}
-  word_pieces: dict[str, tuple[list[str], list[int]]] = {}
+  word_pieces: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {}
   unique_id = FIRST_UNIQUE_ID
   for example_index, example in enumerate(examples):
     doc = _shared_tokenized_doc(example, tokenizer, docs_by_paragraph, word_pieces)
     plan = windows.plan_example_windows(example.question_text, doc, tokenizer, max_seq_length, doc_stride,
-                                        max_query_length, training_answer(example) if is_training else None)
+                                        max_query_length, windows.training_answer(example) if is_training else None)
     for doc_span_index, doc_span in enumerate(plan.doc_spans):
       feature = InputFeatures(
           unique_id=unique_id,
@@ -123,15 +123,9 @@ def convert_examples_to_features(examples: Sequence[SquadExample], tokenizer: An
   return list(iter_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length, is_training))
 
 
-def training_answer(example: SquadExample) -> windows.TrainingAnswer:
-  """The answer fields of a training example."""
-  return windows.TrainingAnswer(orig_answer_text=example.orig_answer_text, start_position=example.start_position,
-                                end_position=example.end_position, is_impossible=example.is_impossible)
-
-
 def _shared_tokenized_doc(example: SquadExample, tokenizer: Any,
                           docs_by_paragraph: dict[int, windows.TokenizedDoc],
-                          word_pieces: dict[str, tuple[list[str], list[int]]]) -> windows.TokenizedDoc:
+                          word_pieces: dict[str, tuple[tuple[str, ...], tuple[int, ...]]]) -> windows.TokenizedDoc:
   """The example's tokenized context, computed once per paragraph."""
   if example.paragraph_index < 0:
     return windows.tokenize_doc(example.doc_tokens, tokenizer, word_pieces)

@@ -16,7 +16,6 @@ calls it too); the flags are defined only when this module runs as a script.
 """
 import contextlib
 import gc
-import os
 import sys
 import time
 from typing import Iterable, Iterator, Sequence
@@ -63,7 +62,8 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
       `<output_file>.info.json`.
     show_progress: draw a progress line with ETA on stderr.
     num_workers: processes that tokenize and encode (`feature_workers`);
-      default: one per CPU core; 1 does everything in this process.
+      default: one per CPU core this process may use; 1 does everything in
+      this process. The output is the same for any number.
 
   Returns:
     The `FeaturesInfo` written to `info_file`.
@@ -73,7 +73,9 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
   """
   features.validate_window_params(max_seq_length, doc_stride, max_query_length)
   if num_workers is None:
-    num_workers = os.cpu_count() or 1
+    num_workers = feature_workers.usable_cpus()
+  if num_workers < 1:
+    raise InputError(f"--num_preprocess_workers={num_workers}: must be at least 1")
   vocab = tokenization.load_vocab(vocab_file)
   if write_metadata is None:
     write_metadata = not is_training
@@ -183,8 +185,9 @@ def define_flags() -> None:
   flags.DEFINE_bool("write_metadata", None, "Write the per-feature metadata (default: prediction mode only).")
   flags.DEFINE_string("metadata_file", None, "Default: <output_file>.metadata.jsonl.")
   flags.DEFINE_string("info_file", None, "Default: <output_file>.info.json.")
-  flags.DEFINE_integer("num_preprocess_workers", os.cpu_count() or 1,
-                       "Processes that tokenize and encode; 1: all in this process. Same output for any number.")
+  flags.DEFINE_integer("num_preprocess_workers", None,
+                       "Processes that tokenize and encode (default: one per usable CPU core); 1: all in this "
+                       "process. The output is the same for any number.")
 
 
 def main(argv: Sequence[str]) -> None:

@@ -24,10 +24,9 @@ from bert_squad import windows
 
 # `unique_id` of the first feature, as in the original.
 FIRST_UNIQUE_ID = 1000000000
+# Sorts after every other feature name of a record, so the writer appends it
+# to a window encoded without it (`finish_example`).
 UNIQUE_IDS = "unique_ids"
-# "unique_ids" sorts after every other feature name, so the writer appends
-# it to a window encoded without it (`finish_example`).
-OTHER_NAMES = ("end_positions", "input_ids", "input_mask", "is_impossible", "segment_ids", "start_positions")
 # `json.dumps(text, ensure_ascii=False)` for a str is exactly this function.
 _json_string = json_encoder.encode_basestring
 
@@ -137,17 +136,39 @@ class EncodedDoc:
       joined = self._tokens[begin, end] = ",".join(self._token_json[begin:end])
     return joined
 
-  def orig_map(self, template: str, doc_offset: int, begin: int, end: int) -> str:
-    """JSON object body {window position: whitespace-word index} of the wordpieces in [begin, end).
-
-    `template` holds end - begin pairs '"doc_offset":%s,...' (`WindowEncoder`).
-    """
-    body = self._orig_maps.get((doc_offset, begin, end))
+  def orig_map(self, positions: "_PositionMap", begin: int, end: int) -> str:
+    """JSON object body {window position: whitespace-word index} of the wordpieces in [begin, end)."""
+    body = self._orig_maps.get((positions.first, begin, end))
     if body is None:
       if self._orig_index_text is None:
         self._orig_index_text = list(map(str, self._doc.tok_to_orig_index))
-      body = self._orig_maps[doc_offset, begin, end] = template % tuple(self._orig_index_text[begin:end])
+      body = positions.template(end - begin) % tuple(self._orig_index_text[begin:end])
+      self._orig_maps[positions.first, begin, end] = body
     return body
+
+
+class _PositionMap:
+  """The JSON object body of a map from window positions `first`, `first + 1`, ... to values.
+
+  Built once per first position (= doc_offset) up to max_seq_length:
+  `template(n)` is '"first":%s,...' with n pairs, `all_true(n)` the same
+  with every value true.
+  """
+
+  def __init__(self, first: int, max_seq_length: int):
+    self.first = first
+    pairs = ['"%d":%%s' % position for position in range(first, max_seq_length)]
+    self._ends = [0]  # where the first n pairs end
+    for index, pair in enumerate(pairs):
+      self._ends.append(self._ends[-1] + (1 if index else 0) + len(pair))  # a comma before all but the first
+    self._template = ",".join(pairs)
+    self._all_true = self._template.replace("%s", "true")
+
+  def template(self, num_pairs: int) -> str:
+    return self._template[:self._ends[num_pairs]]
+
+  def all_true(self, num_pairs: int) -> str:
+    return self._all_true[:self._ends[num_pairs] + 2 * num_pairs]  # "true" is 2 longer than "%s"
 
 
 class WindowEncoder:
@@ -169,8 +190,7 @@ class WindowEncoder:
     self._with_metadata = with_metadata
     self._zeros = bytes(max_seq_length)  # varint(0) is b"\x00"
     self._ones = b"\x01" * max_seq_length
-    # doc_offset -> ('"o":%s,"o+1":%s,...', the same with true for %s, where the first n pairs end in each)
-    self._map_templates: dict[int, tuple[str, str, list[int]]] = {}
+    self._position_maps: dict[int, _PositionMap] = {}
 
   def encode_windows(self, plan: windows.ExampleWindows, doc: EncodedDoc, example_index: int,
                      is_impossible: bool | None) -> list[tuple[bytes, bytes | None]]:
@@ -184,16 +204,18 @@ class WindowEncoder:
     for doc_span_index, span in enumerate(plan.doc_spans):
       begin, end = span.start, span.start + span.length
       num_padding = self._max_seq_length - doc_offset - span.length - 1
-      payloads = {
-          "input_ids": query_ids + doc.ids(begin, end) + self._sep + self._zeros[:num_padding],
-          "input_mask": self._ones[:doc_offset + span.length + 1] + self._zeros[:num_padding],
-          "segment_ids": self._zeros[:doc_offset] + self._ones[:span.length + 1] + self._zeros[:num_padding],
-      }
+      input_ids = feature_entry("input_ids", query_ids + doc.ids(begin, end) + self._sep + self._zeros[:num_padding])
+      input_mask = feature_entry("input_mask", self._ones[:doc_offset + span.length + 1] + self._zeros[:num_padding])
+      segment_ids = feature_entry(
+          "segment_ids", self._zeros[:doc_offset] + self._ones[:span.length + 1] + self._zeros[:num_padding])
       if self._is_training:
         start_position, end_position = windows.window_answer_positions(plan.answer_span, span, doc_offset)
-        payloads.update(start_positions=varint(start_position), end_positions=varint(end_position),
-                        is_impossible=varint(int(is_impossible)))
-      entries = b"".join([feature_entry(name, payloads[name]) for name in OTHER_NAMES if name in payloads])
+        # In sorted name order, as `encode_example`.
+        entries = b"".join((feature_entry("end_positions", varint(end_position)), input_ids, input_mask,
+                            feature_entry("is_impossible", varint(int(is_impossible))), segment_ids,
+                            feature_entry("start_positions", varint(start_position))))
+      else:
+        entries = input_ids + input_mask + segment_ids
       tail = self._metadata_tail(plan, doc, example_index, doc_span_index) if self._with_metadata else None
       encoded.append((entries, tail))
     return encoded
@@ -202,36 +224,27 @@ class WindowEncoder:
                      doc_span_index: int) -> bytes:
     span = plan.doc_spans[doc_span_index]
     begin, end = span.start, span.start + span.length
-    template, all_true, pair_ends = self._map_template(plan.doc_offset)
-    template = template[:pair_ends[span.length]]
+    positions = self._position_maps.get(plan.doc_offset)
+    if positions is None:
+      positions = self._position_maps[plan.doc_offset] = _PositionMap(plan.doc_offset, self._max_seq_length)
     if len(plan.doc_spans) == 1:
-      is_max_context = all_true[:pair_ends[span.length] + 2 * span.length]  # "true" is 2 longer than "%s"
+      is_max_context = positions.all_true(span.length)
     else:
-      is_max_context = template % tuple(
+      is_max_context = positions.template(span.length) % tuple(
           "true" if best == doc_span_index else "false" for best in plan.max_context_span[begin:end])
-    query = "".join(map(_json_comma, plan.query_tokens))
+    query = "".join(map(_JSON_COMMA.__getitem__, plan.query_tokens))
     return ((',"example_index":%d,"doc_span_index":%d,"tokens":["[CLS]",%s"[SEP]",%s,"[SEP]"],'
              '"token_to_orig_map":{%s},"token_is_max_context":{%s}}\n') % (
-                 example_index, doc_span_index, query, doc.tokens(begin, end),
-                 doc.orig_map(template, plan.doc_offset, begin, end), is_max_context)).encode("utf-8")
-
-  def _map_template(self, doc_offset: int) -> tuple[str, str, list[int]]:
-    """'"doc_offset":%s,"doc_offset+1":%s,...' up to max_seq_length, its all-true form, and pair ends.
-
-    The first n pairs (a JSON object body for a map from n positions) are
-    `template[:pair_ends[n]]`.
-    """
-    templates = self._map_templates.get(doc_offset)
-    if templates is None:
-      pairs = ['"%d":%%s' % position for position in range(doc_offset, self._max_seq_length)]
-      pair_ends = [0]
-      for index, pair in enumerate(pairs):
-        pair_ends.append(pair_ends[-1] + (1 if index else 0) + len(pair))  # a comma before all but the first
-      template = ",".join(pairs)
-      templates = self._map_templates[doc_offset] = (template, template.replace("%s", "true"), pair_ends)
-    return templates
+                 example_index, doc_span_index, query, doc.tokens(begin, end), doc.orig_map(positions, begin, end),
+                 is_max_context)).encode("utf-8")
 
 
-def _json_comma(token: str) -> str:
-  """The token as a JSON string followed by a comma."""
-  return _json_string(token) + ","
+class _JsonComma(dict):
+  """token -> the token as a JSON string followed by a comma."""
+
+  def __missing__(self, token: str) -> str:
+    encoded = self[token] = _json_string(token) + ","
+    return encoded
+
+
+_JSON_COMMA = _JsonComma()

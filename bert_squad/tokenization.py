@@ -21,6 +21,7 @@ worker starts in ~50 ms instead of seconds and hundreds of MB. Identity with
 the SQuAD and XQuAD dev sets and on random Unicode text.
 """
 import collections
+import functools
 import re
 from typing import Mapping
 import unicodedata
@@ -188,20 +189,22 @@ class BasicTokenizer:
     return _to_text(text).translate(self._clean_text_table).split()
 
   def tokenize_word(self, word: str) -> tuple[str, ...]:
-    """Basic tokens of one `split_words` word (lower-case, strip accents, split punctuation)."""
+    """Basic tokens of one `split_words` word (lower-case, strip accents, split punctuation), remembered."""
     tokens = self._word_tokens.get(word)
     if tokens is None:
-      if word.isascii():
-        # Same result as below: NFD changes no ASCII, and a regex splits off
-        # each punctuation character.
-        tokens = tuple(_ASCII_RUNS_AND_PUNCTUATION.findall(word.lower() if self.do_lower_case else word))
-      else:
-        normalized = strip_accents(word.lower()) if self.do_lower_case else word
-        # Joined and split again, as the original does for the whole text
-        # (lower-casing and NFD can produce characters that str.split splits on).
-        tokens = tuple(" ".join(split_on_punctuation(normalized)).split())
-      self._word_tokens[word] = tokens
+      tokens = self._word_tokens[word] = self.split_word(word)
     return tokens
+
+  def split_word(self, word: str) -> tuple[str, ...]:
+    """`tokenize_word` without remembering (for callers that remember the result themselves)."""
+    if word.isascii():
+      # Same result as below: NFD changes no ASCII, and a regex splits off
+      # each punctuation character.
+      return tuple(_ASCII_RUNS_AND_PUNCTUATION.findall(word.lower() if self.do_lower_case else word))
+    normalized = strip_accents(word.lower()) if self.do_lower_case else word
+    # Joined and split again, as the original does for the whole text
+    # (lower-casing and NFD can produce characters that str.split splits on).
+    return tuple(" ".join(split_on_punctuation(normalized)).split())
 
 
 class WordpieceTokenizer:
@@ -267,7 +270,6 @@ class FullTokenizer:
 
   def _set_up(self, vocab: Mapping[str, int], do_lower_case: bool) -> None:
     self.vocab = vocab
-    self.inv_vocab = {index: token for token, index in vocab.items()}
     self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
     self.wordpiece_tokenizer = WordpieceTokenizer(vocab)
     self._wordpieces: dict[str, tuple[str, ...]] = {}
@@ -286,13 +288,18 @@ class FullTokenizer:
   def _new_word_pieces(self, word: str) -> tuple[str, ...]:
     """The wordpieces of a `split_words` word seen for the first time; remembered, as each basic token's."""
     pieces = []
-    for token in self.basic_tokenizer.tokenize_word(word):
+    for token in self.basic_tokenizer.split_word(word):
       token_pieces = self._basic_token_pieces.get(token)
       if token_pieces is None:
         token_pieces = self._basic_token_pieces[token] = self.wordpiece_tokenizer.tokenize_word(token)
       pieces.extend(token_pieces)
     word_pieces = self._wordpieces[word] = tuple(pieces)
     return word_pieces
+
+  @functools.cached_property
+  def inv_vocab(self) -> dict[int, str]:
+    """id -> token (built on first use: worker processes never need it)."""
+    return {index: token for token, index in self.vocab.items()}
 
   def convert_tokens_to_ids(self, tokens: list[str]) -> list[int]:
     return list(map(self.vocab.__getitem__, tokens))

@@ -17,6 +17,7 @@ from bert_squad import records
 from bert_squad import squad
 from bert_squad import tokenization
 from bert_squad import windows
+from bert_squad.errors import InputError
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 VOCAB = "[PAD] [UNK] [CLS] [SEP] the man went to store and bought a gallon of milk what did he buy who ? .".split()
@@ -145,6 +146,12 @@ def test_failure_while_workers_run_leaves_no_output_and_no_worker(tmp_path, many
     _build(many_questions_file, vocab_file, str(out_dir / "x.tf_record"), is_training=False, num_workers=2)
   assert list(out_dir.iterdir()) == []
   assert len(started) == 2 and all(p.poll() is not None for p in started)
+
+
+def test_zero_workers_is_an_input_error(tmp_path, squad_file, vocab_file):
+  with pytest.raises(InputError, match=r"--num_preprocess_workers=0: must be at least 1"):
+    _build(squad_file, vocab_file, str(tmp_path / "out" / "x.tf_record"), num_workers=0)
+  assert not (tmp_path / "out").exists()
 
 
 @pytest.fixture
