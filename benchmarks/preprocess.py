@@ -1,35 +1,47 @@
-"""Times SQuAD JSON -> TFRecord for this project and for tf-models-official's squad_lib.
+"""Times SQuAD JSON -> TFRecord for this project and for tf-models-official's squad_lib, with peak memory.
 
   python benchmarks/preprocess.py                       # dev-v2.0, prediction mode
-  python benchmarks/preprocess.py --is_training --limit=2000
+  python benchmarks/preprocess.py --is_training --repeats=3
+  python benchmarks/preprocess.py --scaling             # also 1x, 2x, 4x the data (this project)
 
-Both runs start from the same JSON and end with a TFRecord on disk, the
+Both sides start from the same JSON and end with a TFRecord on disk, the
 tokenizer's vocab load included: squad_lib as `read_squad_examples` +
 `convert_examples_to_features` into its `FeatureWriter`; this project as
 `preprocess.build_feature_files` (which also writes the metadata and info
-files and hashes the inputs). In training mode both read a copy of the file
-that keeps the first answer per question (squad_lib rejects several), and
-this project's pre-shuffle is off, like squad_lib.
+files, hashes the inputs and starts its worker processes). In training mode
+both read a copy of the file that keeps the first answer per question
+(squad_lib rejects several), and this project's pre-shuffle is off, like
+squad_lib.
+
+Each side runs in a subprocess of its own (after its imports, which are not
+timed): the time is the fastest of --repeats runs. Peak memory: a thread
+samples every 5 ms the resident set (RSS, /proc/<pid>/statm) of the side's
+process plus that of its worker processes and keeps the largest sum
+(TensorFlow's ~0.5 GB included on both sides; shared library pages count
+once per process, so the sum errs high); the process's own `ru_maxrss` is
+printed too. (A child that has not exec'd yet is skipped: it maps the parent's pages.
+`ru_maxrss` of the workers is useless for the same reason: a child inherits
+its parent's high-water mark from before `exec`.)
+
+--scaling repeats the file's articles 2 and 4 times (question ids renamed)
+and prints this project's time per example; --scale_reference adds squad_lib.
+Repeated articles repeat words, which the tokenizer caches, so the copies
+cost a little less than new text would.
 """
 import argparse
 import json
 import os
 import pathlib
+import resource
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-
-import bert_squad  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from absl import logging  # noqa: E402
-from official.nlp.data import squad_lib  # noqa: E402
-from official.nlp.tools import tokenization as tfm_tokenization  # noqa: E402
-
-from bert_squad import preprocess  # noqa: E402
-
 SHARED_DATA = pathlib.Path(os.environ.get("BERT_SQUAD_SHARED", REPO_ROOT.parent / "shared")) / "data"
+SIDES = ("squad_lib", "bert_squad")
 
 
 def parse_args() -> argparse.Namespace:
@@ -43,12 +55,18 @@ def parse_args() -> argparse.Namespace:
   parser.add_argument("--max_seq_length", type=int, default=384)
   parser.add_argument("--doc_stride", type=int, default=128)
   parser.add_argument("--max_query_length", type=int, default=64)
+  parser.add_argument("--num_workers", type=int, default=len(os.sched_getaffinity(0)),
+                      help="this project's --num_preprocess_workers (default: one per core)")
   parser.add_argument("--repeats", type=int, default=1, help="runs of each; the fastest counts")
+  parser.add_argument("--scaling", action="store_true", help="also time this project on 1x, 2x and 4x the data")
+  parser.add_argument("--scale_reference", action="store_true", help="with --scaling: squad_lib too")
+  parser.add_argument("--run_side", choices=SIDES, help=argparse.SUPPRESS)  # internal: one side, JSON to stdout
+  parser.add_argument("--output_file", help=argparse.SUPPRESS)
   return parser.parse_args()
 
 
-def prepare_input(input_file: str, limit: int, first_answer_only: bool, out_path: pathlib.Path) -> int:
-  """Writes the benchmark's input (first `limit` questions, first answers) and returns its question count."""
+def prepare_input(input_file: str, limit: int, first_answer_only: bool, copies: int, out_path: pathlib.Path) -> int:
+  """Writes the benchmark's input (first `limit` questions, first answers, `copies` times) and returns its questions."""
   data = json.loads(pathlib.Path(input_file).read_text(encoding="utf-8"))
   kept = 0
   for article in data["data"]:
@@ -59,65 +77,179 @@ def prepare_input(input_file: str, limit: int, first_answer_only: bool, out_path
         if first_answer_only:
           qa["answers"] = qa.get("answers", [])[:1]
       kept += len(paragraph["qas"])
+  articles = data["data"]
+  data["data"] = []
+  for copy in range(copies):
+    renamed = json.loads(json.dumps(articles))
+    for article in renamed:
+      for paragraph in article["paragraphs"]:
+        for qa in paragraph["qas"]:
+          qa["id"] = f"{qa['id']}~{copy}" if copy else qa["id"]
+    data["data"].extend(renamed)
   out_path.write_text(json.dumps(data), encoding="utf-8")
-  return kept
+  return kept * copies
 
 
-def run_squad_lib(args: argparse.Namespace, input_file: str, output_file: str, version_2: bool) -> int:
-  tokenizer = tfm_tokenization.FullTokenizer(args.vocab_file, do_lower_case=True)
-  examples = squad_lib.read_squad_examples(input_file, args.is_training, version_2)
-  writer = squad_lib.FeatureWriter(output_file, args.is_training)
-  if args.is_training:
-    output_fn = writer.process_feature
+def run_side(args: argparse.Namespace) -> None:
+  """In the side's own process: imports, then `--repeats` timed runs; prints one JSON line."""
+  sys.path.insert(0, str(REPO_ROOT))
+  import bert_squad  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  logging.set_verbosity(logging.WARNING)  # squad_lib logs its first 20 features at INFO
+  if args.run_side == "squad_lib":
+    run = _squad_lib_runner(args)
   else:
-    output_fn = lambda feature, is_padding: writer.process_feature(feature)  # noqa: E731
-  squad_lib.convert_examples_to_features(examples, tokenizer, args.max_seq_length, args.doc_stride,
-                                         args.max_query_length, args.is_training, output_fn, batch_size=1)
-  writer.close()
-  return writer.num_features
-
-
-def run_bert_squad(args: argparse.Namespace, input_file: str, output_file: str, version_2: bool) -> int:
-  info = preprocess.build_feature_files(
-      input_file, output_file, args.vocab_file, do_lower_case=True, max_seq_length=args.max_seq_length,
-      doc_stride=args.doc_stride, max_query_length=args.max_query_length, is_training=args.is_training,
-      version_2_with_negative=version_2, shuffle=False)
-  return info.num_features
-
-
-def fastest(run, repeats: int) -> tuple[float, int]:
+    run = _bert_squad_runner(args)
   times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    count = run()
-    times.append(time.perf_counter() - start)
-  return min(times), count
+  cpu = []
+  with _PeakMemory() as peak_memory:
+    for _ in range(args.repeats):
+      start, start_cpu = time.perf_counter(), _cpu_seconds()
+      count = run()
+      times.append(time.perf_counter() - start)
+      cpu.append(_cpu_seconds() - start_cpu)
+  print(json.dumps({
+      "seconds": min(times), "cpu_seconds": cpu[times.index(min(times))], "features": count,
+      "peak_mib": peak_memory.peak_bytes / 2**20,
+      "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+class _PeakMemory(threading.Thread):
+  """Samples RSS of this process + its children every `interval_s`; `peak_bytes` is the largest sum."""
+
+  def __init__(self, interval_s: float = 0.005):
+    super().__init__(daemon=True)
+    self._interval_s = interval_s
+    self._done = threading.Event()
+    self.peak_bytes = 0
+
+  def __enter__(self) -> "_PeakMemory":
+    self.start()
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self._done.set()
+    self.join()
+
+  def run(self) -> None:
+    page_bytes = os.sysconf("SC_PAGE_SIZE")
+    pid = os.getpid()
+    own_command = _read(f"/proc/{pid}/cmdline")
+    while not self._done.is_set():
+      total = int(_read(f"/proc/{pid}/statm").split()[1]) * page_bytes
+      for task in os.listdir(f"/proc/{pid}/task"):
+        for child in _read(f"/proc/{pid}/task/{task}/children").split():
+          try:
+            # A child that has not exec'd yet still maps this process's pages.
+            if _read(f"/proc/{child}/cmdline") != own_command:
+              total += int(_read(f"/proc/{child}/statm").split()[1]) * page_bytes
+          except (FileNotFoundError, ProcessLookupError):
+            pass  # a worker that just ended
+      self.peak_bytes = max(self.peak_bytes, total)
+      self._done.wait(self._interval_s)
+
+
+def _read(path: str) -> str:
+  with open(path, encoding="latin-1") as f:
+    return f.read()
+
+
+def _cpu_seconds() -> float:
+  """CPU time of this process and of its finished children (the workers)."""
+  own = resource.getrusage(resource.RUSAGE_SELF)
+  children = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _squad_lib_runner(args: argparse.Namespace):
+  from official.nlp.data import squad_lib  # pylint: disable=import-outside-toplevel
+  from official.nlp.tools import tokenization as tfm_tokenization  # pylint: disable=import-outside-toplevel
+
+  def run() -> int:
+    tokenizer = tfm_tokenization.FullTokenizer(args.vocab_file, do_lower_case=True)
+    examples = squad_lib.read_squad_examples(args.input_file, args.is_training, args.version_2_with_negative)
+    writer = squad_lib.FeatureWriter(args.output_file, args.is_training)
+    if args.is_training:
+      output_fn = writer.process_feature
+    else:
+      output_fn = lambda feature, is_padding: writer.process_feature(feature)  # noqa: E731
+    squad_lib.convert_examples_to_features(examples, tokenizer, args.max_seq_length, args.doc_stride,
+                                           args.max_query_length, args.is_training, output_fn, batch_size=1)
+    writer.close()
+    return writer.num_features
+
+  return run
+
+
+def _bert_squad_runner(args: argparse.Namespace):
+  from bert_squad import preprocess  # pylint: disable=import-outside-toplevel
+
+  def run() -> int:
+    info = preprocess.build_feature_files(
+        args.input_file, args.output_file, args.vocab_file, do_lower_case=True, max_seq_length=args.max_seq_length,
+        doc_stride=args.doc_stride, max_query_length=args.max_query_length, is_training=args.is_training,
+        version_2_with_negative=args.version_2_with_negative, shuffle=False, num_workers=args.num_workers)
+    return info.num_features
+
+  return run
+
+
+def measure(args: argparse.Namespace, side: str, input_file: str, output_file: str) -> dict:
+  """Runs one side in a fresh process on `input_file`; returns its JSON result."""
+  command = [sys.executable, __file__, f"--run_side={side}", f"--input_file={input_file}",
+             f"--output_file={output_file}", f"--vocab_file={args.vocab_file}", f"--repeats={args.repeats}",
+             f"--max_seq_length={args.max_seq_length}", f"--doc_stride={args.doc_stride}",
+             f"--max_query_length={args.max_query_length}", f"--num_workers={args.num_workers}",
+             "--version_2_with_negative" if args.version_2_with_negative else "--no-version_2_with_negative"]
+  if args.is_training:
+    command.append("--is_training")
+  result = subprocess.run(command, capture_output=True, text=True, check=False)
+  if result.returncode != 0:
+    sys.exit(f"{side} failed:\n{result.stderr[-3000:]}")
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _line(label: str, result: dict) -> str:
+  return (f"{label:46s}{result['seconds']:7.2f} s  (CPU {result['cpu_seconds']:6.2f} s)  "
+          f"{result['features']} features  peak memory {result['peak_mib']:5.0f} MiB "
+          f"(main process max RSS {result['max_rss_mib']:.0f} MiB)")
 
 
 def main() -> None:
   args = parse_args()
-  logging.set_verbosity(logging.WARNING)  # squad_lib logs its first 20 features at INFO
-  version_2 = args.version_2_with_negative
-  if version_2 is None:
-    version_2 = "v2" in pathlib.Path(args.input_file).name
+  if args.version_2_with_negative is None:
+    args.version_2_with_negative = "v2" in pathlib.Path(args.input_file).name
+  if args.run_side:
+    run_side(args)
+    return
+  mode = "training" if args.is_training else "prediction"
   with tempfile.TemporaryDirectory() as tmp:
     tmp_dir = pathlib.Path(tmp)
     input_file = str(tmp_dir / "input.json")
-    num_questions = prepare_input(args.input_file, args.limit, args.is_training, pathlib.Path(input_file))
-    mode = "training" if args.is_training else "prediction"
-    print(f"input: {args.input_file} ({num_questions} questions, {mode} mode, v2={version_2}, "
+    num_questions = prepare_input(args.input_file, args.limit, args.is_training, 1, pathlib.Path(input_file))
+    print(f"input: {args.input_file} ({num_questions} questions, {mode} mode, v2={args.version_2_with_negative}, "
           f"max_seq_length={args.max_seq_length}, doc_stride={args.doc_stride}, "
-          f"max_query_length={args.max_query_length})")
-    reference_s, reference_count = fastest(
-        lambda: run_squad_lib(args, input_file, str(tmp_dir / "squad_lib.tf_record"), version_2), args.repeats)
-    print(f"squad_lib (tf-models-official): {reference_s:8.2f} s  {reference_count} features")
-    ours_s, ours_count = fastest(
-        lambda: run_bert_squad(args, input_file, str(tmp_dir / "bert_squad.tf_record"), version_2), args.repeats)
+          f"max_query_length={args.max_query_length}); {os.cpu_count()} CPU cores, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    reference = measure(args, "squad_lib", input_file, str(tmp_dir / "squad_lib.tf_record"))
+    print(_line("squad_lib (tf-models-official):", reference))
+    ours = measure(args, "bert_squad", input_file, str(tmp_dir / "bert_squad.tf_record"))
     extra = "info" if args.is_training else "metadata and info"
-    print(f"bert_squad.preprocess:          {ours_s:8.2f} s  {ours_count} features (+ {extra})")
-    if ours_count != reference_count:
-      sys.exit(f"feature counts differ: {ours_count} vs {reference_count}")
-    print(f"speed-up: {reference_s / ours_s:.1f}x")
+    print(_line(f"bert_squad ({args.num_workers} workers, + {extra}):", ours))
+    if ours["features"] != reference["features"]:
+      sys.exit(f"feature counts differ: {ours['features']} vs {reference['features']}")
+    print(f"speed-up: {reference['seconds'] / ours['seconds']:.1f}x  (CPU time: "
+          f"{reference['cpu_seconds'] / ours['cpu_seconds']:.1f}x less)")
+    if args.scaling:
+      print("scaling (articles repeated, ids renamed):")
+      sides = SIDES if args.scale_reference else ("bert_squad",)
+      for copies in (1, 2, 4):
+        scaled = str(tmp_dir / f"x{copies}.json")
+        num_examples = prepare_input(args.input_file, args.limit, args.is_training, copies, pathlib.Path(scaled))
+        for side in sides:
+          result = measure(args, side, scaled, str(tmp_dir / f"{side}.x{copies}.tf_record"))
+          print(f"  {copies}x {side:10s} {num_examples:6d} examples {result['seconds']:7.2f} s  "
+                f"{1e6 * result['seconds'] / num_examples:6.1f} us/example  peak memory {result['peak_mib']:.0f} MiB")
 
 
 if __name__ == "__main__":

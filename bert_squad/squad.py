@@ -170,7 +170,10 @@ def read_squad_examples(input_file: str, is_training: bool,
       if not isinstance(paragraph, dict):
         raise located(input_file, paragraph_where, f"is a JSON {_json_type(paragraph)}, expected an object")
       context = _field(paragraph, "context", str, input_file, paragraph_where)
-      doc_tokens, word_starts = split_context(context)
+      if is_training:
+        doc_tokens, word_starts = split_context(context)
+      else:  # no answers to place: the words alone, in one C-level pass
+        doc_tokens, word_starts = _WORD_PATTERN.findall(context), []
       if not doc_tokens:
         raise located(input_file, paragraph_where, "context is empty")
       qas = _field(paragraph, "qas", list, input_file, paragraph_where)

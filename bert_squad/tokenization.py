@@ -1,36 +1,47 @@
 """WordPiece tokenization identical to the original BERT `FullTokenizer`.
 
-The algorithm is tf-models-official's port of the original
-(`official.nlp.tools.tokenization`): clean text, split CJK characters,
-lower-case and strip accents (NFD, drop Mn) when `do_lower_case`, split
-punctuation, then greedy longest-match-first WordPiece. What this module adds:
+The rules are those of the original `tokenization.py` (google-research/bert,
+ported to `official.nlp.tools.tokenization`): clean text, split CJK
+characters, lower-case and strip accents (NFD, drop Mn) when
+`do_lower_case`, split punctuation, then greedy longest-match-first
+WordPiece. What this module adds:
 
   * `load_vocab` checks the file (empty, duplicate or blank tokens, missing
     [CLS]/[SEP]/[UNK]) and raises `InputError` naming the file and line.
   * The original's 200-character word limit (the port raised it to 400).
   * Speed with the same output: the per-character cleaning is one
     `str.translate`, and each distinct whitespace word is basic- and
-    WordPiece-tokenized once per tokenizer and remembered. Tokenization is
-    where the original spends its time on SQuAD (every context is
-    re-tokenized for each of its questions).
+    WordPiece-tokenized once per tokenizer and remembered.
+
+The rules are written here rather than inherited from tf-models-official
+because its tokenization module imports TensorFlow, and the preprocessing
+worker processes (`feature_workers`) import this one: without TensorFlow a
+worker starts in ~50 ms instead of seconds and hundreds of MB. Identity with
+`official.nlp.tools.tokenization` is tested on every question and context of
+the SQuAD and XQuAD dev sets and on random Unicode text.
 """
 import collections
+import functools
 import re
+from typing import Mapping
+import unicodedata
 
-import tensorflow as tf
-from official.nlp.tools import tokenization as tfm_tokenization
-
+from bert_squad import io_utils
 from bert_squad.errors import located
 
 # google-research/bert's WordpieceTokenizer maps longer words to [UNK].
 MAX_INPUT_CHARS_PER_WORD = 200
 UNK_TOKEN = "[UNK]"
 REQUIRED_TOKENS = ("[CLS]", "[SEP]", UNK_TOKEN)
+# Marks a wordpiece that continues a word ("un", "##aff", "##able").
+CONTINUATION_PREFIX = "##"
 # An ASCII word after cleaning holds only printable characters (33-126), each a
 # letter, a digit or -- by the original's rule -- punctuation.
 _ASCII_RUNS_AND_PUNCTUATION = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9]")
-# `_is_chinese_char` is a method of the port's BasicTokenizer; any instance answers.
-_CJK_CHECKER = tfm_tokenization.BasicTokenizer()
+# The original's "Chinese characters": the CJK Unified Ideographs blocks and
+# their extensions and compatibility blocks (not Hangul, Hiragana, Katakana).
+_CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+               (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
 
 
 def load_vocab(vocab_file: str) -> collections.OrderedDict[str, int]:
@@ -42,11 +53,7 @@ def load_vocab(vocab_file: str) -> collections.OrderedDict[str, int]:
     InputError: the file is missing, not UTF-8, empty, has a blank line or a
       duplicate token, or lacks [CLS], [SEP] or [UNK].
   """
-  try:
-    with tf.io.gfile.GFile(vocab_file, "rb") as f:
-      raw = f.read()
-  except tf.errors.NotFoundError:
-    raise located(vocab_file, "", "vocab file not found") from None
+  raw = _read_vocab_bytes(vocab_file)
   try:
     text = raw.decode("utf-8")
   except UnicodeDecodeError as e:
@@ -71,21 +78,80 @@ def load_vocab(vocab_file: str) -> collections.OrderedDict[str, int]:
   return vocab
 
 
+def _read_vocab_bytes(vocab_file: str) -> bytes:
+  """The file's bytes; TensorFlow is loaded only for gs:// and other remote paths."""
+  if io_utils.is_remote(vocab_file):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    try:
+      with tf.io.gfile.GFile(vocab_file, "rb") as f:
+        return f.read()
+    except tf.errors.NotFoundError:
+      raise located(vocab_file, "", "vocab file not found") from None
+  try:
+    with open(vocab_file, "rb") as f:
+      return f.read()
+  except FileNotFoundError:
+    raise located(vocab_file, "", "vocab file not found") from None
+
+
+def is_cjk_character(code_point: int) -> bool:
+  """Whether the original gives this code point a word of its own."""
+  return any(first <= code_point <= last for first, last in _CJK_RANGES)
+
+
+def is_whitespace(char: str) -> bool:
+  """The original's whitespace: space, \\t, \\n, \\r and the Unicode space separators (Zs)."""
+  return char in " \t\n\r" or unicodedata.category(char) == "Zs"
+
+
+def is_control(char: str) -> bool:
+  """The original's control characters: categories Cc and Cf, except \\t, \\n, \\r."""
+  return char not in "\t\n\r" and unicodedata.category(char) in ("Cc", "Cf")
+
+
+def is_punctuation(char: str) -> bool:
+  """Unicode punctuation (P*), and every ASCII character that is not a letter, digit or space."""
+  code_point = ord(char)
+  if 33 <= code_point <= 47 or 58 <= code_point <= 64 or 91 <= code_point <= 96 or 123 <= code_point <= 126:
+    return True
+  return unicodedata.category(char).startswith("P")
+
+
+def strip_accents(text: str) -> str:
+  """NFD-decomposes the text and drops the nonspacing marks (Mn): "Café" -> "Cafe"."""
+  return "".join(char for char in unicodedata.normalize("NFD", text) if unicodedata.category(char) != "Mn")
+
+
+def split_on_punctuation(text: str) -> list[str]:
+  """Each punctuation character alone, the runs between kept: "a,b!" -> ["a", ",", "b", "!"]."""
+  pieces = []
+  run_start = 0
+  for position, char in enumerate(text):
+    if is_punctuation(char):
+      if run_start < position:
+        pieces.append(text[run_start:position])
+      pieces.append(char)
+      run_start = position + 1
+  if run_start < len(text):
+    pieces.append(text[run_start:])
+  return pieces
+
+
 class _CleanTextTable(dict):
   """`str.translate` table for the original's `_clean_text` + `_tokenize_chinese_chars`.
 
-  Filled lazily, one code point at a time, with the original's own
-  predicates: control characters, NUL and U+FFFD are dropped, whitespace
-  becomes a space, CJK ideographs get a space on each side.
+  Filled lazily, one code point at a time: control characters, NUL and
+  U+FFFD are dropped, whitespace becomes a space, CJK ideographs get a space
+  on each side.
   """
 
   def __missing__(self, code_point: int) -> str | None:
     char = chr(code_point)
-    if code_point == 0 or code_point == 0xFFFD or tfm_tokenization._is_control(char):  # pylint: disable=protected-access
+    if code_point == 0 or code_point == 0xFFFD or is_control(char):
       replacement = None
-    elif tfm_tokenization._is_whitespace(char):  # pylint: disable=protected-access
+    elif is_whitespace(char):
       replacement = " "
-    elif _CJK_CHECKER._is_chinese_char(code_point):  # pylint: disable=protected-access
+    elif is_cjk_character(code_point):
       replacement = f" {char} "
     else:
       replacement = char
@@ -93,7 +159,12 @@ class _CleanTextTable(dict):
     return replacement
 
 
-class BasicTokenizer(tfm_tokenization.BasicTokenizer):
+def _to_text(text: str | bytes) -> str:
+  """The original's `convert_to_unicode`: bytes are decoded as UTF-8, bad bytes dropped."""
+  return text.decode("utf-8", "ignore") if isinstance(text, bytes) else text
+
+
+class BasicTokenizer:
   """The original `BasicTokenizer` (punctuation split, lower-casing, accent stripping).
 
   Same output as `official.nlp.tools.tokenization.BasicTokenizer`; the
@@ -102,35 +173,79 @@ class BasicTokenizer(tfm_tokenization.BasicTokenizer):
   """
 
   def __init__(self, do_lower_case: bool = True):
-    super().__init__(do_lower_case=do_lower_case, split_on_punc=True)
+    self.do_lower_case = do_lower_case
     self._clean_text_table = _CleanTextTable()
     self._word_tokens: dict[str, tuple[str, ...]] = {}
 
-  def tokenize(self, text: str) -> list[str]:
+  def tokenize(self, text: str | bytes) -> list[str]:
     """Text -> basic tokens, e.g. "Héllo, World!" -> ["hello", ",", "world", "!"] (lower-cased)."""
     tokens = []
     for word in self.split_words(text):
       tokens.extend(self.tokenize_word(word))
     return tokens
 
-  def split_words(self, text: str) -> list[str]:
+  def split_words(self, text: str | bytes) -> list[str]:
     """Cleans the text, isolates CJK characters and splits on whitespace."""
-    return tfm_tokenization.convert_to_unicode(text).translate(self._clean_text_table).split()
+    return _to_text(text).translate(self._clean_text_table).split()
 
   def tokenize_word(self, word: str) -> tuple[str, ...]:
-    """Basic tokens of one `split_words` word (lower-case, strip accents, split punctuation)."""
+    """Basic tokens of one `split_words` word (lower-case, strip accents, split punctuation), remembered."""
     tokens = self._word_tokens.get(word)
     if tokens is None:
-      if word.isascii():
-        # Same result as below: NFD changes no ASCII, and a regex splits off
-        # each punctuation character.
-        tokens = tuple(_ASCII_RUNS_AND_PUNCTUATION.findall(word.lower() if self.do_lower_case else word))
-      else:
-        normalized = self._run_strip_accents(word.lower()) if self.do_lower_case else word
-        # Joined and split again, as the original does for the whole text.
-        tokens = tuple(" ".join(self._run_split_on_punc(normalized)).split())
-      self._word_tokens[word] = tokens
+      tokens = self._word_tokens[word] = self.split_word(word)
     return tokens
+
+  def split_word(self, word: str) -> tuple[str, ...]:
+    """`tokenize_word` without remembering (for callers that remember the result themselves)."""
+    if word.isascii():
+      # Same result as below: NFD changes no ASCII, and a regex splits off
+      # each punctuation character.
+      return tuple(_ASCII_RUNS_AND_PUNCTUATION.findall(word.lower() if self.do_lower_case else word))
+    normalized = strip_accents(word.lower()) if self.do_lower_case else word
+    # Joined and split again, as the original does for the whole text
+    # (lower-casing and NFD can produce characters that str.split splits on).
+    return tuple(" ".join(split_on_punctuation(normalized)).split())
+
+
+class WordpieceTokenizer:
+  """The original greedy longest-match-first WordPiece.
+
+  A word longer than `max_input_chars_per_word`, or one whose rest matches
+  no vocabulary entry at some point, becomes a single `unk_token` (no
+  backtracking).
+  """
+
+  def __init__(self, vocab: Mapping[str, int], unk_token: str = UNK_TOKEN,
+               max_input_chars_per_word: int = MAX_INPUT_CHARS_PER_WORD):
+    self.vocab = vocab
+    self.unk_token = unk_token
+    self.max_input_chars_per_word = max_input_chars_per_word
+    # No candidate longer than the longest entry can match, so none is tried.
+    self._longest_entry = max(map(len, vocab), default=0)
+
+  def tokenize(self, text: str) -> list[str]:
+    """Whitespace-separated basic tokens -> wordpieces, e.g. "unaffable" -> ["un", "##aff", "##able"]."""
+    pieces = []
+    for word in text.split():
+      pieces.extend(self.tokenize_word(word))
+    return pieces
+
+  def tokenize_word(self, word: str) -> list[str]:
+    """The wordpieces of one basic token."""
+    if len(word) > self.max_input_chars_per_word:
+      return [self.unk_token]
+    pieces = []
+    start = 0
+    while start < len(word):
+      prefix = CONTINUATION_PREFIX if start else ""
+      end = min(len(word), start + self._longest_entry - len(prefix))
+      while end > start and prefix + word[start:end] not in self.vocab:
+        end -= 1
+      if end <= start:
+        return [self.unk_token]
+      pieces.append(prefix + word[start:end])
+      start = end
+    return pieces
 
 
 class FullTokenizer:
@@ -144,27 +259,50 @@ class FullTokenizer:
   """
 
   def __init__(self, vocab_file: str, do_lower_case: bool = True):
-    self.vocab = load_vocab(vocab_file)
-    self.inv_vocab = {index: token for token, index in self.vocab.items()}
-    self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
-    self.wordpiece_tokenizer = tfm_tokenization.WordpieceTokenizer(
-        vocab=self.vocab, unk_token=UNK_TOKEN, max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD)
-    self._wordpieces: dict[str, tuple[str, ...]] = {}
+    self._set_up(load_vocab(vocab_file), do_lower_case)
 
-  def tokenize(self, text: str) -> list[str]:
+  @classmethod
+  def from_vocab(cls, vocab: Mapping[str, int], do_lower_case: bool = True) -> "FullTokenizer":
+    """A tokenizer over an already loaded (`load_vocab`) vocabulary, e.g. in a worker process."""
+    tokenizer = cls.__new__(cls)
+    tokenizer._set_up(vocab, do_lower_case)  # pylint: disable=protected-access
+    return tokenizer
+
+  def _set_up(self, vocab: Mapping[str, int], do_lower_case: bool) -> None:
+    self.vocab = vocab
+    self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
+    self.wordpiece_tokenizer = WordpieceTokenizer(vocab)
+    self._wordpieces: dict[str, tuple[str, ...]] = {}
+    self._basic_token_pieces: dict[str, list[str]] = {}
+
+  def tokenize(self, text: str | bytes) -> list[str]:
     """Text -> wordpieces, e.g. "Unaffable!" -> ["una", "##ffa", "##ble", "!"] (Google's uncased vocab)."""
     pieces = []
     for word in self.basic_tokenizer.split_words(text):
       word_pieces = self._wordpieces.get(word)
       if word_pieces is None:
-        word_pieces = tuple(piece for token in self.basic_tokenizer.tokenize_word(word)
-                            for piece in self.wordpiece_tokenizer.tokenize(token))
-        self._wordpieces[word] = word_pieces
+        word_pieces = self._new_word_pieces(word)
       pieces.extend(word_pieces)
     return pieces
 
+  def _new_word_pieces(self, word: str) -> tuple[str, ...]:
+    """The wordpieces of a `split_words` word seen for the first time; remembered, as each basic token's."""
+    pieces = []
+    for token in self.basic_tokenizer.split_word(word):
+      token_pieces = self._basic_token_pieces.get(token)
+      if token_pieces is None:
+        token_pieces = self._basic_token_pieces[token] = self.wordpiece_tokenizer.tokenize_word(token)
+      pieces.extend(token_pieces)
+    word_pieces = self._wordpieces[word] = tuple(pieces)
+    return word_pieces
+
+  @functools.cached_property
+  def inv_vocab(self) -> dict[int, str]:
+    """id -> token (built on first use: worker processes never need it)."""
+    return {index: token for token, index in self.vocab.items()}
+
   def convert_tokens_to_ids(self, tokens: list[str]) -> list[int]:
-    return [self.vocab[token] for token in tokens]
+    return list(map(self.vocab.__getitem__, tokens))
 
   def convert_ids_to_tokens(self, ids: list[int]) -> list[str]:
-    return [self.inv_vocab[index] for index in ids]
+    return list(map(self.inv_vocab.__getitem__, ids))

@@ -12,7 +12,9 @@ import tensorflow as tf
 
 from bert_squad import features
 from bert_squad import squad
+from bert_squad import records
 from bert_squad import tokenization
+from bert_squad import windows
 from bert_squad.errors import InputError
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -55,28 +57,38 @@ def _ids(tokens):
 
 
 def test_doc_spans_step_by_stride_and_end_at_the_last_token():
-  assert features._doc_spans(10, 4, 3) == [(0, 4), (3, 4), (6, 4)]
-  assert features._doc_spans(8, 4, 2) == [(0, 4), (2, 4), (4, 4)]
-  assert features._doc_spans(3, 4, 3) == [(0, 3)]
-  assert features._doc_spans(0, 4, 3) == []
+  assert windows.doc_spans(10, 4, 3) == [(0, 4), (3, 4), (6, 4)]
+  assert windows.doc_spans(8, 4, 2) == [(0, 4), (2, 4), (4, 4)]
+  assert windows.doc_spans(3, 4, 3) == [(0, 3)]
+  assert windows.doc_spans(0, 4, 3) == []
 
 
 def test_max_context_prefers_the_most_centred_window():
   # The original's example: "bought" (position 7) has 4 left / 0 right
   # tokens in span B and 1 left / 3 right in span C, so C is its max context.
-  spans = [features.DocSpan(0, 5), features.DocSpan(3, 5), features.DocSpan(6, 5)]
-  best = {p: [features._check_is_max_context(spans, i, p) for i in range(3)] for p in range(11)}
-  assert best[7] == [False, False, True]
-  assert best[4] == [False, True, False]
-  assert best[3] == [True, False, False]
-  assert best[0] == [True, False, False] and best[10] == [False, False, True]
+  spans = [windows.DocSpan(0, 5), windows.DocSpan(3, 5), windows.DocSpan(6, 5)]
+  best = windows.max_context_spans(spans, 11)
+  assert best[7] == 2
+  assert best[4] == 1
+  assert best[3] == 0
+  assert best[0] == 0 and best[10] == 2
+  assert windows.max_context_spans(spans[:1], 5) == [0] * 5
 
 
 def test_max_context_ties_go_to_the_longer_then_the_first_window():
-  longer_first = [features.DocSpan(0, 5), features.DocSpan(2, 3)]
-  assert [features._check_is_max_context(longer_first, i, 3) for i in range(2)] == [True, False]
-  equal = [features.DocSpan(0, 3), features.DocSpan(2, 3)]
-  assert [features._check_is_max_context(equal, i, 2) for i in range(2)] == [True, False]
+  longer_first = [windows.DocSpan(0, 5), windows.DocSpan(2, 3)]
+  assert windows.max_context_spans(longer_first, 5)[3] == 0
+  equal = [windows.DocSpan(0, 3), windows.DocSpan(2, 3)]
+  assert windows.max_context_spans(equal, 5)[2] == 0
+
+
+@pytest.mark.parametrize("num_tokens, max_tokens, stride", [(10, 4, 3), (37, 9, 2), (50, 13, 5), (23, 22, 1)])
+def test_max_context_spans_equal_squad_lib_per_token_rule(num_tokens, max_tokens, stride):
+  spans = windows.doc_spans(num_tokens, max_tokens, stride)
+  best = windows.max_context_spans(spans, num_tokens)
+  for position in range(num_tokens):
+    assert [squad_lib._check_is_max_context(spans, i, position) for i in range(len(spans))] == [  # pylint: disable=protected-access
+        i == best[position] for i in range(len(spans))], position
 
 
 def test_two_windows_tokens_maps_and_inputs(tokenizer):
@@ -138,7 +150,7 @@ def test_improve_answer_span_narrows_to_the_answer_wordpieces(tokenizer):
   assert feat.tokens[feat.start_position] == "1895"
   assert (feat.start_position, feat.end_position) == (7 + 6, 7 + 6)
   doc_tokens = tokenizer.tokenize(context)
-  assert features._improve_answer_span(doc_tokens, 4, 10, tokenizer, "Smith (1895") == (4, 6)
+  assert windows.improve_answer_span(doc_tokens, 4, 10, tokenizer, "Smith (1895") == (4, 6)
 
 
 def test_improve_answer_span_keeps_the_word_span_when_nothing_matches(tokenizer):
@@ -146,8 +158,8 @@ def test_improve_answer_span_keeps_the_word_span_when_nothing_matches(tokenizer)
   # wordpieces ([UNK]) match no sub-span, so the whole word stays the answer.
   doc_tokens = tokenizer.tokenize("The Japanese electronics industry")
   assert doc_tokens == ["the", "japan", "##ese", "electronics", "industry"]
-  assert features._improve_answer_span(doc_tokens, 1, 2, tokenizer, "Japa") == (1, 2)
-  assert features._improve_answer_span(doc_tokens, 1, 2, tokenizer, "Japan") == (1, 1)
+  assert windows.improve_answer_span(doc_tokens, 1, 2, tokenizer, "Japa") == (1, 2)
+  assert windows.improve_answer_span(doc_tokens, 1, 2, tokenizer, "Japan") == (1, 1)
 
 
 def test_word_to_wordpiece_maps(tokenizer):

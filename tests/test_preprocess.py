@@ -10,9 +10,14 @@ import sys
 import pytest
 import tensorflow as tf
 
+from bert_squad import feature_workers
 from bert_squad import features
 from bert_squad import preprocess
+from bert_squad import records
 from bert_squad import squad
+from bert_squad import tokenization
+from bert_squad import windows
+from bert_squad.errors import InputError
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 VOCAB = "[PAD] [UNK] [CLS] [SEP] the man went to store and bought a gallon of milk what did he buy who ? .".split()
@@ -104,23 +109,91 @@ def test_failure_midway_leaves_no_output(tmp_path, squad_file, vocab_file, monke
   out_dir = tmp_path / "out"
   calls = []
 
-  def fail_on_third_window(*args, **kwargs):
+  def fail_on_third_example(*args, **kwargs):
     calls.append(1)
     if len(calls) == 3:
       raise RuntimeError("disk on fire")
-    return real_window_inputs(*args, **kwargs)
+    return real_plan(*args, **kwargs)
 
-  real_window_inputs = features._window_inputs
-  monkeypatch.setattr(features, "_window_inputs", fail_on_third_window)
+  real_plan = windows.plan_example_windows
+  monkeypatch.setattr(windows, "plan_example_windows", fail_on_third_example)
   with pytest.raises(RuntimeError):
-    _build(squad_file, vocab_file, str(out_dir / "x.tf_record"), is_training=False)
+    _build(squad_file, vocab_file, str(out_dir / "x.tf_record"), is_training=False, num_workers=1)
   assert list(out_dir.iterdir()) == []
 
-  monkeypatch.setattr(features, "_window_inputs", real_window_inputs)
+  monkeypatch.setattr(windows, "plan_example_windows", real_plan)
   monkeypatch.setattr(features, "write_features_info", lambda *a: (_ for _ in ()).throw(OSError("full")))
   with pytest.raises(OSError):
     _build(squad_file, vocab_file, str(out_dir / "x.tf_record"), is_training=False)
   assert list(out_dir.iterdir()) == []
+
+
+def test_failure_while_workers_run_leaves_no_output_and_no_worker(tmp_path, many_questions_file, vocab_file,
+                                                                 monkeypatch):
+  started = []
+  real_popen = subprocess.Popen
+  monkeypatch.setattr(feature_workers.subprocess, "Popen",
+                      lambda *a, **k: started.append(real_popen(*a, **k)) or started[-1])
+  calls = []
+  real_finish = records.finish_example
+
+  def fail_on_200th_record(*args):
+    calls.append(1)
+    if len(calls) == 200:
+      raise OSError("disk full")
+    return real_finish(*args)
+
+  monkeypatch.setattr(records, "finish_example", fail_on_200th_record)
+  out_dir = tmp_path / "out"
+  with pytest.raises(OSError, match="disk full"):
+    _build(many_questions_file, vocab_file, str(out_dir / "x.tf_record"), is_training=False, num_workers=2)
+  assert list(out_dir.iterdir()) == []
+  assert len(started) == 2 and all(p.poll() is not None for p in started)
+
+
+def test_zero_workers_is_an_input_error(tmp_path, squad_file, vocab_file):
+  with pytest.raises(InputError, match=r"--num_preprocess_workers=0: must be at least 1"):
+    _build(squad_file, vocab_file, str(tmp_path / "out" / "x.tf_record"), num_workers=0)
+  assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def many_questions_file(tmp_path):
+  """300 questions about 60 paragraphs: several chunks, so several workers get work."""
+  paragraphs = []
+  for p in range(60):
+    context = " ".join(VOCAB[4 + (p + i) % (len(VOCAB) - 4)] for i in range(5 + p % 40))
+    qas = []
+    for q in range(5):
+      word = context.split()[q % 3]
+      qas.append({"id": f"{p}-{q}", "question": " ".join(VOCAB[4 + (p * q + i) % 10] for i in range(1 + q * 4)),
+                  "is_impossible": q == 4, "answers": [] if q == 4 else [
+                      {"text": word, "answer_start": context.index(word)}]})
+    paragraphs.append({"context": context, "qas": qas})
+  path = tmp_path / "many.json"
+  path.write_text(json.dumps({"data": [{"title": "many", "paragraphs": paragraphs}]}), encoding="utf-8")
+  return str(path)
+
+
+@pytest.mark.parametrize("is_training", [False, True])
+def test_any_number_of_workers_writes_the_same_bytes(tmp_path, many_questions_file, vocab_file, is_training):
+  outputs = {}
+  for num_workers in (1, 2, 3):
+    output = tmp_path / f"w{num_workers}" / "f.tf_record"
+    info = _build(many_questions_file, vocab_file, str(output), is_training=is_training, write_metadata=True,
+                  version_2_with_negative=True, num_workers=num_workers)
+    outputs[num_workers] = [output.read_bytes(), pathlib.Path(f"{output}.metadata.jsonl").read_bytes()]
+  assert info.num_examples == 300 and info.num_features > 400
+  assert outputs[1] == outputs[2] == outputs[3]
+  # The sequential InputFeatures path of the same (shuffled) examples writes the same bytes.
+  examples, _ = squad.read_squad_examples(many_questions_file, is_training, version_2_with_negative=True)
+  if is_training:
+    examples = squad.shuffle_examples(examples)
+  tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=True)
+  sequential = tmp_path / "sequential.tf_record"
+  features.write_feature_files(features.iter_features(examples, tokenizer, 40, 8, 16, is_training), str(sequential),
+                               f"{sequential}.metadata.jsonl", is_training)
+  assert [sequential.read_bytes(), pathlib.Path(f"{sequential}.metadata.jsonl").read_bytes()] == outputs[1]
 
 
 # TensorFlow's C++ logger writes e.g. "2026-11-21 04:38:01.469583: E external/
@@ -139,7 +212,7 @@ def test_cli_writes_the_three_files(tmp_path, squad_file, vocab_file):
   output = tmp_path / "o" / "train.tf_record"
   result = _run_cli(f"--input_file={squad_file}", f"--output_file={output}", f"--vocab_file={vocab_file}",
                     "--do_lower_case", "--max_seq_length=40", "--doc_stride=8", "--max_query_length=16",
-                    "--is_training=true", "--version_2_with_negative=false")
+                    "--is_training=true", "--version_2_with_negative=false", "--num_preprocess_workers=2")
   assert result.returncode == 0, result.stderr
   # Training features need no postprocessing metadata unless asked for.
   assert sorted(p.name for p in output.parent.iterdir()) == ["train.tf_record", "train.tf_record.info.json"]

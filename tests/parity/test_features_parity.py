@@ -8,19 +8,25 @@ is compared in order too (a stronger check than the multiset the shuffle-off
 order would need), except `is_impossible`: squad_lib sets it per window ("this
 window lacks the answer"), the original per example, which is what we check.
 
+The feature files that `preprocess.build_feature_files` writes with worker
+processes are checked byte for byte against the features compared here.
+
 The reference tokenizer is tf-models-official's FullTokenizer with the
 original's 200-character word limit (the port's default is 400; no basic token
 in these files is longer than 200 characters, checked below).
 """
 import functools
 import json
+import pathlib
 
 from absl import logging
 from official.nlp.data import squad_lib
 from official.nlp.tools import tokenization as tfm_tokenization
 import pytest
+import tensorflow as tf
 
 from bert_squad import features
+from bert_squad import preprocess
 from bert_squad import squad
 from bert_squad import tokenization
 
@@ -125,6 +131,37 @@ def test_training_features_equal_squad_lib_with_per_example_is_impossible(refere
     for field in FEATURE_FIELDS + ("start_position", "end_position"):
       assert getattr(mine, field) == getattr(theirs, field), (field, mine.unique_id)
     assert mine.is_impossible == reference_examples[mine.example_index].is_impossible
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+@pytest.mark.parametrize("is_training", [False, True])
+def test_feature_files_hold_the_same_features(shared_data, uncased_vocab, reference, ours, tmp_path, name,
+                                              is_training):
+  """`build_feature_files` with 2 workers: byte-equal to `write_feature_files` of the features checked above,
+  and its records parse back to squad_lib's model inputs."""
+  file_name, version_2 = DATASETS[name]
+  _, _, feats = ours(name, is_training)
+  expected = tmp_path / "expected.tf_record"
+  features.write_feature_files(feats, str(expected), f"{expected}.metadata.jsonl", is_training)
+  built = tmp_path / "built.tf_record"
+  info = preprocess.build_feature_files(
+      str(shared_data / "squad" / file_name), str(built), str(uncased_vocab), do_lower_case=True,
+      max_seq_length=MAX_SEQ_LENGTH, doc_stride=DOC_STRIDE, max_query_length=MAX_QUERY_LENGTH,
+      is_training=is_training, version_2_with_negative=version_2, shuffle=False, write_metadata=True, num_workers=2)
+  assert info.num_features == len(feats)
+  assert built.read_bytes() == expected.read_bytes()
+  assert pathlib.Path(f"{built}.metadata.jsonl").read_bytes() == pathlib.Path(f"{expected}.metadata.jsonl").read_bytes()
+  _, reference_features = reference(name, is_training)
+  names = {"unique_ids": "unique_id", "input_ids": "input_ids", "input_mask": "input_mask",
+           "segment_ids": "segment_ids"}
+  if is_training:
+    names.update(start_positions="start_position", end_positions="end_position")
+  for record, theirs in zip(tf.data.TFRecordDataset(str(built)).as_numpy_iterator(), reference_features,
+                            strict=True):
+    parsed = tf.train.Example.FromString(record).features.feature
+    for record_name, field in names.items():
+      value = getattr(theirs, field)
+      assert list(parsed[record_name].int64_list.value) == (value if isinstance(value, list) else [value])
 
 
 def test_dataset_counts(ours):
