@@ -1,0 +1,477 @@
+"""Training and prediction examples/s of the span model vs. tf-models-official, with MFU.
+
+  python benchmarks/model.py                                  # the default sizes at seq 384
+  python benchmarks/model.py --sizes=L2/H128,L4/H256 --train_batch_size=8 --predict_batch_size=16
+  python benchmarks/model.py --no_onednn                      # TF_ENABLE_ONEDNN_OPTS=0
+
+For each size (Google's small BERTs: L layers, hidden H, H/64 heads, intermediate
+4H, vocab 30522) both sides get the same random batch:
+
+ours   `modeling.build_span_model` + `optimization.create_optimizer`, trained
+       by the training loop's own step: `training._make_train_loop` over
+       `training._StepFunctions` (forward, span_loss, gradients, None dropped,
+       dense embedding gradients, apply), the function `training.train` calls
+       for every loop of updates, here one call per repetition of N steps.
+       Prediction runs the forward pass the way `training.predict_logits`
+       builds it (`tf.function(model(inputs, training=False))` under
+       `strategy.run`), without and with XLA (`jit_compile`).
+ref    tf-models-official `BertSpanLabeler` over a `BertEncoder` of the same
+       size + `official.nlp.optimization.create_optimizer` (its legacy
+       `AdamWeightDecay`, clip 1.0, warmup + linear decay) in a plain
+       `tf.function` train step (forward, mean span loss, gradients, apply),
+       and its forward pass in a plain `tf.function` (no XLA) for prediction.
+
+Each variant is warmed up (traced, compiled, one run), then the variants take
+turns (A B C A B C ...) for `--repeats` timed repetitions of N steps, and the
+median examples/s is reported: the machine is shared, so single runs are noisy.
+N is chosen per size from the FLOP count (about `--seconds_per_repeat` at 60% of
+the measured peak), or set with `--steps`; for large sizes the batch is halved
+while one step would take over `--max_step_seconds`, so that the default run
+ends in minutes on 2 cores.
+
+FLOP/s are model FLOPs (see `forward_flops_per_example`) per second; MFU divides
+them by the "peak": the best float32 4096x4096 matmul rate measured on this
+machine at the start of the run (not a spec-sheet number).
+"""
+import argparse
+import dataclasses
+import gc
+import math
+import os
+import pathlib
+import re
+import statistics
+import sys
+import time
+from typing import Callable
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+if __name__ == "__main__":
+  # oneDNN is chosen when TensorFlow loads, so the flag is read before the import.
+  os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0" if "--no_onednn" in sys.argv[1:] else "1"
+
+import bert_squad  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+from official.modeling.optimization import legacy_adamw  # noqa: E402
+from official.nlp import optimization as tfm_optimization  # noqa: E402
+from official.nlp.modeling import models as tfm_models  # noqa: E402
+from official.nlp.modeling import networks as tfm_networks  # noqa: E402
+
+from bert_squad import distribution  # noqa: E402
+from bert_squad import io_utils  # noqa: E402
+from bert_squad import modeling  # noqa: E402
+from bert_squad import optimization  # noqa: E402
+from bert_squad import training  # noqa: E402
+
+DEFAULT_SIZES = ("L2/H128", "L4/H256", "L4/H512", "L8/H512", "L12/H768")
+VOCAB_SIZE = 30522  # Google's uncased WordPiece vocabulary
+# Only to size the runs: the share of the measured peak a step is assumed to reach.
+_ASSUMED_SHARE_OF_PEAK = 0.6
+
+# A runner executes n steps and returns when their results are on the host.
+Runner = Callable[[int], None]
+
+
+def small_bert_config(size: str) -> modeling.BertConfig:
+  """The config of Google's small BERT "L<layers>/H<hidden>" (e.g. "L4/H256")."""
+  match = re.fullmatch(r"L(\d+)/H(\d+)", size)
+  if not match or int(match[2]) % 64:
+    raise ValueError(f"size {size!r}: expected L<layers>/H<hidden>, hidden a multiple of 64")
+  layers, hidden = int(match[1]), int(match[2])
+  return modeling.BertConfig(
+      vocab_size=VOCAB_SIZE, hidden_size=hidden, num_hidden_layers=layers,
+      num_attention_heads=hidden // 64, intermediate_size=4 * hidden, hidden_act="gelu",
+      hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, max_position_embeddings=512,
+      type_vocab_size=2, initializer_range=0.02)
+
+
+def forward_flops_per_example(config: modeling.BertConfig, seq_length: int) -> float:
+  """Model FLOPs of one forward pass over one example (2 FLOPs per multiply-add).
+
+  Per token every weight matrix of the encoder does one multiply-add per
+  weight: per layer 4 H^2 (query, key, value, attention output) + 2 H I
+  (intermediate and output), and the span head H x 2. Per layer, attention
+  scores Q K^T and the weighted sum of V are seq^2 x H multiply-adds each.
+  So forward = 2 seq (L (4 H^2 + 2 H I) + 2 H) + 4 L seq^2 H. Embedding
+  lookups, biases, LayerNorm, softmax, GELU and dropout are left out (< 2%
+  here), as is usual for MFU. Training counts 3x forward (the backward pass
+  needs two matmuls per forward matmul).
+  """
+  hidden, layers, inner = config.hidden_size, config.num_hidden_layers, config.intermediate_size
+  matmul_weights = layers * (4 * hidden * hidden + 2 * hidden * inner) + 2 * hidden
+  return 2.0 * seq_length * matmul_weights + 4.0 * layers * seq_length ** 2 * hidden
+
+
+def measure_peak_flops(size: int = 4096, repeats: int = 5, matmuls_per_repeat: int = 3) -> float:
+  """Best float32 matmul FLOP/s over `repeats` timings of `size` x `size` products."""
+  a = tf.random.normal([size, size], seed=1)
+  b = tf.random.normal([size, size], seed=2)
+  matmul = tf.function(tf.linalg.matmul)
+  matmul(a, b).numpy()
+  best = 0.0
+  for _ in range(repeats):
+    start = time.perf_counter()
+    for _ in range(matmuls_per_repeat):
+      product = matmul(a, b)
+    product.numpy()
+    best = max(best, matmuls_per_repeat * 2.0 * size ** 3 / (time.perf_counter() - start))
+  return best
+
+
+def random_batch(batch_size: int, seq_length: int, vocab_size: int,
+                 seed: int = 0) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+  """A SQuAD-like (inputs, targets) batch of int32 tensors.
+
+  Each example has a random length in [seq/2, seq] (mask 1, then padding 0),
+  a question segment of 16 tokens then the context (segment 1), and answer
+  positions inside the context.
+  """
+  rng = np.random.default_rng(seed)
+  lengths = rng.integers(seq_length // 2, seq_length + 1, size=batch_size)
+  positions = np.arange(seq_length)[None, :]
+  input_mask = (positions < lengths[:, None]).astype(np.int32)
+  question_length = min(16, seq_length // 4)
+  segment_ids = ((positions >= question_length) & (input_mask == 1)).astype(np.int32)
+  input_ids = rng.integers(1000, vocab_size, size=(batch_size, seq_length)) * input_mask
+  start_positions = rng.integers(question_length, lengths)
+  end_positions = np.minimum(start_positions + rng.integers(0, 5, size=batch_size), lengths - 1)
+  inputs = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+  targets = {"start_positions": start_positions, "end_positions": end_positions,
+             "unique_ids": np.arange(batch_size)}
+  to_tensors = lambda d: {k: tf.constant(v, tf.int32) for k, v in d.items()}  # noqa: E731
+  return to_tensors(inputs), to_tensors(targets)
+
+
+# ------------------------------------------------------------------ ours
+
+
+def build_ours(config: modeling.BertConfig, seq_length: int, strategy: tf.distribute.Strategy):
+  """This project's span model and optimizer, built under `strategy`."""
+  with strategy.scope():
+    model = modeling.build_span_model(config, seq_length)
+    optimizer = optimization.create_optimizer(5e-5, num_train_steps=10000, num_warmup_steps=1000)
+  return model, optimizer
+
+
+def ours_train_runner(model, optimizer, strategy: tf.distribute.Strategy, batch,
+                      use_xla: bool = False) -> Runner:
+  """n updates of `training.train`'s own loop function on the repeated `batch`."""
+  inputs, targets = batch
+  targets = {k: v for k, v in targets.items() if k != "unique_ids"}
+  batch_size = int(inputs["input_ids"].shape[0])
+  steps = training._StepFunctions(  # pylint: disable=protected-access
+      model, optimizer, modeling.span_loss, strategy, micro_batch_global=batch_size,
+      accumulation_steps=1, loss_scale_optimizer=None, use_xla=use_xla)
+  with strategy.scope():
+    step_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
+  train_loop = training._make_train_loop(steps, step_counter)  # pylint: disable=protected-access
+  dataset_fn = lambda _: tf.data.Dataset.from_tensors((inputs, targets)).repeat()  # noqa: E731
+  iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+
+  def run(num_steps: int) -> None:
+    losses, _ = train_loop(iterator, tf.constant(num_steps, tf.int32))
+    losses.numpy()
+
+  return run
+
+
+def ours_predict_runner(model, strategy: tf.distribute.Strategy, batch, jit_compile: bool) -> Runner:
+  """n prediction batches through the forward pass as `training.predict_logits` builds it."""
+  inputs, targets = batch
+  forward = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
+
+  def replica_fn(inputs, unique_ids):
+    outputs = forward(inputs)
+    return (unique_ids, tf.cast(outputs["start_logits"], tf.float32),
+            tf.cast(outputs["end_logits"], tf.float32))
+
+  @tf.function
+  def predict_step(inputs, unique_ids):
+    per_replica = strategy.run(replica_fn, args=(inputs, unique_ids))
+    return tf.nest.map_structure(
+        lambda value: tf.concat(strategy.experimental_local_results(value), axis=0), per_replica)
+
+  def run(num_steps: int) -> None:
+    for _ in range(num_steps):
+      for value in predict_step(inputs, targets["unique_ids"]):
+        value.numpy()
+
+  return run
+
+
+# ------------------------------------------------------------- reference
+
+
+def build_reference(config: modeling.BertConfig):
+  """tf-models-official's `BertSpanLabeler` and BERT optimizer for `config`."""
+  encoder = tfm_networks.BertEncoder(
+      vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+      num_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
+      max_sequence_length=config.max_position_embeddings, type_vocab_size=config.type_vocab_size,
+      inner_dim=config.intermediate_size, inner_activation=modeling.ACTIVATIONS[config.hidden_act],
+      output_dropout=config.hidden_dropout_prob,
+      attention_dropout=config.attention_probs_dropout_prob,
+      initializer=tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range))
+  model = tfm_models.BertSpanLabeler(network=encoder)
+  optimizer = tfm_optimization.create_optimizer(5e-5, num_train_steps=10000, num_warmup_steps=1000)
+  assert isinstance(optimizer, legacy_adamw.AdamWeightDecay)
+  return model, optimizer
+
+
+def _reference_inputs(inputs: dict[str, tf.Tensor]) -> list[tf.Tensor]:
+  return [inputs["input_ids"], inputs["input_mask"], inputs["segment_ids"]]
+
+
+def reference_train_runner(model, optimizer, batch) -> Runner:
+  """n calls of a plain compiled train step on `batch`."""
+  inputs, targets = batch
+  ref_inputs = _reference_inputs(inputs)
+  variables = model.trainable_variables
+
+  @tf.function
+  def train_step(inputs, start_positions, end_positions):
+    with tf.GradientTape() as tape:
+      start_logits, end_logits = model(inputs, training=True)
+      loss = tf.reduce_mean(modeling.span_loss(start_positions, end_positions,
+                                               start_logits, end_logits))
+    gradients = tape.gradient(loss, variables)
+    optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+    return loss
+
+  def run(num_steps: int) -> None:
+    for _ in range(num_steps):
+      loss = train_step(ref_inputs, targets["start_positions"], targets["end_positions"])
+    loss.numpy()
+
+  return run
+
+
+def reference_predict_runner(model, batch) -> Runner:
+  """n batches through the reference's forward pass in a plain `tf.function`."""
+  ref_inputs = _reference_inputs(batch[0])
+  forward = tf.function(lambda x: model(x, training=False))
+
+  def run(num_steps: int) -> None:
+    for _ in range(num_steps):
+      for value in forward(ref_inputs):
+        value.numpy()
+
+  return run
+
+
+# ---------------------------------------------------------------- timing
+
+
+def time_interleaved(runners: dict[str, Runner], num_steps: int, repeats: int,
+                     warmup_steps: int = 1) -> tuple[dict[str, list[float]], dict[str, float]]:
+  """Seconds per step of each runner, `repeats` times, the runners taking turns.
+
+  Each runner first runs `warmup_steps` untimed steps (tracing, compiling).
+
+  Returns:
+    ({name: [seconds per step of each repetition]}, {name: warm-up seconds}).
+  """
+  warmup_seconds = {}
+  for name, run in runners.items():
+    start = time.perf_counter()
+    run(warmup_steps)
+    warmup_seconds[name] = time.perf_counter() - start
+  seconds = {name: [] for name in runners}
+  for _ in range(repeats):
+    for name, run in runners.items():
+      start = time.perf_counter()
+      run(num_steps)
+      seconds[name].append((time.perf_counter() - start) / num_steps)
+  return seconds, warmup_seconds
+
+
+def fitting_batch_size(batch_size: int, flops_per_example: float, peak_flops: float,
+                       max_step_seconds: float) -> int:
+  """`batch_size`, halved (down to 1) while a step would take over `max_step_seconds`."""
+  rate = _ASSUMED_SHARE_OF_PEAK * peak_flops
+  while batch_size > 1 and batch_size * flops_per_example / rate > max_step_seconds:
+    batch_size //= 2
+  return batch_size
+
+
+def steps_for(flops_per_step: float, peak_flops: float, seconds_per_repeat: float,
+              max_steps: int = 50) -> int:
+  """Steps per repetition that take about `seconds_per_repeat` (at least 1)."""
+  steps = seconds_per_repeat * _ASSUMED_SHARE_OF_PEAK * peak_flops / flops_per_step
+  return max(1, min(max_steps, round(steps)))
+
+
+@dataclasses.dataclass
+class Measurement:
+  """Examples/s (median over repetitions) of each variant of one phase."""
+  batch_size: int
+  steps: int  # per repetition
+  examples_per_second: dict[str, float]
+  warmup_seconds: dict[str, float]  # first call: tracing, XLA compile, one step
+
+
+@dataclasses.dataclass
+class SizeResult:
+  """Training and prediction of one model size."""
+  size: str
+  params: int
+  train: Measurement
+  predict: Measurement
+  train_flops_per_example: float
+  predict_flops_per_example: float
+
+
+def measure(runners: dict[str, Runner], batch_size: int, steps: int, repeats: int) -> Measurement:
+  """Times `runners` interleaved and keeps the median examples/s of each."""
+  seconds, warmup_seconds = time_interleaved(runners, steps, repeats)
+  examples_per_second = {name: batch_size / statistics.median(times)
+                         for name, times in seconds.items()}
+  return Measurement(batch_size, steps, examples_per_second, warmup_seconds)
+
+
+def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_batch_size: int,
+                   repeats: int, peak_flops: float, seconds_per_repeat: float,
+                   max_step_seconds: float = 0.0, steps: int | None = None,
+                   train_xla: bool = False) -> SizeResult:
+  """Builds both models for `size` and times their training and prediction.
+
+  Batch sizes are halved for large sizes while a step would take longer
+  than `max_step_seconds` (0: never); `steps` fixes the steps per repetition.
+  """
+  config = small_bert_config(size)
+  strategy = distribution.make_strategy("one_device", num_gpus=0)
+  forward_flops = forward_flops_per_example(config, seq_length)
+  train_flops = 3 * forward_flops
+  if max_step_seconds:
+    train_batch_size = fitting_batch_size(train_batch_size, train_flops, peak_flops,
+                                          max_step_seconds)
+    predict_batch_size = fitting_batch_size(predict_batch_size, forward_flops, peak_flops,
+                                            max_step_seconds)
+  train_steps = steps or steps_for(train_flops * train_batch_size, peak_flops, seconds_per_repeat)
+  predict_steps = steps or steps_for(forward_flops * predict_batch_size, peak_flops,
+                                     seconds_per_repeat)
+
+  model, optimizer = build_ours(config, seq_length, strategy)
+  ref_model, ref_optimizer = build_reference(config)
+  params = model.count_params()
+  train_batch = random_batch(train_batch_size, seq_length, config.vocab_size, seed=1)
+  train_runners = {"ours": ours_train_runner(model, optimizer, strategy, train_batch),
+                   "ref": reference_train_runner(ref_model, ref_optimizer, train_batch)}
+  if train_xla:
+    xla_model, xla_optimizer = build_ours(config, seq_length, strategy)
+    train_runners["ours_xla"] = ours_train_runner(xla_model, xla_optimizer, strategy, train_batch,
+                                                  use_xla=True)
+  train = measure(train_runners, train_batch_size, train_steps, repeats)
+  del train_runners
+  gc.collect()
+
+  predict_batch = random_batch(predict_batch_size, seq_length, config.vocab_size, seed=2)
+  predict_runners = {"ours": ours_predict_runner(model, strategy, predict_batch, jit_compile=False),
+                     "ours_xla": ours_predict_runner(model, strategy, predict_batch,
+                                                     jit_compile=True),
+                     "ref": reference_predict_runner(ref_model, predict_batch)}
+  predict = measure(predict_runners, predict_batch_size, predict_steps, repeats)
+  del predict_runners, model, optimizer, ref_model, ref_optimizer
+  tf_keras.backend.clear_session()
+  gc.collect()
+  return SizeResult(size, params, train, predict, train_flops, forward_flops)
+
+
+# ----------------------------------------------------------------- report
+
+
+def format_table(results: list[SizeResult], peak_flops: float) -> str:
+  """The results as a Markdown table; GFLOP/s and MFU are ours (training, best prediction)."""
+  train_xla = any("ours_xla" in r.train.examples_per_second for r in results)
+  header = ["size", "params", "batch train/predict", "train ours", "train ref", "ours/ref"]
+  if train_xla:
+    header.append("train ours XLA")
+  header += ["predict ours", "predict ours XLA", "predict ref", "best/ref",
+             "train GFLOP/s (MFU)", "predict GFLOP/s (MFU)"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for r in results:
+    train, predict = r.train.examples_per_second, r.predict.examples_per_second
+    best_predict = max(predict["ours"], predict["ours_xla"])
+    train_flops = train["ours"] * r.train_flops_per_example
+    predict_flops = best_predict * r.predict_flops_per_example
+    row = [r.size, f"{r.params / 1e6:.1f}M", f"{r.train.batch_size}/{r.predict.batch_size}",
+           f"{train['ours']:.2f}", f"{train['ref']:.2f}", f"{train['ours'] / train['ref']:.2f}"]
+    if train_xla:
+      row.append(f"{train['ours_xla']:.2f}")
+    row += [f"{predict['ours']:.2f}", f"{predict['ours_xla']:.2f}", f"{predict['ref']:.2f}",
+            f"{best_predict / predict['ref']:.2f}",
+            f"{train_flops / 1e9:.0f} ({train_flops / peak_flops:.0%})",
+            f"{predict_flops / 1e9:.0f} ({predict_flops / peak_flops:.0%})"]
+    lines.append("| " + " | ".join(row) + " |")
+  return "\n".join(lines)
+
+
+def _describe(phase: str, measurement: Measurement) -> str:
+  rates = ", ".join(f"{k} {v:.2f}" for k, v in measurement.examples_per_second.items())
+  warmups = ", ".join(f"{k} {v:.0f}" for k, v in measurement.warmup_seconds.items())
+  return (f"{phase} batch {measurement.batch_size} x {measurement.steps} steps: ex/s {rates} "
+          f"(warm-up s: {warmups})")
+
+
+def parse_args() -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--sizes", default=",".join(DEFAULT_SIZES),
+                      help="comma-separated L<layers>/H<hidden> (default: %(default)s)")
+  parser.add_argument("--seq_length", type=int, default=384)
+  parser.add_argument("--train_batch_size", type=int, default=8, help="at most; see --max_step_seconds")
+  parser.add_argument("--predict_batch_size", type=int, default=16, help="at most; see --max_step_seconds")
+  parser.add_argument("--max_step_seconds", type=float, default=6.0,
+                      help="halve a size's batch while a step would take longer (0: never)")
+  parser.add_argument("--repeats", type=int, default=3, help="timed repetitions per variant")
+  parser.add_argument("--steps", type=int, default=None,
+                      help="steps per repetition (default: about --seconds_per_repeat each)")
+  parser.add_argument("--seconds_per_repeat", type=float, default=2.0)
+  parser.add_argument("--train_xla", action="store_true",
+                      help="also time our train step with use_xla=True")
+  parser.add_argument("--no_onednn", action="store_true",
+                      help="run with TF_ENABLE_ONEDNN_OPTS=0 (default: 1)")
+  parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+  return parser.parse_args()
+
+
+def main() -> None:
+  args = parse_args()
+  sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+  for size in sizes:
+    small_bert_config(size)  # fail before the slow part
+  start = time.perf_counter()
+  print(f"TF {tf.__version__}, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}, "
+        f"{os.cpu_count()} CPUs, seq {args.seq_length}, median of {args.repeats} interleaved "
+        "repeats", flush=True)
+  peak_flops = measure_peak_flops()
+  print(f"peak (measured: best float32 4096x4096 matmul): {peak_flops / 1e9:.0f} GFLOP/s",
+        flush=True)
+  results = []
+  for size in sizes:
+    result = benchmark_size(size, args.seq_length, args.train_batch_size, args.predict_batch_size,
+                            args.repeats, peak_flops, args.seconds_per_repeat,
+                            args.max_step_seconds, args.steps, args.train_xla)
+    results.append(result)
+    print(f"{size}: {_describe('train', result.train)}; {_describe('predict', result.predict)} "
+          f"[{time.perf_counter() - start:.0f} s]", flush=True)
+  print()
+  print(format_table(results, peak_flops))
+  print(f"\nex/s = examples per second, median of {args.repeats}; MFU = model FLOP/s / measured "
+        f"peak {peak_flops / 1e9:.0f} GFLOP/s; total {time.perf_counter() - start:.0f} s")
+  if args.json:
+    io_utils.write_json(args.json, {
+        "tensorflow": tf.__version__,
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        "seq_length": args.seq_length,
+        "repeats": args.repeats,
+        "peak_flops": peak_flops,
+        "results": [dataclasses.asdict(r) for r in results]})
+
+
+if __name__ == "__main__":
+  main()

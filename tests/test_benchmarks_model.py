@@ -1,0 +1,91 @@
+"""Smoke test of benchmarks/model.py on a tiny size: it runs and its numbers are sane (no timing)."""
+import importlib.util
+import math
+import pathlib
+
+import bert_squad  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert_squad import distribution
+
+_SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "model.py"
+SEQ = 64
+
+
+@pytest.fixture(scope="module")
+def bench():
+  spec = importlib.util.spec_from_file_location("benchmarks_model", _SCRIPT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_small_bert_config(bench):
+  config = bench.small_bert_config("L4/H256")
+  assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads,
+          config.intermediate_size, config.vocab_size) == (4, 256, 4, 1024, 30522)
+  with pytest.raises(ValueError, match="L<layers>/H<hidden>"):
+    bench.small_bert_config("L4/H100")
+
+
+def test_forward_flops_match_the_models_matmul_weights(bench):
+  config = bench.small_bert_config("L2/H128")
+  model, _ = bench.build_ours(config, SEQ, tf.distribute.get_strategy())
+  # Every kernel outside the embeddings and the (unused) pooler is one
+  # multiply-add per token; attention adds Q K^T and P V per layer.
+  kernels = [v for v in model.trainable_variables
+             if "kernel" in v.name and "embedding" not in v.name and "pooler" not in v.name]
+  matmul_weights = sum(int(np.prod(v.shape)) for v in kernels)
+  attention = 2 * config.num_hidden_layers * SEQ * SEQ * config.hidden_size
+  assert bench.forward_flops_per_example(config, SEQ) == 2 * (SEQ * matmul_weights + attention)
+
+
+def test_random_batch_is_squad_like(bench):
+  inputs, targets = bench.random_batch(4, SEQ, 30522, seed=3)
+  mask = inputs["input_mask"].numpy()
+  lengths = mask.sum(axis=1)
+  assert inputs["input_ids"].shape == (4, SEQ) and inputs["input_ids"].dtype == tf.int32
+  assert np.all(lengths >= SEQ // 2)
+  assert np.all((inputs["input_ids"].numpy() == 0) == (mask == 0))
+  assert np.all(inputs["segment_ids"].numpy() <= mask)
+  start, end = targets["start_positions"].numpy(), targets["end_positions"].numpy()
+  assert np.all(start <= end) and np.all(end < lengths)
+
+
+def test_runners_train_and_predict(bench):
+  config = bench.small_bert_config("L2/H128")
+  strategy = distribution.make_strategy("one_device", num_gpus=0)
+  batch = bench.random_batch(2, SEQ, config.vocab_size)
+  model, optimizer = bench.build_ours(config, SEQ, strategy)
+  ref_model, ref_optimizer = bench.build_reference(config)
+  before = model.get_layer("squad_logits").kernel.numpy()
+  bench.ours_train_runner(model, optimizer, strategy, batch)(2)
+  bench.reference_train_runner(ref_model, ref_optimizer, batch)(2)
+  assert int(optimizer.iterations) == 2 and int(ref_optimizer.iterations) == 2
+  assert not np.allclose(before, model.get_layer("squad_logits").kernel.numpy())
+  bench.ours_predict_runner(model, strategy, batch, jit_compile=True)(1)
+  bench.reference_predict_runner(ref_model, batch)(1)
+
+
+def test_benchmark_size_reports_positive_rates(bench):
+  peak = bench.measure_peak_flops(size=256, repeats=1, matmuls_per_repeat=1)
+  assert peak > 0
+  result = bench.benchmark_size("L2/H128", SEQ, train_batch_size=2, predict_batch_size=2,
+                                repeats=2, peak_flops=peak, seconds_per_repeat=0.0, steps=1)
+  assert set(result.train.examples_per_second) == {"ours", "ref"}
+  assert set(result.predict.examples_per_second) == {"ours", "ours_xla", "ref"}
+  for rate in [*result.train.examples_per_second.values(),
+               *result.predict.examples_per_second.values()]:
+    assert math.isfinite(rate) and rate > 0
+  assert result.train_flops_per_example == 3 * result.predict_flops_per_example
+  table = bench.format_table([result], peak)
+  assert table.splitlines()[2].startswith("| L2/H128 | 4.4M | 2/2 |")
+
+
+def test_batch_is_halved_to_fit_the_step_time(bench):
+  assert bench.fitting_batch_size(16, flops_per_example=1e9, peak_flops=1e10,
+                                  max_step_seconds=0.5) == 2
+  assert bench.fitting_batch_size(16, 1e12, 1e10, 0.5) == 1
+  assert bench.steps_for(1e9, 1e10, seconds_per_repeat=1.0) == 6
