@@ -83,11 +83,12 @@ class EncodedChunk(NamedTuple):
     num_examples: examples in the chunk.
     windows: (record entries without the unique id, metadata tail or None)
       of each window, in order (see `records.WindowEncoder`).
-    cut_questions: questions longer than max_query_length, cut to it.
+    cut_questions: (example index, wordpieces) of each question longer than
+      max_query_length, which was cut to it.
   """
   num_examples: int
   windows: list[tuple[bytes, bytes | None]]
-  cut_questions: int = 0
+  cut_questions: list[tuple[int, int]] = []
 
 
 def usable_cpus() -> int:
@@ -143,7 +144,7 @@ class ChunkEncoder:
     settings = self._settings
     docs: dict[int, tuple[windows.TokenizedDoc, records.EncodedDoc]] = {}
     encoded = []
-    cut_questions = 0
+    cut_questions = []
     for offset, (key, question_text, answer) in enumerate(chunk.examples):
       doc_and_encoded = docs.get(key)
       if doc_and_encoded is None:
@@ -152,7 +153,8 @@ class ChunkEncoder:
       doc, encoded_doc = doc_and_encoded
       plan = windows.plan_example_windows(question_text, doc, self._tokenizer, settings.max_seq_length,
                                           settings.doc_stride, settings.max_query_length, answer)
-      cut_questions += plan.question_was_cut
+      if plan.num_question_tokens > settings.max_query_length:
+        cut_questions.append((chunk.first_example_index + offset, plan.num_question_tokens))
       encoded.extend(self._encoder.encode_windows(plan, encoded_doc, chunk.first_example_index + offset,
                                                   answer.is_impossible if answer else None))
     return EncodedChunk(num_examples=len(chunk.examples), windows=encoded, cut_questions=cut_questions)

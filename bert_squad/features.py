@@ -28,6 +28,7 @@ from bert_squad.squad import SquadExample
 
 # `unique_id` of the first feature, as in the original.
 FIRST_UNIQUE_ID = records.FIRST_UNIQUE_ID
+MAX_CUT_QUESTION_WARNINGS = 5  # per file; then one line with the total
 # Bump when the features, the TFRecord or the metadata change meaning or layout:
 # it is part of `features_cache_key`, so stale caches are not reused.
 FORMAT_VERSION = 1
@@ -104,9 +105,10 @@ def _generate_features(examples: Iterable[SquadExample], tokenizer: Any, max_seq
     doc = _shared_tokenized_doc(example, tokenizer, docs_by_paragraph, word_pieces)
     plan = windows.plan_example_windows(example.question_text, doc, tokenizer, max_seq_length, doc_stride,
                                         max_query_length, windows.training_answer(example) if is_training else None)
-    if plan.question_was_cut:
+    if plan.num_question_tokens > max_query_length:
       cut_questions += 1
-      _warn_cut_question(example.qas_id, max_query_length)
+      if cut_questions <= MAX_CUT_QUESTION_WARNINGS:
+        warn_cut_question(example.qas_id, plan.num_question_tokens, max_query_length)
     for doc_span_index, doc_span in enumerate(plan.doc_spans):
       feature = InputFeatures(
           unique_id=unique_id,
@@ -122,10 +124,14 @@ def _generate_features(examples: Iterable[SquadExample], tokenizer: Any, max_seq
   warn_cut_questions(cut_questions, max_query_length)
 
 
-def _warn_cut_question(qas_id: str, max_query_length: int) -> None:
-  """The original silently keeps the first max_query_length wordpieces; this says so (5 times at most)."""
-  logging.log_first_n(logging.WARNING, "question %r has more than max_query_length=%d wordpieces; "
-                      "the rest are dropped", 5, qas_id, max_query_length)
+def warn_cut_question(qas_id: str, num_tokens: int, max_query_length: int) -> None:
+  """The original silently keeps the first max_query_length wordpieces; this says so.
+
+  Callers warn for the first `MAX_CUT_QUESTION_WARNINGS` questions of a file, then
+  `warn_cut_questions` gives the total.
+  """
+  logging.warning("question %r has %d wordpieces; only the first max_query_length=%d are used",
+                  qas_id, num_tokens, max_query_length)
 
 
 def warn_cut_questions(count: int, max_query_length: int) -> None:

@@ -49,7 +49,7 @@ def atomic_path(path: str) -> Iterator[str]:
 
   Use for writers that want a file name (e.g. `tf.io.TFRecordWriter`). On an
   exception the temporary file is removed and `path` is left untouched; an
-  `OSError` that names no file (a failed `write`, e.g. a full disk) is
+  OS error that names no file (a failed `write`, e.g. a full disk) is
   given `path` as its `filename`.
   """
   tmp = _temporary_name(path)
@@ -58,7 +58,7 @@ def atomic_path(path: str) -> Iterator[str]:
     _rename(tmp, path)
   except BaseException as e:
     _remove_quietly(tmp)
-    if isinstance(e, OSError) and e.filename is None:
+    if isinstance(e, OSError) and e.errno is not None and e.filename is None:
       e.filename = path
     raise
 

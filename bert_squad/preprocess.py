@@ -112,7 +112,10 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
     def windows_of(chunks: Iterable[feature_workers.EncodedChunk]):
       nonlocal cut_questions
       for chunk in chunks:
-        cut_questions += chunk.cut_questions
+        for example_index, num_tokens in chunk.cut_questions:
+          cut_questions += 1
+          if cut_questions <= features.MAX_CUT_QUESTION_WARNINGS:
+            features.warn_cut_question(examples[example_index].qas_id, num_tokens, max_query_length)
         yield chunk.windows
 
     info.num_features = features.write_encoded_feature_files(windows_of(encoded_chunks), output_file,

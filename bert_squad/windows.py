@@ -74,8 +74,8 @@ class ExampleWindows(NamedTuple):
       if impossible; None in prediction mode.
     doc_offset: position of the first doc token in a window, after [CLS],
       the query and [SEP].
-    question_was_cut: the question had more than max_query_length
-      wordpieces (the original drops the rest silently; callers report it).
+    num_question_tokens: the question's wordpieces before the cut to
+      max_query_length (the original drops the rest silently; callers report it).
   """
   query_tokens: list[str]
   query_ids: list[int]
@@ -84,6 +84,7 @@ class ExampleWindows(NamedTuple):
   max_context_span: list[int]
   answer_span: tuple[int, int] | None
   doc_offset: int
+  num_question_tokens: int = 0
 
 
 def training_answer(example: Any) -> TrainingAnswer:
@@ -155,7 +156,7 @@ def plan_example_windows(question_text: str, doc: TokenizedDoc, tokenizer: Any, 
       doc_spans=spans, max_context_span=max_context_spans(spans, len(doc.tokens)),
       answer_span=None if answer is None else answer_token_span(answer, doc, tokenizer),
       doc_offset=len(query_tokens) + 2,
-      question_was_cut=len(all_query_tokens) > max_query_length)
+      num_question_tokens=len(all_query_tokens))
 
 
 def answer_token_span(answer: TrainingAnswer, doc: TokenizedDoc, tokenizer: Any) -> tuple[int, int]:
