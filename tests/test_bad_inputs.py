@@ -9,7 +9,6 @@ down), asserting the exit code, the single error line, no traceback and the file
 Features caches that are stale or broken are not errors: they are rebuilt, with a warning.
 """
 import concurrent.futures
-import copy
 import json
 import logging
 import os
@@ -24,7 +23,6 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
 
 from bert_squad import checkpoints
 from bert_squad import features as features_lib
@@ -112,7 +110,8 @@ def _duplicate_id_in_second_article(d):
 
 SQUAD_TEXT_CASES = {
     # case: (file content, expected message after "<file>: ")
-    "malformed_json": ('{"data": [{"title": "x",, }]}', r"^not valid JSON: Expecting property name .* at line 1 column 25$"),
+    "malformed_json": ('{"data": [{"title": "x",, }]}',
+                       r"^not valid JSON: Expecting property name .* at line 1 column 25$"),
     "truncated_json": (None, r"^not valid JSON: .* at line 1 column \d+$"),
     "empty_file": ("", r"^not valid JSON: Expecting value at line 1 column 1$"),
     "not_utf8": (b'{"data": [], "version": "1.\xff"}', r"^not valid UTF-8 \(byte 27\)$"),
@@ -130,7 +129,8 @@ SQUAD_STRUCTURE_CASES = {
     "no_context": (lambda d: _first_paragraph(d).pop("context"),
                    r"^article 0 \('Marrowick'\), paragraph 0: has no 'context'$"),
     "context_a_number": (lambda d: _first_paragraph(d).update(context=42),
-                         r"^article 0 \('Marrowick'\), paragraph 0: 'context' is a JSON integer, expected a JSON string$"),
+                         r"^article 0 \('Marrowick'\), paragraph 0: 'context' is a JSON integer, "
+                         r"expected a JSON string$"),
     "empty_context": (lambda d: _first_paragraph(d).update(context=" \n\t "),
                       r"^article 0 \('Marrowick'\), paragraph 0: context is empty$"),
     "no_id": (lambda d: _first_qa(d).pop("id"), r"^article 0 \('Marrowick'\), paragraph 0, question 0: has no 'id'$"),
@@ -139,7 +139,8 @@ SQUAD_STRUCTURE_CASES = {
     "duplicate_id": (_duplicate_id_in_second_article,
                      rf"^article 1 \('.+'\), question '{FIRST_ID}': duplicate question id \(first seen in "
                      r"article 0 \('Marrowick'\)\)$"),
-    "empty_question": (lambda d: _first_qa(d).update(question="   "), rf"^{re.escape(FIRST_QUESTION)}: question is empty$"),
+    "empty_question": (lambda d: _first_qa(d).update(question="   "),
+                       rf"^{re.escape(FIRST_QUESTION)}: question is empty$"),
     "question_null": (lambda d: _first_qa(d).update(question=None),
                       rf"^{re.escape(FIRST_QUESTION)}: 'question' is a JSON null, expected a JSON string$"),
     "no_answers": (lambda d: _first_qa(d).pop("answers"), rf"^{re.escape(FIRST_QUESTION)}: has no 'answers'$"),

@@ -101,38 +101,41 @@ def _latest_step(output_dir: pathlib.Path) -> int:
 def runs(tmp_path_factory, tiny_checkpoint):
   """Two uninterrupted runs, and one stopped by SIGTERM, killed by SIGKILL, then finished.
 
-  The interrupted run's three parts go one after the other, beside the two full runs.
+  The interrupted run's three parts go one after the other, beside the two full runs. The
+  signals come at random steps early enough that training cannot finish before they land.
   """
   root = tmp_path_factory.mktemp("runs")
   first, second = (_start(_command(tiny_checkpoint, root / name)) for name in ("first", "second"))
-  rng = random.Random(SEED)
-  interrupted = root / "interrupted"
-  command = _command(tiny_checkpoint, interrupted)
-  term_at = rng.randint(5, 12)
-  term = _run_until_step(command, term_at, signal.SIGTERM)
-  saved_at_term = _latest_step(interrupted)
-  kill_at = rng.randint(saved_at_term + 2, NUM_STEPS - 3)
-  kill = _run_until_step(command, kill_at, signal.SIGKILL)
-  saved_at_kill = _latest_step(interrupted)
-  finish = _finish(_start(command))
-  return {
-      "first": (root / "first", _finish(first)), "second": (root / "second", _finish(second)),
-      "interrupted": interrupted, "term": (term_at, term, saved_at_term), "kill": (kill_at, kill, saved_at_kill),
-      "finish": finish,
-  }
+  try:
+    rng = random.Random(SEED)
+    interrupted = root / "interrupted"
+    command = _command(tiny_checkpoint, interrupted)
+    term_at = rng.randint(5, 10)
+    term = _run_until_step(command, term_at, signal.SIGTERM)
+    saved_at_term = _latest_step(interrupted)
+    # After a periodic save (every 4 steps) that follows the SIGTERM one.
+    kill_at = rng.randint((saved_at_term // 4 + 1) * 4 + 1, NUM_STEPS - 6)
+    kill = _run_until_step(command, kill_at, signal.SIGKILL)
+    saved_at_kill = _latest_step(interrupted)
+    finish = _finish(_start(command))
+    return {
+        "first": (root / "first", _finish(first)), "second": (root / "second", _finish(second)),
+        "interrupted": interrupted, "term": (term_at, term, saved_at_term),
+        "kill": (kill_at, kill, saved_at_kill), "finish": finish,
+    }
+  finally:
+    for process in (first, second):
+      if process.poll() is None:
+        process.kill()
+        process.communicate()
 
 
 def test_two_deterministic_runs_give_bit_identical_predictions_and_weights(runs):
   (first, (code_1, stderr_1)), (second, (code_2, stderr_2)) = runs["first"], runs["second"]
   assert code_1 == 0, stderr_1[-3000:]
   assert code_2 == 0, stderr_2[-3000:]
-  for name in ("predictions.json", "nbest_predictions.json", "train_history.json"):
-    if name == "train_history.json":  # identical but for the measured speed
-      strip = lambda path: [{k: v for k, v in p.items() if k != "examples_per_second"}  # noqa: E731
-                            for p in json.loads(path.read_text())]
-      assert strip(first / name) == strip(second / name)
-    else:
-      assert (first / name).read_bytes() == (second / name).read_bytes(), name
+  for name in ("predictions.json", "nbest_predictions.json"):
+    assert (first / name).read_bytes() == (second / name).read_bytes(), name
   with np.load(first / "predict_logits.npz") as a, np.load(second / "predict_logits.npz") as b:
     for key in a.files:
       np.testing.assert_array_equal(a[key], b[key])
@@ -140,6 +143,8 @@ def test_two_deterministic_runs_give_bit_identical_predictions_and_weights(runs)
   assert tensors_1.keys() == tensors_2.keys()
   for name, value in tensors_1.items():
     np.testing.assert_array_equal(value, tensors_2[name], err_msg=name)
+  losses_1, losses_2 = ([point["loss"] for point in training.read_history(str(run))] for run in (first, second))
+  assert losses_1 == losses_2 and len(losses_1) == NUM_STEPS
 
 
 def test_sigterm_saves_a_checkpoint_and_says_where(runs):
@@ -157,7 +162,9 @@ def test_sigkill_then_rerun_resumes_and_ends_like_an_uninterrupted_run(runs):
   kill_at, (code, stderr), saved_at_kill = runs["kill"]
   assert code == -signal.SIGKILL, f"seed {SEED}:\n{stderr[-3000:]}"
   assert f"resuming from {interrupted}/ckpt-{saved_at_term} (step {saved_at_term})" in stderr
-  assert saved_at_term < saved_at_kill <= kill_at + 1 and saved_at_kill % 4 == 0, f"seed {SEED}"
+  # The step line comes before that step's save, so the save of the killed step may be missing.
+  assert (kill_at - 1) // 4 * 4 <= saved_at_kill < NUM_STEPS and saved_at_kill % 4 == 0, f"seed {SEED}"
+  assert saved_at_kill > saved_at_term, f"seed {SEED}"
 
   code, stderr = runs["finish"]
   assert code == 0, f"seed {SEED}:\n{stderr[-3000:]}"
@@ -170,8 +177,9 @@ def test_sigkill_then_rerun_resumes_and_ends_like_an_uninterrupted_run(runs):
   assert resumed.keys() == reference.keys()
   difference = max(float(np.abs(resumed[name] - reference[name]).max()) for name in reference)
   assert difference < 1e-5, f"seed {SEED}: max weight difference {difference}"
-  assert set(json.loads((interrupted / "predictions.json").read_text())) == set(
-      json.loads((uninterrupted / "predictions.json").read_text()))
+  # Bit-identical weights in practice on CPU, so the same answers too.
+  assert json.loads((interrupted / "predictions.json").read_text()) == json.loads(
+      (uninterrupted / "predictions.json").read_text())
 
 
 def test_nan_loss_stops_naming_the_step_keeps_the_last_good_checkpoint_exports_nothing(tiny_checkpoint, tmp_path):
