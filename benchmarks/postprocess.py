@@ -1,4 +1,4 @@
-"""Benchmark: SQuAD 2.0 dev predictions from saved logits, ours vs the reference.
+"""Benchmark: SQuAD 2.0 dev predictions from saved logits, ours vs reference.
 
 Times, in one run on the same features and random (seeded) logits:
   reference: tf-models-official `squad_lib.write_predictions` (the port of the

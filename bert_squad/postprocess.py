@@ -725,7 +725,7 @@ def _nbest_json_text(nbest: dict[str, list[dict[str, Any]]]) -> str:
   Anything of another shape goes to json.dumps. The tests compare both on
   tricky values.
   """
-  if not nbest or not all(type(k) is str and type(v) is list and v  # pylint: disable=unidiomatic-typecheck
+  if not nbest or not all(isinstance(k, str) and isinstance(v, list) and v
                           for k, v in nbest.items()):
     return _json_text(nbest)
   records = list(itertools.chain.from_iterable(nbest.values()))

@@ -29,7 +29,8 @@ DOC_WORDS = ["Steve", "Smith's", "dog", "barked", "loudly."]
 QUESTION = ["who", "barked", "?"]
 PIECES = ["steve", "smith", "'", "s", "dog", "bark", "##ed", "loudly", "."]
 PIECE_WORD = [0, 1, 1, 1, 2, 3, 3, 4, 4]
-# Token positions: [CLS]=0, question 1-3, [SEP]=4, pieces 5-13, [SEP]=14, pad 15.
+# Token positions: [CLS]=0, question 1-3, [SEP]=4, pieces 5-13, [SEP]=14,
+# padding 15.
 STEVE, SMITH, APOSTROPHE, S, DOG, BARK, ED, LOUDLY, PERIOD = range(5, 14)
 
 
@@ -326,7 +327,8 @@ def test_get_final_text(pred_text, orig_text, do_lower_case, expected):
 
 
 TRICKY_WORDS = [
-    "\u200b", "Steve", "Smith's", "Café", "e\u0301clair", "foo\u200bbar", "(Müller)",
+    "\u200b", "Steve", "Smith's", "Café", "e\u0301clair", "foo\u200bbar",
+    "(Müller)",
     "naïve", "U.S.", "100,000", "北京大学", "Straße", "ﬁne", "x\u00a0y",
     "İstanbul", "ΟΔΟΣ", "\u00adsoft", "tab\x0bbed", "a--b", "[UNK]", "#1",
     "$5.00)", "\ufffd", "\u0301", "Ａｂｃ", "\u2028z", "ok", "\x00",
@@ -436,7 +438,8 @@ def _write_npz(path, **arrays):
     np.savez(f, **arrays)
 
 
-GOOD = {"unique_ids": np.arange(3), "start_logits": np.zeros((3, 4), np.float32),
+GOOD = {"unique_ids": np.arange(3),
+        "start_logits": np.zeros((3, 4), np.float32),
         "end_logits": np.zeros((3, 4), np.float32)}
 
 
