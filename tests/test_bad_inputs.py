@@ -402,7 +402,7 @@ def cache_run(tmp_path, tiny):
 
 def _cached(config, vocab, caplog, input_file=None):
   caplog.clear()
-  with caplog.at_level(logging.INFO):
+  with caplog.at_level(logging.INFO, logger="absl"):
     path, info = pipeline.cached_features(config, input_file or config.predict_file, vocab, is_training=False)
   reused = "reusing cached features" in caplog.text
   return path, info, reused, [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
