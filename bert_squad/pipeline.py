@@ -12,6 +12,7 @@ files go:
     export/                the fine-tuned model in Google's format (bert_model.ckpt, bert_config.json, vocab.txt)
     predict_logits.npz     raw logits per feature (re-postprocess with `python -m bert_squad.postprocess`)
     predictions.json, nbest_predictions.json, null_odds.json (v2.0), eval.json (--do_eval)
+    plots/                 v2.0 with --do_eval: precision-recall curves and null-odds histograms (PNG)
 """
 import dataclasses
 import functools
@@ -43,6 +44,7 @@ from bert_squad.io_utils import write_json
 PYPI_PREFIX = "pypi:"
 LOGITS_FILE = "predict_logits.npz"
 EVAL_FILE = "eval.json"
+PLOTS_DIR = "plots"
 
 
 @dataclasses.dataclass
@@ -390,14 +392,20 @@ def _model_for_prediction(config: RunConfig, strategy: tf.distribute.Strategy,
 
 
 def _evaluate(config: RunConfig, files: postprocess.PredictionFiles) -> dict:
-  """Scores the written predictions with the official metrics; writes and returns eval.json."""
+  """Scores the written predictions with the official metrics; writes and returns eval.json.
+
+  For v2.0 this is the official script run with `--na-prob-file null_odds.json
+  --out-image-dir output_dir/plots`: the best null threshold, the pr_*_ap keys
+  and the PNGs come with it.
+  """
   dataset = evaluation.load_dataset(config.predict_file)
   predictions = evaluation.load_predictions(files.predictions)
   if config.version_2_with_negative:
     # null_odds.json holds score_null - best_non_null: the official script's --na-prob-file,
     # which also gives the best null threshold (best_f1_thresh) for --null_score_diff_threshold.
     scores = evaluation.evaluate_v2(dataset, predictions,
-                                    na_probs=evaluation.load_na_probs(files.null_odds))
+                                    na_probs=evaluation.load_na_probs(files.null_odds),
+                                    out_image_dir=os.path.join(config.output_dir, PLOTS_DIR))
   else:
     scores = evaluation.evaluate_v1(dataset, predictions)
   write_json(os.path.join(config.output_dir, EVAL_FILE), scores)

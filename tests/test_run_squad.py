@@ -85,6 +85,7 @@ def test_trains_predicts_and_scores_squad_v1(v1_run):
 
   scores = json.loads((output_dir / "eval.json").read_text())
   assert list(scores) == ["exact_match", "f1"]
+  assert not (output_dir / "plots").exists()  # precision-recall plots need v2.0's null odds
   assert 0.0 <= scores["exact_match"] <= scores["f1"] <= 100.0
 
   export = output_dir / "export"
@@ -146,6 +147,18 @@ def test_squad_v2_writes_null_odds_and_the_best_threshold(tiny_checkpoint, tmp_p
   scores = json.loads((tmp_path / "eval.json").read_text())
   assert scores["total"] == len(null_odds) and scores["NoAns_total"] == 33
   assert {"best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"} <= set(scores)
+
+  # The same as the official script's command line with --na-prob-file and --out-image-dir.
+  official = _run(str(REPO_ROOT / "evaluate_v2.py"), str(DEMO_DATA / "dev-v2.0.json"),
+                  str(tmp_path / "predictions.json"), "-n", str(tmp_path / "null_odds.json"),
+                  "-p", str(tmp_path / "official_plots"), "-o", str(tmp_path / "official.json"))
+  assert official.returncode == 0, official.stderr[-3000:]
+  assert scores == json.loads((tmp_path / "official.json").read_text())
+  assert {"pr_exact_ap", "pr_f1_ap", "pr_oracle_ap"} <= set(scores)
+  plots = {p.name: p.stat().st_size for p in (tmp_path / "plots").iterdir()}
+  assert set(plots) == {p.name for p in (tmp_path / "official_plots").iterdir()} == {
+      "pr_exact.png", "pr_f1.png", "pr_oracle.png", "na_prob_hist_hasAns.png", "na_prob_hist_noAns.png"}
+  assert min(plots.values()) > 5000, plots
 
 
 @pytest.mark.parametrize("args, message", [
