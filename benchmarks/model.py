@@ -24,12 +24,13 @@ ref    tf-models-official `BertSpanLabeler` over a `BertEncoder` of the same
 Each variant is warmed up (traced, compiled, one run), then the variants take
 turns (A B C A B C ...) for `--repeats` timed repetitions of N steps, and the
 median examples/s is reported: the machine is shared, so single runs are noisy.
-N is chosen per size from the FLOP count (about `--seconds_per_repeat` at 60% of
-the peak measured at the start), or set with `--steps`. For large sizes the
-prediction batch is halved while one batch would take over
-`--max_predict_step_seconds` (prediction examples/s hardly depend on the
-batch); the training batch stays as given, because a smaller one would weigh
-the optimizer's per-step cost more than real fine-tuning does.
+N is chosen from the model FLOPs: about `--tflop_per_repeat` per repetition
+(at least 1 step), or set with `--steps`. So that the default run ends in
+minutes on 2 cores, a size's batch is halved while one step would exceed
+`--max_train_step_tflop` / `--max_predict_step_tflop`: prediction down to 1
+(its examples/s hardly depend on the batch), training not below 4, as a
+smaller batch would weigh the optimizer's per-step cost far more than
+fine-tuning does (batch 32).
 
 FLOP/s are model FLOPs (see `forward_flops_per_example`) per second; MFU divides
 them by the "peak": the best float32 4096x4096 matmul rate measured on this
@@ -73,8 +74,7 @@ DEFAULT_SIZES = ("L2/H128", "L4/H256", "L4/H512", "L8/H512", "L12/H768")
 VOCAB_SIZE = 30522  # Google's uncased WordPiece vocabulary
 PEAK_MATMUL_SIZE = 4096
 _PEAK = "peak matmul"
-# Only to size the runs: the share of the measured peak a step is assumed to reach.
-_ASSUMED_SHARE_OF_PEAK = 0.6
+MIN_TRAIN_BATCH = 4
 
 # A runner executes n steps and returns when their results are on the host.
 Runner = Callable[[int], None]
@@ -311,20 +311,17 @@ def time_interleaved(runners: dict[str, Runner], num_steps: dict[str, int], repe
   return timings
 
 
-def fitting_batch_size(batch_size: int, flops_per_example: float, peak_flops: float,
-                       max_step_seconds: float) -> int:
-  """`batch_size`, halved (down to 1) while a step would take over `max_step_seconds`."""
-  rate = _ASSUMED_SHARE_OF_PEAK * peak_flops
-  while batch_size > 1 and batch_size * flops_per_example / rate > max_step_seconds:
-    batch_size //= 2
+def fitting_batch_size(batch_size: int, flops_per_example: float, max_step_flops: float,
+                       min_batch_size: int = 1) -> int:
+  """`batch_size`, halved down to `min_batch_size` while a step exceeds `max_step_flops`."""
+  while batch_size > min_batch_size and batch_size * flops_per_example > max_step_flops:
+    batch_size = max(min_batch_size, batch_size // 2)
   return batch_size
 
 
-def steps_for(flops_per_step: float, peak_flops: float, seconds_per_repeat: float,
-              max_steps: int = 50) -> int:
-  """Steps per repetition that take about `seconds_per_repeat` (at least 1)."""
-  steps = seconds_per_repeat * _ASSUMED_SHARE_OF_PEAK * peak_flops / flops_per_step
-  return max(1, min(max_steps, round(steps)))
+def steps_for(flops_per_step: float, flops_per_repeat: float, max_steps: int = 50) -> int:
+  """Steps that make about `flops_per_repeat` (1 to `max_steps`)."""
+  return max(1, min(max_steps, round(flops_per_repeat / flops_per_step)))
 
 
 @dataclasses.dataclass
@@ -370,29 +367,27 @@ def measure(runners: dict[str, Runner], batch_size: int, steps: int, repeats: in
 
 
 def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_batch_size: int,
-                   repeats: int, peak_flops: float, seconds_per_repeat: float,
-                   max_predict_step_seconds: float = 0.0, steps: int | None = None,
+                   repeats: int, flops_per_repeat: float, max_train_step_flops: float = math.inf,
+                   max_predict_step_flops: float = math.inf, steps: int | None = None,
                    train_xla: bool = False,
                    peak_matmul_size: int = PEAK_MATMUL_SIZE) -> SizeResult:
   """Builds both models for `size` and times their training and prediction.
 
-  `peak_flops` (measured at the start) only sizes the runs: the prediction
-  batch is halved while a batch would take longer than
-  `max_predict_step_seconds` (0: never),
-  and `steps` (default: about `seconds_per_repeat`) fixes the steps per
-  repetition. Each phase also times one `peak_matmul_size`^2 matmul per
-  round, for the peak and the CPU-time MFU.
+  Batches are halved while a step exceeds `max_*_step_flops` (training not
+  below `MIN_TRAIN_BATCH`); a repetition runs `steps` steps, by default
+  about `flops_per_repeat`. Each phase also times one `peak_matmul_size`^2
+  matmul per round, for the peak and the CPU-time MFU.
   """
   config = small_bert_config(size)
   strategy = distribution.make_strategy("one_device", num_gpus=0)
   forward_flops = forward_flops_per_example(config, seq_length)
   train_flops = 3 * forward_flops
-  if max_predict_step_seconds:
-    predict_batch_size = fitting_batch_size(predict_batch_size, forward_flops, peak_flops,
-                                            max_predict_step_seconds)
-  train_steps = steps or steps_for(train_flops * train_batch_size, peak_flops, seconds_per_repeat)
-  predict_steps = steps or steps_for(forward_flops * predict_batch_size, peak_flops,
-                                     seconds_per_repeat)
+  train_batch_size = fitting_batch_size(train_batch_size, train_flops, max_train_step_flops,
+                                        min(MIN_TRAIN_BATCH, train_batch_size))
+  predict_batch_size = fitting_batch_size(predict_batch_size, forward_flops,
+                                          max_predict_step_flops)
+  train_steps = steps or steps_for(train_flops * train_batch_size, flops_per_repeat)
+  predict_steps = steps or steps_for(forward_flops * predict_batch_size, flops_per_repeat)
 
   matmul = matmul_runner(peak_matmul_size)
   matmul_flops = 2.0 * peak_matmul_size ** 3
@@ -508,16 +503,18 @@ def parse_args() -> argparse.Namespace:
   parser.add_argument("--sizes", default=",".join(DEFAULT_SIZES),
                       help="comma-separated L<layers>/H<hidden> (default: %(default)s)")
   parser.add_argument("--seq_length", type=int, default=384)
-  parser.add_argument("--train_batch_size", type=int, default=8)
+  parser.add_argument("--train_batch_size", type=int, default=8,
+                      help=f"at most; see --max_train_step_tflop (not below {MIN_TRAIN_BATCH})")
   parser.add_argument("--predict_batch_size", type=int, default=16,
-                      help="at most; see --max_predict_step_seconds")
-  parser.add_argument("--max_predict_step_seconds", type=float, default=4.0,
-                      help="halve a size's prediction batch while one would take longer "
-                      "(estimated at 60%% of the start peak; 0: never)")
+                      help="at most; see --max_predict_step_tflop")
+  parser.add_argument("--max_train_step_tflop", type=float, default=1.0,
+                      help="halve a size's training batch while a step has more model FLOPs")
+  parser.add_argument("--max_predict_step_tflop", type=float, default=0.3,
+                      help="halve a size's prediction batch while a step has more model FLOPs")
   parser.add_argument("--repeats", type=int, default=3, help="timed repetitions per variant")
   parser.add_argument("--steps", type=int, default=None,
-                      help="steps per repetition (default: about --seconds_per_repeat each)")
-  parser.add_argument("--seconds_per_repeat", type=float, default=2.0)
+                      help="steps per repetition (default: about --tflop_per_repeat)")
+  parser.add_argument("--tflop_per_repeat", type=float, default=0.15)
   parser.add_argument("--train_xla", action="store_true",
                       help="also time our train step with use_xla=True")
   parser.add_argument("--no_onednn", action="store_true",
@@ -536,13 +533,14 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, seq {args.seq_length}, median of {args.repeats} interleaved "
         "repeats", flush=True)
   start_peak_flops = measure_peak_flops()
-  print(f"float32 4096x4096 matmul at the start (sizes the runs): "
+  print(f"float32 4096x4096 matmul at the start: "
         f"{start_peak_flops / 1e9:.0f} GFLOP/s", flush=True)
   results = []
   for size in sizes:
     result = benchmark_size(size, args.seq_length, args.train_batch_size, args.predict_batch_size,
-                            args.repeats, start_peak_flops, args.seconds_per_repeat,
-                            args.max_predict_step_seconds, args.steps, args.train_xla)
+                            args.repeats, args.tflop_per_repeat * 1e12,
+                            args.max_train_step_tflop * 1e12, args.max_predict_step_tflop * 1e12,
+                            args.steps, args.train_xla)
     results.append(result)
     print(f"{size}: {_describe('train', result.train)}; {_describe('predict', result.predict)} "
           f"[{time.perf_counter() - start:.0f} s]", flush=True)

@@ -73,8 +73,7 @@ def test_benchmark_size_reports_positive_rates(bench):
   peak = bench.measure_peak_flops(size=256, repeats=1, matmuls_per_repeat=1)
   assert peak > 0
   result = bench.benchmark_size("L2/H128", SEQ, train_batch_size=2, predict_batch_size=2,
-                                repeats=2, peak_flops=peak, seconds_per_repeat=0.0, steps=1,
-                                peak_matmul_size=256)
+                                repeats=2, flops_per_repeat=0.0, steps=1, peak_matmul_size=256)
   for measurement, variants in ((result.train, {"ours", "ref"}),
                                 (result.predict, {"ours", "ours_xla", "ref"})):
     assert set(measurement.examples_per_second) == variants
@@ -96,8 +95,10 @@ def test_benchmark_size_reports_positive_rates(bench):
   assert train_mfu == pytest.approx(expected, abs=0.006)
 
 
-def test_batch_is_halved_to_fit_the_step_time(bench):
-  assert bench.fitting_batch_size(16, flops_per_example=1e9, peak_flops=1e10,
-                                  max_step_seconds=0.5) == 2
-  assert bench.fitting_batch_size(16, 1e12, 1e10, 0.5) == 1
-  assert bench.steps_for(1e9, 1e10, seconds_per_repeat=1.0) == 6
+def test_run_sizing(bench):
+  assert bench.fitting_batch_size(16, flops_per_example=1e9, max_step_flops=5e9) == 4
+  assert bench.fitting_batch_size(16, 1e12, 5e9) == 1
+  assert bench.fitting_batch_size(8, 1e12, 5e9, min_batch_size=4) == 4
+  assert bench.fitting_batch_size(8, 1e9, 5e10, min_batch_size=4) == 8
+  assert bench.steps_for(1e9, flops_per_repeat=6e9) == 6
+  assert bench.steps_for(1e12, flops_per_repeat=6e9) == 1
