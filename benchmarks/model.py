@@ -24,6 +24,9 @@ ref    tf-models-official `BertSpanLabeler` over a `BertEncoder` of the same
 Each variant is warmed up (traced, compiled, one run), then the variants take
 turns (A B C A B C ...) for `--repeats` timed repetitions of N steps, and the
 median examples/s is reported: the machine is shared, so single runs are noisy.
+Process CPU time is recorded too; ratios are also given by CPU seconds per
+example, which hold still when other jobs take cores away (the "cores" each
+variant got, CPU s / wall s, are printed per size).
 N is chosen from the model FLOPs: about `--tflop_per_repeat` per repetition
 (at least 1 step), or set with `--steps`. So that the default run ends in
 minutes on 2 cores, a size's batch is halved while one step would exceed
@@ -32,9 +35,11 @@ minutes on 2 cores, a size's batch is halved while one step would exceed
 smaller batch would weigh the optimizer's per-step cost far more than
 fine-tuning does (batch 32).
 
-FLOP/s are model FLOPs (see `forward_flops_per_example`) per second; MFU divides
-them by the "peak": the best float32 4096x4096 matmul rate measured on this
-machine at the start of the run (not a spec-sheet number).
+FLOP/s are model FLOPs (see `forward_flops_per_example`) per second. The peak
+is measured, not taken from a spec sheet: a float32 4096x4096 `tf.linalg.matmul`
+timed at the start and once in every round; the fastest of the run is "peak"
+and MFU = model FLOP/s / peak. "MFU of CPU time" = model FLOPs per CPU second /
+the matmul's FLOPs per CPU second in the same rounds.
 """
 import argparse
 import dataclasses
@@ -194,7 +199,8 @@ def ours_train_runner(model, optimizer, strategy: tf.distribute.Strategy, batch,
   return run
 
 
-def ours_predict_runner(model, strategy: tf.distribute.Strategy, batch, jit_compile: bool) -> Runner:
+def ours_predict_runner(model, strategy: tf.distribute.Strategy, batch,
+                        jit_compile: bool) -> Runner:
   """n prediction batches through the forward pass as `training.predict_logits` builds it."""
   inputs, targets = batch
   forward = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
@@ -424,7 +430,8 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
 
 def best_peak_flops(results: list[SizeResult], start_peak_flops: float) -> float:
   """The machine's peak: the fastest 4096^2 matmul of the whole run."""
-  rounds = [rate for r in results for m in (r.train, r.predict) for rate in m.matmul_flops_per_second]
+  rounds = [rate for r in results for measurement in (r.train, r.predict)
+            for rate in measurement.matmul_flops_per_second]
   return max([start_peak_flops, *rounds])
 
 
@@ -490,11 +497,13 @@ def format_utilisation_table(results: list[SizeResult], peak_flops: float) -> st
 
 
 def _describe(phase: str, measurement: Measurement) -> str:
-  rates = ", ".join(f"{k} {v:.2f}" for k, v in measurement.examples_per_second.items())
-  cpu = ", ".join(f"{k} {v:.4g}" for k, v in measurement.cpu_seconds_per_example.items())
-  warmups = ", ".join(f"{k} {v:.0f}" for k, v in measurement.warmup_seconds.items())
-  return (f"{phase} batch {measurement.batch_size} x {measurement.steps} steps: ex/s {rates}; "
-          f"CPU s/ex {cpu}; warm-up s {warmups}")
+  """One line per phase: rates, CPU time, the cores each variant got, warm-up."""
+  rates, cpu = measurement.examples_per_second, measurement.cpu_seconds_per_example
+  join = lambda values, spec: ", ".join(f"{k} {v:{spec}}" for k, v in values.items())  # noqa: E731
+  cores = {name: rates[name] * cpu[name] for name in rates}
+  return (f"{phase} batch {measurement.batch_size} x {measurement.steps} steps: "
+          f"ex/s {join(rates, '.2f')}; CPU s/ex {join(cpu, '.4g')}; cores {join(cores, '.2f')}; "
+          f"warm-up s {join(measurement.warmup_seconds, '.0f')}")
 
 
 def parse_args() -> argparse.Namespace:
