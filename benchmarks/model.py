@@ -24,14 +24,22 @@ ref    tf-models-official `BertSpanLabeler` over a `BertEncoder` of the same
 Each variant is warmed up (traced, compiled, one run), then the variants take
 turns (A B C A B C ...) for `--repeats` timed repetitions of N steps, and the
 median examples/s is reported: the machine is shared, so single runs are noisy.
-N is chosen per size from the FLOP count (about `--seconds_per_repeat` at 60% of
-the measured peak), or set with `--steps`; for large sizes the batch is halved
-while one step would take over `--max_step_seconds`, so that the default run
-ends in minutes on 2 cores.
+Process CPU time is recorded too; ratios are also given by CPU seconds per
+example, which hold still when other jobs take cores away (the "cores" each
+variant got, CPU s / wall s, are printed per size).
+N is chosen from the model FLOPs: about `--tflop_per_repeat` per repetition
+(at least 1 step), or set with `--steps`. So that the default run ends in
+minutes on 2 cores, a size's batch is halved while one step would exceed
+`--max_train_step_tflop` / `--max_predict_step_tflop`: prediction down to 1
+(its examples/s hardly depend on the batch), training not below 4, as a
+smaller batch would weigh the optimizer's per-step cost far more than
+fine-tuning does (batch 32).
 
-FLOP/s are model FLOPs (see `forward_flops_per_example`) per second; MFU divides
-them by the "peak": the best float32 4096x4096 matmul rate measured on this
-machine at the start of the run (not a spec-sheet number).
+FLOP/s are model FLOPs (see `forward_flops_per_example`) per second. The peak
+is measured, not taken from a spec sheet: a float32 4096x4096 `tf.linalg.matmul`
+timed at the start and once in every round; the fastest of the run is "peak"
+and MFU = model FLOP/s / peak. "MFU of CPU time" = model FLOPs per CPU second /
+the matmul's FLOPs per CPU second in the same rounds.
 """
 import argparse
 import dataclasses
@@ -69,8 +77,9 @@ from bert_squad import training  # noqa: E402
 
 DEFAULT_SIZES = ("L2/H128", "L4/H256", "L4/H512", "L8/H512", "L12/H768")
 VOCAB_SIZE = 30522  # Google's uncased WordPiece vocabulary
-# Only to size the runs: the share of the measured peak a step is assumed to reach.
-_ASSUMED_SHARE_OF_PEAK = 0.6
+PEAK_MATMUL_SIZE = 4096
+_PEAK = "peak matmul"
+MIN_TRAIN_BATCH = 4
 
 # A runner executes n steps and returns when their results are on the host.
 Runner = Callable[[int], None]
@@ -97,8 +106,8 @@ def forward_flops_per_example(config: modeling.BertConfig, seq_length: int) -> f
   (intermediate and output), and the span head H x 2. Per layer, attention
   scores Q K^T and the weighted sum of V are seq^2 x H multiply-adds each.
   So forward = 2 seq (L (4 H^2 + 2 H I) + 2 H) + 4 L seq^2 H. Embedding
-  lookups, biases, LayerNorm, softmax, GELU and dropout are left out (< 2%
-  here), as is usual for MFU. Training counts 3x forward (the backward pass
+  lookups, biases, LayerNorm, softmax, GELU and dropout are left out (a few
+  percent), as is usual for MFU. Training counts 3x forward (the backward pass
   needs two matmuls per forward matmul).
   """
   hidden, layers, inner = config.hidden_size, config.num_hidden_layers, config.intermediate_size
@@ -106,18 +115,29 @@ def forward_flops_per_example(config: modeling.BertConfig, seq_length: int) -> f
   return 2.0 * seq_length * matmul_weights + 4.0 * layers * seq_length ** 2 * hidden
 
 
-def measure_peak_flops(size: int = 4096, repeats: int = 5, matmuls_per_repeat: int = 3) -> float:
-  """Best float32 matmul FLOP/s over `repeats` timings of `size` x `size` products."""
+def matmul_runner(size: int = PEAK_MATMUL_SIZE) -> Runner:
+  """n float32 `size` x `size` matrix products (2 size^3 FLOPs each)."""
   a = tf.random.normal([size, size], seed=1)
   b = tf.random.normal([size, size], seed=2)
   matmul = tf.function(tf.linalg.matmul)
-  matmul(a, b).numpy()
+
+  def run(num_steps: int) -> None:
+    for _ in range(num_steps):
+      product = matmul(a, b)
+    product.numpy()
+
+  return run
+
+
+def measure_peak_flops(size: int = PEAK_MATMUL_SIZE, repeats: int = 5,
+                       matmuls_per_repeat: int = 3) -> float:
+  """Best FLOP/s of `matmul_runner(size)` over `repeats` timings."""
+  run = matmul_runner(size)
+  run(1)
   best = 0.0
   for _ in range(repeats):
     start = time.perf_counter()
-    for _ in range(matmuls_per_repeat):
-      product = matmul(a, b)
-    product.numpy()
+    run(matmuls_per_repeat)
     best = max(best, matmuls_per_repeat * 2.0 * size ** 3 / (time.perf_counter() - start))
   return best
 
@@ -179,7 +199,8 @@ def ours_train_runner(model, optimizer, strategy: tf.distribute.Strategy, batch,
   return run
 
 
-def ours_predict_runner(model, strategy: tf.distribute.Strategy, batch, jit_compile: bool) -> Runner:
+def ours_predict_runner(model, strategy: tf.distribute.Strategy, batch,
+                        jit_compile: bool) -> Runner:
   """n prediction batches through the forward pass as `training.predict_logits` builds it."""
   inputs, targets = batch
   forward = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
@@ -266,52 +287,59 @@ def reference_predict_runner(model, batch) -> Runner:
 # ---------------------------------------------------------------- timing
 
 
-def time_interleaved(runners: dict[str, Runner], num_steps: int, repeats: int,
-                     warmup_steps: int = 1) -> tuple[dict[str, list[float]], dict[str, float]]:
-  """Seconds per step of each runner, `repeats` times, the runners taking turns.
+@dataclasses.dataclass
+class Timings:
+  """Per runner: seconds per step of each repetition (wall clock and process CPU)."""
+  wall: dict[str, list[float]]
+  cpu: dict[str, list[float]]
+  warmup: dict[str, float]  # wall seconds of the first call: tracing, XLA compile, steps
 
-  Each runner first runs `warmup_steps` untimed steps (tracing, compiling).
 
-  Returns:
-    ({name: [seconds per step of each repetition]}, {name: warm-up seconds}).
+def time_interleaved(runners: dict[str, Runner], num_steps: dict[str, int], repeats: int,
+                     warmup_steps: int = 1) -> Timings:
+  """Times each runner `repeats` times for its `num_steps`, the runners taking turns.
+
+  Each runner first runs `warmup_steps` untimed steps. Process CPU time is
+  recorded next to wall time: on a shared machine it varies much less, and
+  it shows the work a step needs rather than the share of CPU it got.
   """
-  warmup_seconds = {}
+  timings = Timings({name: [] for name in runners}, {name: [] for name in runners}, {})
   for name, run in runners.items():
     start = time.perf_counter()
     run(warmup_steps)
-    warmup_seconds[name] = time.perf_counter() - start
-  seconds = {name: [] for name in runners}
+    timings.warmup[name] = time.perf_counter() - start
   for _ in range(repeats):
     for name, run in runners.items():
-      start = time.perf_counter()
-      run(num_steps)
-      seconds[name].append((time.perf_counter() - start) / num_steps)
-  return seconds, warmup_seconds
+      start, cpu_start = time.perf_counter(), time.process_time()
+      run(num_steps[name])
+      timings.wall[name].append((time.perf_counter() - start) / num_steps[name])
+      timings.cpu[name].append((time.process_time() - cpu_start) / num_steps[name])
+  return timings
 
 
-def fitting_batch_size(batch_size: int, flops_per_example: float, peak_flops: float,
-                       max_step_seconds: float) -> int:
-  """`batch_size`, halved (down to 1) while a step would take over `max_step_seconds`."""
-  rate = _ASSUMED_SHARE_OF_PEAK * peak_flops
-  while batch_size > 1 and batch_size * flops_per_example / rate > max_step_seconds:
-    batch_size //= 2
+def fitting_batch_size(batch_size: int, flops_per_example: float, max_step_flops: float,
+                       min_batch_size: int = 1) -> int:
+  """`batch_size`, halved down to `min_batch_size` while a step exceeds `max_step_flops`."""
+  while batch_size > min_batch_size and batch_size * flops_per_example > max_step_flops:
+    batch_size = max(min_batch_size, batch_size // 2)
   return batch_size
 
 
-def steps_for(flops_per_step: float, peak_flops: float, seconds_per_repeat: float,
-              max_steps: int = 50) -> int:
-  """Steps per repetition that take about `seconds_per_repeat` (at least 1)."""
-  steps = seconds_per_repeat * _ASSUMED_SHARE_OF_PEAK * peak_flops / flops_per_step
-  return max(1, min(max_steps, round(steps)))
+def steps_for(flops_per_step: float, flops_per_repeat: float, max_steps: int = 50) -> int:
+  """Steps that make about `flops_per_repeat` (1 to `max_steps`)."""
+  return max(1, min(max_steps, round(flops_per_repeat / flops_per_step)))
 
 
 @dataclasses.dataclass
 class Measurement:
-  """Examples/s (median over repetitions) of each variant of one phase."""
+  """One phase (training or prediction) of one size; rates are medians over the repetitions."""
   batch_size: int
   steps: int  # per repetition
-  examples_per_second: dict[str, float]
-  warmup_seconds: dict[str, float]  # first call: tracing, XLA compile, one step
+  examples_per_second: dict[str, float]  # variant -> examples / wall second
+  cpu_seconds_per_example: dict[str, float]  # variant -> process CPU seconds / example
+  warmup_seconds: dict[str, float]  # variant -> first call: tracing, XLA compile, one step
+  matmul_flops_per_second: list[float]  # the peak matmul in each round
+  matmul_flops_per_cpu_second: float
 
 
 @dataclasses.dataclass
@@ -325,36 +353,50 @@ class SizeResult:
   predict_flops_per_example: float
 
 
-def measure(runners: dict[str, Runner], batch_size: int, steps: int, repeats: int) -> Measurement:
-  """Times `runners` interleaved and keeps the median examples/s of each."""
-  seconds, warmup_seconds = time_interleaved(runners, steps, repeats)
-  examples_per_second = {name: batch_size / statistics.median(times)
-                         for name, times in seconds.items()}
-  return Measurement(batch_size, steps, examples_per_second, warmup_seconds)
+def measure(runners: dict[str, Runner], batch_size: int, steps: int, repeats: int,
+            matmul: Runner, matmul_flops: float) -> Measurement:
+  """Times `runners` interleaved, with one `matmul` step (`matmul_flops`) a round."""
+  step_counts = {name: steps for name in runners}
+  step_counts[_PEAK] = 1
+  timings = time_interleaved({**runners, _PEAK: matmul}, step_counts, repeats)
+  matmul_wall, matmul_cpu = timings.wall.pop(_PEAK), timings.cpu.pop(_PEAK)
+  del timings.warmup[_PEAK]
+  return Measurement(
+      batch_size=batch_size, steps=steps,
+      examples_per_second={name: batch_size / statistics.median(times)
+                           for name, times in timings.wall.items()},
+      cpu_seconds_per_example={name: statistics.median(times) / batch_size
+                               for name, times in timings.cpu.items()},
+      warmup_seconds=timings.warmup,
+      matmul_flops_per_second=[matmul_flops / seconds for seconds in matmul_wall],
+      matmul_flops_per_cpu_second=matmul_flops / statistics.median(matmul_cpu))
 
 
 def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_batch_size: int,
-                   repeats: int, peak_flops: float, seconds_per_repeat: float,
-                   max_step_seconds: float = 0.0, steps: int | None = None,
-                   train_xla: bool = False) -> SizeResult:
+                   repeats: int, flops_per_repeat: float, max_train_step_flops: float = math.inf,
+                   max_predict_step_flops: float = math.inf, steps: int | None = None,
+                   train_xla: bool = False,
+                   peak_matmul_size: int = PEAK_MATMUL_SIZE) -> SizeResult:
   """Builds both models for `size` and times their training and prediction.
 
-  Batch sizes are halved for large sizes while a step would take longer
-  than `max_step_seconds` (0: never); `steps` fixes the steps per repetition.
+  Batches are halved while a step exceeds `max_*_step_flops` (training not
+  below `MIN_TRAIN_BATCH`); a repetition runs `steps` steps, by default
+  about `flops_per_repeat`. Each phase also times one `peak_matmul_size`^2
+  matmul per round, for the peak and the CPU-time MFU.
   """
   config = small_bert_config(size)
   strategy = distribution.make_strategy("one_device", num_gpus=0)
   forward_flops = forward_flops_per_example(config, seq_length)
   train_flops = 3 * forward_flops
-  if max_step_seconds:
-    train_batch_size = fitting_batch_size(train_batch_size, train_flops, peak_flops,
-                                          max_step_seconds)
-    predict_batch_size = fitting_batch_size(predict_batch_size, forward_flops, peak_flops,
-                                            max_step_seconds)
-  train_steps = steps or steps_for(train_flops * train_batch_size, peak_flops, seconds_per_repeat)
-  predict_steps = steps or steps_for(forward_flops * predict_batch_size, peak_flops,
-                                     seconds_per_repeat)
+  train_batch_size = fitting_batch_size(train_batch_size, train_flops, max_train_step_flops,
+                                        min(MIN_TRAIN_BATCH, train_batch_size))
+  predict_batch_size = fitting_batch_size(predict_batch_size, forward_flops,
+                                          max_predict_step_flops)
+  train_steps = steps or steps_for(train_flops * train_batch_size, flops_per_repeat)
+  predict_steps = steps or steps_for(forward_flops * predict_batch_size, flops_per_repeat)
 
+  matmul = matmul_runner(peak_matmul_size)
+  matmul_flops = 2.0 * peak_matmul_size ** 3
   model, optimizer = build_ours(config, seq_length, strategy)
   ref_model, ref_optimizer = build_reference(config)
   params = model.count_params()
@@ -365,7 +407,8 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
     xla_model, xla_optimizer = build_ours(config, seq_length, strategy)
     train_runners["ours_xla"] = ours_train_runner(xla_model, xla_optimizer, strategy, train_batch,
                                                   use_xla=True)
-  train = measure(train_runners, train_batch_size, train_steps, repeats)
+  train = measure(train_runners, train_batch_size, train_steps, repeats, matmul,
+                  matmul_flops)
   del train_runners
   gc.collect()
 
@@ -374,7 +417,8 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
                      "ours_xla": ours_predict_runner(model, strategy, predict_batch,
                                                      jit_compile=True),
                      "ref": reference_predict_runner(ref_model, predict_batch)}
-  predict = measure(predict_runners, predict_batch_size, predict_steps, repeats)
+  predict = measure(predict_runners, predict_batch_size, predict_steps, repeats, matmul,
+                    matmul_flops)
   del predict_runners, model, optimizer, ref_model, ref_optimizer
   tf_keras.backend.clear_session()
   gc.collect()
@@ -384,37 +428,82 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
 # ----------------------------------------------------------------- report
 
 
-def format_table(results: list[SizeResult], peak_flops: float) -> str:
-  """The results as a Markdown table; GFLOP/s and MFU are ours (training, best prediction)."""
+def best_peak_flops(results: list[SizeResult], start_peak_flops: float) -> float:
+  """The machine's peak: the fastest 4096^2 matmul of the whole run."""
+  rounds = [rate for r in results for measurement in (r.train, r.predict)
+            for rate in measurement.matmul_flops_per_second]
+  return max([start_peak_flops, *rounds])
+
+
+def _ratio(measurement: Measurement, ours: str) -> str:
+  """`ours` over "ref": by wall-clock ex/s, and in brackets by CPU seconds per example."""
+  wall = measurement.examples_per_second[ours] / measurement.examples_per_second["ref"]
+  cpu = measurement.cpu_seconds_per_example["ref"] / measurement.cpu_seconds_per_example[ours]
+  return f"{wall:.2f} ({cpu:.2f})"
+
+
+def _fastest_prediction(measurement: Measurement) -> str:
+  return max(("ours", "ours_xla"), key=measurement.examples_per_second.get)
+
+
+def format_throughput_table(results: list[SizeResult]) -> str:
+  """Examples/s of every variant, and ours over the reference, as a Markdown table."""
   train_xla = any("ours_xla" in r.train.examples_per_second for r in results)
   header = ["size", "params", "batch train/predict", "train ours", "train ref", "ours/ref"]
   if train_xla:
-    header.append("train ours XLA")
-  header += ["predict ours", "predict ours XLA", "predict ref", "best/ref",
-             "train GFLOP/s (MFU)", "predict GFLOP/s (MFU)"]
+    header += ["train ours XLA", "XLA/ref"]
+  header += ["predict ours", "predict ours XLA", "predict ref", "faster ours/ref"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for r in results:
     train, predict = r.train.examples_per_second, r.predict.examples_per_second
-    best_predict = max(predict["ours"], predict["ours_xla"])
-    train_flops = train["ours"] * r.train_flops_per_example
-    predict_flops = best_predict * r.predict_flops_per_example
     row = [r.size, f"{r.params / 1e6:.1f}M", f"{r.train.batch_size}/{r.predict.batch_size}",
-           f"{train['ours']:.2f}", f"{train['ref']:.2f}", f"{train['ours'] / train['ref']:.2f}"]
+           f"{train['ours']:.2f}", f"{train['ref']:.2f}", _ratio(r.train, "ours")]
     if train_xla:
-      row.append(f"{train['ours_xla']:.2f}")
+      row += [f"{train['ours_xla']:.2f}", _ratio(r.train, "ours_xla")]
     row += [f"{predict['ours']:.2f}", f"{predict['ours_xla']:.2f}", f"{predict['ref']:.2f}",
-            f"{best_predict / predict['ref']:.2f}",
-            f"{train_flops / 1e9:.0f} ({train_flops / peak_flops:.0%})",
-            f"{predict_flops / 1e9:.0f} ({predict_flops / peak_flops:.0%})"]
+            _ratio(r.predict, _fastest_prediction(r.predict))]
+    lines.append("| " + " | ".join(row) + " |")
+  return "\n".join(lines)
+
+
+def _utilisation(measurement: Measurement, variant: str, flops_per_example: float,
+                 peak_flops: float) -> list[str]:
+  """[GFLOP/s, MFU against `peak_flops`, MFU of the CPU time] of one variant."""
+  flops = measurement.examples_per_second[variant] * flops_per_example
+  flops_per_cpu_second = flops_per_example / measurement.cpu_seconds_per_example[variant]
+  return [f"{flops / 1e9:.0f}", f"{flops / peak_flops:.0%}",
+          f"{flops_per_cpu_second / measurement.matmul_flops_per_cpu_second:.0%}"]
+
+
+def format_utilisation_table(results: list[SizeResult], peak_flops: float) -> str:
+  """Model FLOP/s and MFU of our training and faster prediction, as a Markdown table.
+
+  MFU is model FLOP/s over `peak_flops`; "MFU of CPU time" is model FLOPs
+  per CPU second over the peak matmul's FLOPs per CPU second in the same
+  rounds, which holds still when other jobs take CPU away.
+  """
+  header = ["size", "train GFLOP/s", "train MFU", "train MFU of CPU time",
+            "predict variant", "predict GFLOP/s", "predict MFU", "predict MFU of CPU time",
+            "matmul GFLOP/s in the rounds"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for r in results:
+    fastest = _fastest_prediction(r.predict)
+    rounds = r.train.matmul_flops_per_second + r.predict.matmul_flops_per_second
+    row = [r.size, *_utilisation(r.train, "ours", r.train_flops_per_example, peak_flops),
+           fastest, *_utilisation(r.predict, fastest, r.predict_flops_per_example, peak_flops),
+           f"{min(rounds) / 1e9:.0f}-{max(rounds) / 1e9:.0f}"]
     lines.append("| " + " | ".join(row) + " |")
   return "\n".join(lines)
 
 
 def _describe(phase: str, measurement: Measurement) -> str:
-  rates = ", ".join(f"{k} {v:.2f}" for k, v in measurement.examples_per_second.items())
-  warmups = ", ".join(f"{k} {v:.0f}" for k, v in measurement.warmup_seconds.items())
-  return (f"{phase} batch {measurement.batch_size} x {measurement.steps} steps: ex/s {rates} "
-          f"(warm-up s: {warmups})")
+  """One line per phase: rates, CPU time, the cores each variant got, warm-up."""
+  rates, cpu = measurement.examples_per_second, measurement.cpu_seconds_per_example
+  join = lambda values, spec: ", ".join(f"{k} {v:{spec}}" for k, v in values.items())  # noqa: E731
+  cores = {name: rates[name] * cpu[name] for name in rates}
+  return (f"{phase} batch {measurement.batch_size} x {measurement.steps} steps: "
+          f"ex/s {join(rates, '.2f')}; CPU s/ex {join(cpu, '.4g')}; cores {join(cores, '.2f')}; "
+          f"warm-up s {join(measurement.warmup_seconds, '.0f')}")
 
 
 def parse_args() -> argparse.Namespace:
@@ -423,14 +512,18 @@ def parse_args() -> argparse.Namespace:
   parser.add_argument("--sizes", default=",".join(DEFAULT_SIZES),
                       help="comma-separated L<layers>/H<hidden> (default: %(default)s)")
   parser.add_argument("--seq_length", type=int, default=384)
-  parser.add_argument("--train_batch_size", type=int, default=8, help="at most; see --max_step_seconds")
-  parser.add_argument("--predict_batch_size", type=int, default=16, help="at most; see --max_step_seconds")
-  parser.add_argument("--max_step_seconds", type=float, default=6.0,
-                      help="halve a size's batch while a step would take longer (0: never)")
+  parser.add_argument("--train_batch_size", type=int, default=8,
+                      help=f"at most; see --max_train_step_tflop (not below {MIN_TRAIN_BATCH})")
+  parser.add_argument("--predict_batch_size", type=int, default=16,
+                      help="at most; see --max_predict_step_tflop")
+  parser.add_argument("--max_train_step_tflop", type=float, default=1.0,
+                      help="halve a size's training batch while a step has more model FLOPs")
+  parser.add_argument("--max_predict_step_tflop", type=float, default=0.3,
+                      help="halve a size's prediction batch while a step has more model FLOPs")
   parser.add_argument("--repeats", type=int, default=3, help="timed repetitions per variant")
   parser.add_argument("--steps", type=int, default=None,
-                      help="steps per repetition (default: about --seconds_per_repeat each)")
-  parser.add_argument("--seconds_per_repeat", type=float, default=2.0)
+                      help="steps per repetition (default: about --tflop_per_repeat)")
+  parser.add_argument("--tflop_per_repeat", type=float, default=0.15)
   parser.add_argument("--train_xla", action="store_true",
                       help="also time our train step with use_xla=True")
   parser.add_argument("--no_onednn", action="store_true",
@@ -448,21 +541,25 @@ def main() -> None:
   print(f"TF {tf.__version__}, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}, "
         f"{os.cpu_count()} CPUs, seq {args.seq_length}, median of {args.repeats} interleaved "
         "repeats", flush=True)
-  peak_flops = measure_peak_flops()
-  print(f"peak (measured: best float32 4096x4096 matmul): {peak_flops / 1e9:.0f} GFLOP/s",
-        flush=True)
+  start_peak_flops = measure_peak_flops()
+  print(f"float32 4096x4096 matmul at the start: "
+        f"{start_peak_flops / 1e9:.0f} GFLOP/s", flush=True)
   results = []
   for size in sizes:
     result = benchmark_size(size, args.seq_length, args.train_batch_size, args.predict_batch_size,
-                            args.repeats, peak_flops, args.seconds_per_repeat,
-                            args.max_step_seconds, args.steps, args.train_xla)
+                            args.repeats, args.tflop_per_repeat * 1e12,
+                            args.max_train_step_tflop * 1e12, args.max_predict_step_tflop * 1e12,
+                            args.steps, args.train_xla)
     results.append(result)
     print(f"{size}: {_describe('train', result.train)}; {_describe('predict', result.predict)} "
           f"[{time.perf_counter() - start:.0f} s]", flush=True)
-  print()
-  print(format_table(results, peak_flops))
-  print(f"\nex/s = examples per second, median of {args.repeats}; MFU = model FLOP/s / measured "
-        f"peak {peak_flops / 1e9:.0f} GFLOP/s; total {time.perf_counter() - start:.0f} s")
+  peak_flops = best_peak_flops(results, start_peak_flops)
+  print(f"\npeak: {peak_flops / 1e9:.0f} GFLOP/s, the fastest float32 4096x4096 matmul of the "
+        f"run; total {time.perf_counter() - start:.0f} s\n")
+  print(format_throughput_table(results))
+  print(f"\nexamples/s, median of {args.repeats} interleaved repetitions; ratios: by examples/s "
+        "(by CPU seconds per example)\n")
+  print(format_utilisation_table(results, peak_flops))
   if args.json:
     io_utils.write_json(args.json, {
         "tensorflow": tf.__version__,
@@ -470,6 +567,7 @@ def main() -> None:
         "seq_length": args.seq_length,
         "repeats": args.repeats,
         "peak_flops": peak_flops,
+        "start_peak_flops": start_peak_flops,
         "results": [dataclasses.asdict(r) for r in results]})
 
 

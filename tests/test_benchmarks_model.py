@@ -73,19 +73,32 @@ def test_benchmark_size_reports_positive_rates(bench):
   peak = bench.measure_peak_flops(size=256, repeats=1, matmuls_per_repeat=1)
   assert peak > 0
   result = bench.benchmark_size("L2/H128", SEQ, train_batch_size=2, predict_batch_size=2,
-                                repeats=2, peak_flops=peak, seconds_per_repeat=0.0, steps=1)
-  assert set(result.train.examples_per_second) == {"ours", "ref"}
-  assert set(result.predict.examples_per_second) == {"ours", "ours_xla", "ref"}
-  for rate in [*result.train.examples_per_second.values(),
-               *result.predict.examples_per_second.values()]:
-    assert math.isfinite(rate) and rate > 0
+                                repeats=2, flops_per_repeat=0.0, steps=1, peak_matmul_size=256)
+  for measurement, variants in ((result.train, {"ours", "ref"}),
+                                (result.predict, {"ours", "ours_xla", "ref"})):
+    assert set(measurement.examples_per_second) == variants
+    assert set(measurement.cpu_seconds_per_example) == variants
+    assert len(measurement.matmul_flops_per_second) == 2
+    for value in [*measurement.examples_per_second.values(),
+                  *measurement.cpu_seconds_per_example.values(),
+                  *measurement.matmul_flops_per_second, measurement.matmul_flops_per_cpu_second]:
+      assert math.isfinite(value) and value > 0
   assert result.train_flops_per_example == 3 * result.predict_flops_per_example
-  table = bench.format_table([result], peak)
-  assert table.splitlines()[2].startswith("| L2/H128 | 4.4M | 2/2 |")
+  peak = bench.best_peak_flops([result], peak)
+  assert peak == max(peak, *result.train.matmul_flops_per_second,
+                     *result.predict.matmul_flops_per_second)
+  assert bench.format_throughput_table([result]).splitlines()[2].startswith(
+      "| L2/H128 | 4.4M | 2/2 |")
+  row = bench.format_utilisation_table([result], peak).splitlines()[2].split(" | ")
+  train_mfu = float(row[2].rstrip("%")) / 100
+  expected = (result.train.examples_per_second["ours"] * result.train_flops_per_example / peak)
+  assert train_mfu == pytest.approx(expected, abs=0.006)
 
 
-def test_batch_is_halved_to_fit_the_step_time(bench):
-  assert bench.fitting_batch_size(16, flops_per_example=1e9, peak_flops=1e10,
-                                  max_step_seconds=0.5) == 2
-  assert bench.fitting_batch_size(16, 1e12, 1e10, 0.5) == 1
-  assert bench.steps_for(1e9, 1e10, seconds_per_repeat=1.0) == 6
+def test_run_sizing(bench):
+  assert bench.fitting_batch_size(16, flops_per_example=1e9, max_step_flops=5e9) == 4
+  assert bench.fitting_batch_size(16, 1e12, 5e9) == 1
+  assert bench.fitting_batch_size(8, 1e12, 5e9, min_batch_size=4) == 4
+  assert bench.fitting_batch_size(8, 1e9, 5e10, min_batch_size=4) == 8
+  assert bench.steps_for(1e9, flops_per_repeat=6e9) == 6
+  assert bench.steps_for(1e12, flops_per_repeat=6e9) == 1
