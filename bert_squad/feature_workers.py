@@ -99,16 +99,22 @@ def usable_cpus() -> int:
   return os.cpu_count() or 1
 
 
-def example_chunks(examples: Sequence[Any], is_training: bool,
+def example_chunks(examples: list[Any], is_training: bool,
                    chunk_examples: int = CHUNK_EXAMPLES) -> Iterator[ExampleChunk]:
-  """Cuts `squad.SquadExample`s into chunks of about `chunk_examples`, ending where a paragraph ends."""
+  """Cuts `squad.SquadExample`s into chunks of about `chunk_examples`, ending where a paragraph ends.
+
+  Consumes `examples`: each entry is set to None once it is in a chunk, so
+  the examples' memory is freed while the rest are still being encoded.
+  """
   start = 0
   while start < len(examples):
     end = min(start + chunk_examples, len(examples))
     while (end < len(examples) and examples[end].paragraph_index >= 0 and
            examples[end].paragraph_index == examples[end - 1].paragraph_index):
       end += 1
-    yield _make_chunk(examples, start, end, is_training)
+    chunk = _make_chunk(examples, start, end, is_training)
+    examples[start:end] = [None] * (end - start)
+    yield chunk
     start = end
 
 

@@ -92,7 +92,9 @@ def test_without_metadata_only_records(squad_file, vocab_file):
 
 def test_chunks_end_where_a_paragraph_ends(squad_file):
   examples = _examples(squad_file, False)
-  chunks = list(feature_workers.example_chunks(examples, False, chunk_examples=4))
+  consumed = list(examples)
+  chunks = list(feature_workers.example_chunks(consumed, False, chunk_examples=4))
+  assert consumed == [None] * len(examples)  # handed over to the chunks
   # Three questions per paragraph: 4 examples round up to the paragraph's end.
   assert [len(c.examples) for c in chunks] == [6] * 6
   assert [c.first_example_index for c in chunks] == list(range(0, 36, 6))
@@ -103,7 +105,7 @@ def test_chunks_end_where_a_paragraph_ends(squad_file):
       assert chunk.contexts[key].split(" ") == example.doc_tokens
   # Shuffled: 4 examples, more only to finish a run of one paragraph's examples.
   shuffled = _examples(squad_file, True)
-  chunks = list(feature_workers.example_chunks(shuffled, True, chunk_examples=4))
+  chunks = list(feature_workers.example_chunks(list(shuffled), True, chunk_examples=4))
   assert sum(len(c.examples) for c in chunks) == len(shuffled) and len(chunks) > 5
   for chunk, next_chunk in zip(chunks, chunks[1:]):
     last = chunk.first_example_index + len(chunk.examples) - 1
