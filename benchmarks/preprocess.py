@@ -1,7 +1,7 @@
 """Times SQuAD JSON -> TFRecord for this project and for tf-models-official's squad_lib, with peak memory.
 
   python benchmarks/preprocess.py                       # dev-v2.0, prediction mode
-  python benchmarks/preprocess.py --is_training --repeats=3
+  python benchmarks/preprocess.py --is_training --repeats=5
   python benchmarks/preprocess.py --scaling             # also 1x, 2x, 4x the data (this project)
 
 Both sides start from the same JSON and end with a TFRecord on disk, the
@@ -13,8 +13,10 @@ both read a copy of the file that keeps the first answer per question
 (squad_lib rejects several), and this project's pre-shuffle is off, like
 squad_lib.
 
-Each side runs in a subprocess of its own (after its imports, which are not
-timed): the time is the fastest of --repeats runs. Peak memory: a thread
+Each run is a subprocess of its own (its imports are not timed); the sides
+alternate, --repeats rounds of one run each, so both see the same load on a
+shared machine. Printed: the fastest run of each side and the median of the
+per-round ratios; CPU time counts the workers too. Peak memory: a thread
 samples every 5 ms the resident set (RSS, /proc/<pid>/statm) of the side's
 process plus that of its worker processes and keeps the largest sum
 (TensorFlow's ~0.5 GB included on both sides; shared library pages count
@@ -57,10 +59,11 @@ def parse_args() -> argparse.Namespace:
   parser.add_argument("--max_query_length", type=int, default=64)
   parser.add_argument("--num_workers", type=int, default=len(os.sched_getaffinity(0)),
                       help="this project's --num_preprocess_workers (default: one per core)")
-  parser.add_argument("--repeats", type=int, default=1, help="runs of each; the fastest counts")
+  parser.add_argument("--repeats", type=int, default=1, help="rounds (one run of each side per round)")
   parser.add_argument("--scaling", action="store_true", help="also time this project on 1x, 2x and 4x the data")
   parser.add_argument("--scale_reference", action="store_true", help="with --scaling: squad_lib too")
   parser.add_argument("--run_side", choices=SIDES, help=argparse.SUPPRESS)  # internal: one side, JSON to stdout
+  parser.add_argument("--runs", type=int, default=1, help=argparse.SUPPRESS)  # internal: runs in that process
   parser.add_argument("--output_file", help=argparse.SUPPRESS)
   return parser.parse_args()
 
@@ -91,7 +94,7 @@ def prepare_input(input_file: str, limit: int, first_answer_only: bool, copies: 
 
 
 def run_side(args: argparse.Namespace) -> None:
-  """In the side's own process: imports, then `--repeats` timed runs; prints one JSON line."""
+  """In the side's own process: imports, then `--runs` timed runs; prints one JSON line (the fastest run)."""
   sys.path.insert(0, str(REPO_ROOT))
   import bert_squad  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   from absl import logging  # pylint: disable=import-outside-toplevel
@@ -103,7 +106,7 @@ def run_side(args: argparse.Namespace) -> None:
   times = []
   cpu = []
   with _PeakMemory() as peak_memory:
-    for _ in range(args.repeats):
+    for _ in range(args.runs):
       start, start_cpu = time.perf_counter(), _cpu_seconds()
       count = run()
       times.append(time.perf_counter() - start)
@@ -194,10 +197,10 @@ def _bert_squad_runner(args: argparse.Namespace):
   return run
 
 
-def measure(args: argparse.Namespace, side: str, input_file: str, output_file: str) -> dict:
+def measure(args: argparse.Namespace, side: str, input_file: str, output_file: str, runs: int = 1) -> dict:
   """Runs one side in a fresh process on `input_file`; returns its JSON result."""
   command = [sys.executable, __file__, f"--run_side={side}", f"--input_file={input_file}",
-             f"--output_file={output_file}", f"--vocab_file={args.vocab_file}", f"--repeats={args.repeats}",
+             f"--output_file={output_file}", f"--vocab_file={args.vocab_file}", f"--runs={runs}",
              f"--max_seq_length={args.max_seq_length}", f"--doc_stride={args.doc_stride}",
              f"--max_query_length={args.max_query_length}", f"--num_workers={args.num_workers}",
              "--version_2_with_negative" if args.version_2_with_negative else "--no-version_2_with_negative"]
@@ -207,6 +210,14 @@ def measure(args: argparse.Namespace, side: str, input_file: str, output_file: s
   if result.returncode != 0:
     sys.exit(f"{side} failed:\n{result.stderr[-3000:]}")
   return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _fastest(results: list[dict]) -> dict:
+  """The fastest run, with the largest peak memory of all runs."""
+  fastest = dict(min(results, key=lambda r: r["seconds"]))
+  fastest["peak_mib"] = max(r["peak_mib"] for r in results)
+  fastest["max_rss_mib"] = max(r["max_rss_mib"] for r in results)
+  return fastest
 
 
 def _line(label: str, result: dict) -> str:
@@ -231,15 +242,21 @@ def main() -> None:
           f"max_seq_length={args.max_seq_length}, doc_stride={args.doc_stride}, "
           f"max_query_length={args.max_query_length}); {os.cpu_count()} CPU cores, "
           f"load average {os.getloadavg()[0]:.1f}")
-    reference = measure(args, "squad_lib", input_file, str(tmp_dir / "squad_lib.tf_record"))
+    rounds = []
+    for _ in range(args.repeats):
+      rounds.append({side: measure(args, side, input_file, str(tmp_dir / f"{side}.tf_record")) for side in SIDES})
+    reference = _fastest([r["squad_lib"] for r in rounds])
+    ours = _fastest([r["bert_squad"] for r in rounds])
     print(_line("squad_lib (tf-models-official):", reference))
-    ours = measure(args, "bert_squad", input_file, str(tmp_dir / "bert_squad.tf_record"))
     extra = "info" if args.is_training else "metadata and info"
     print(_line(f"bert_squad ({args.num_workers} workers, + {extra}):", ours))
     if ours["features"] != reference["features"]:
       sys.exit(f"feature counts differ: {ours['features']} vs {reference['features']}")
-    print(f"speed-up: {reference['seconds'] / ours['seconds']:.1f}x  (CPU time: "
-          f"{reference['cpu_seconds'] / ours['cpu_seconds']:.1f}x less)")
+    ratios = sorted(r["squad_lib"]["seconds"] / r["bert_squad"]["seconds"] for r in rounds)
+    print(f"speed-up: {reference['seconds'] / ours['seconds']:.1f}x fastest vs fastest; per round "
+          f"{', '.join(f'{ratio:.1f}x' for ratio in ratios)} (median {ratios[len(ratios) // 2]:.1f}x); "
+          f"CPU time {reference['cpu_seconds'] / ours['cpu_seconds']:.1f}x less; load average now "
+          f"{os.getloadavg()[0]:.1f}")
     if args.scaling:
       print("scaling (articles repeated, ids renamed):")
       sides = SIDES if args.scale_reference else ("bert_squad",)
@@ -247,7 +264,7 @@ def main() -> None:
         scaled = str(tmp_dir / f"x{copies}.json")
         num_examples = prepare_input(args.input_file, args.limit, args.is_training, copies, pathlib.Path(scaled))
         for side in sides:
-          result = measure(args, side, scaled, str(tmp_dir / f"{side}.x{copies}.tf_record"))
+          result = measure(args, side, scaled, str(tmp_dir / f"{side}.x{copies}.tf_record"), runs=args.repeats)
           print(f"  {copies}x {side:10s} {num_examples:6d} examples {result['seconds']:7.2f} s  "
                 f"{1e6 * result['seconds'] / num_examples:6.1f} us/example  peak memory {result['peak_mib']:.0f} MiB")
 
