@@ -17,13 +17,19 @@ Each run is a subprocess of its own (its imports are not timed); the sides
 alternate, --repeats rounds of one run each, so both see the same load on a
 shared machine. Printed: the fastest run of each side and the median of the
 per-round ratios; CPU time counts the workers too. Peak memory: a thread
-samples every 5 ms the resident set (RSS, /proc/<pid>/statm) of the side's
-process plus that of its worker processes and keeps the largest sum
-(TensorFlow's ~0.5 GB included on both sides; shared library pages count
-once per process, so the sum errs high); the process's own `ru_maxrss` is
-printed too. (A child that has not exec'd yet is skipped: it maps the parent's pages.
-`ru_maxrss` of the workers is useless for the same reason: a child inherits
-its parent's high-water mark from before `exec`.)
+samples every 5 ms the resident set of the side's process (RSS,
+/proc/<pid>/statm) plus the private memory of its worker processes (their
+anonymous resident pages, statm's resident - shared: the interpreter and
+library files they map are the same page-cache pages the main process has
+already counted) and keeps the largest sum; TensorFlow's ~0.5 GB is in both
+sides. The process's own high-water mark (`ru_maxrss`) is printed too. (A
+child that has not exec'd yet is skipped: it maps the parent's pages.)
+
+After the timed runs the two TFRecord files are parsed and compared record by
+record on every field of the original's (squad_lib adds paragraph_mask and
+class_index; in training mode `is_impossible` is left out, which squad_lib
+sets per window and the original, like this project, per example): the
+benchmark stops at the first difference.
 
 --scaling repeats the file's articles 2 and 4 times (question ids renamed)
 and prints this project's time per example; --scale_reference adds squad_lib.
@@ -31,6 +37,7 @@ Repeated articles repeat words, which the tokenizer caches, so the copies
 cost a little less than new text would.
 """
 import argparse
+import itertools
 import json
 import os
 import pathlib
@@ -44,6 +51,7 @@ import time
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = pathlib.Path(os.environ.get("BERT_SQUAD_SHARED", REPO_ROOT.parent / "shared")) / "data"
 SIDES = ("squad_lib", "bert_squad")
+SQUAD_LIB_EXTRA_FIELDS = {"paragraph_mask", "class_index"}  # squad_lib's own additions, not the original's
 
 
 def parse_args() -> argparse.Namespace:
@@ -118,7 +126,7 @@ def run_side(args: argparse.Namespace) -> None:
 
 
 class _PeakMemory(threading.Thread):
-  """Samples RSS of this process + its children every `interval_s`; `peak_bytes` is the largest sum."""
+  """Samples RSS of this process + private RSS of its children every `interval_s`; `peak_bytes`: the largest sum."""
 
   def __init__(self, interval_s: float = 0.005):
     super().__init__(daemon=True)
@@ -145,7 +153,8 @@ class _PeakMemory(threading.Thread):
           try:
             # A child that has not exec'd yet still maps this process's pages.
             if _read(f"/proc/{child}/cmdline") != own_command:
-              total += int(_read(f"/proc/{child}/statm").split()[1]) * page_bytes
+              _, resident, shared = _read(f"/proc/{child}/statm").split()[:3]
+              total += (int(resident) - int(shared)) * page_bytes
           except (FileNotFoundError, ProcessLookupError):
             pass  # a worker that just ended
       self.peak_bytes = max(self.peak_bytes, total)
@@ -220,6 +229,32 @@ def _fastest(results: list[dict]) -> dict:
   return fastest
 
 
+def _check_same_records(reference_file: str, our_file: str, is_training: bool) -> None:
+  """Exits unless both TFRecords hold the same examples on every field squad_lib writes."""
+  sys.path.insert(0, str(REPO_ROOT))
+  import bert_squad  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  tf.config.set_visible_devices([], "GPU")
+
+  def examples(path: str):
+    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+      yield tf.train.Example.FromString(record).features.feature
+
+  count = 0
+  for theirs, ours in itertools.zip_longest(examples(reference_file), examples(our_file)):
+    if theirs is None or ours is None:
+      sys.exit(f"record counts differ after {count} records")
+    original_names = set(theirs) - SQUAD_LIB_EXTRA_FIELDS
+    if set(ours) != original_names:
+      sys.exit(f"record {count}: fields {sorted(ours)} instead of {sorted(original_names)}")
+    for name in original_names - ({"is_impossible"} if is_training else set()):
+      # is_impossible in training: squad_lib sets it per window; the original and this project per example.
+      if list(theirs[name].int64_list.value) != list(ours[name].int64_list.value):
+        sys.exit(f"record {count}: {name} differs")
+    count += 1
+
+
 def _line(label: str, result: dict) -> str:
   return (f"{label:46s}{result['seconds']:7.2f} s  (CPU {result['cpu_seconds']:6.2f} s)  "
           f"{result['features']} features  peak memory {result['peak_mib']:5.0f} MiB "
@@ -252,6 +287,9 @@ def main() -> None:
     print(_line(f"bert_squad ({args.num_workers} workers, + {extra}):", ours))
     if ours["features"] != reference["features"]:
       sys.exit(f"feature counts differ: {ours['features']} vs {reference['features']}")
+    _check_same_records(str(tmp_dir / "squad_lib.tf_record"), str(tmp_dir / "bert_squad.tf_record"),
+                        args.is_training)
+    print("outputs: the same records, field by field, in the same order")
     ratios = sorted(r["squad_lib"]["seconds"] / r["bert_squad"]["seconds"] for r in rounds)
     print(f"speed-up: {reference['seconds'] / ours['seconds']:.1f}x fastest vs fastest; per round "
           f"{', '.join(f'{ratio:.1f}x' for ratio in ratios)} (median {ratios[len(ratios) // 2]:.1f}x); "
