@@ -1,7 +1,7 @@
 """Times SQuAD JSON -> TFRecord for this project and for tf-models-official's squad_lib, with peak memory.
 
   python benchmarks/preprocess.py                       # dev-v2.0, prediction mode
-  python benchmarks/preprocess.py --is_training --repeats=3
+  python benchmarks/preprocess.py --is_training --repeats=5
   python benchmarks/preprocess.py --scaling             # also 1x, 2x, 4x the data (this project)
 
 Both sides start from the same JSON and end with a TFRecord on disk, the
@@ -13,15 +13,23 @@ both read a copy of the file that keeps the first answer per question
 (squad_lib rejects several), and this project's pre-shuffle is off, like
 squad_lib.
 
-Each side runs in a subprocess of its own (after its imports, which are not
-timed): the time is the fastest of --repeats runs. Peak memory: a thread
-samples every 5 ms the resident set (RSS, /proc/<pid>/statm) of the side's
-process plus that of its worker processes and keeps the largest sum
-(TensorFlow's ~0.5 GB included on both sides; shared library pages count
-once per process, so the sum errs high); the process's own `ru_maxrss` is
-printed too. (A child that has not exec'd yet is skipped: it maps the parent's pages.
-`ru_maxrss` of the workers is useless for the same reason: a child inherits
-its parent's high-water mark from before `exec`.)
+Each run is a subprocess of its own (its imports are not timed); the sides
+alternate, --repeats rounds of one run each, so both see the same load on a
+shared machine. Printed: the fastest run of each side and the median of the
+per-round ratios; CPU time counts the workers too. Peak memory: a thread
+samples every 5 ms the resident set of the side's process (RSS,
+/proc/<pid>/statm) plus the private memory of its worker processes (their
+anonymous resident pages, statm's resident - shared: the interpreter and
+library files they map are the same page-cache pages the main process has
+already counted) and keeps the largest sum; TensorFlow's ~0.5 GB is in both
+sides. The process's own high-water mark (`ru_maxrss`) is printed too. (A
+child that has not exec'd yet is skipped: it maps the parent's pages.)
+
+After the timed runs the two TFRecord files are parsed and compared record by
+record on every field of the original's (squad_lib adds paragraph_mask and
+class_index; in training mode `is_impossible` is left out, which squad_lib
+sets per window and the original, like this project, per example): the
+benchmark stops at the first difference.
 
 --scaling repeats the file's articles 2 and 4 times (question ids renamed)
 and prints this project's time per example; --scale_reference adds squad_lib.
@@ -29,6 +37,7 @@ Repeated articles repeat words, which the tokenizer caches, so the copies
 cost a little less than new text would.
 """
 import argparse
+import itertools
 import json
 import os
 import pathlib
@@ -42,6 +51,7 @@ import time
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = pathlib.Path(os.environ.get("BERT_SQUAD_SHARED", REPO_ROOT.parent / "shared")) / "data"
 SIDES = ("squad_lib", "bert_squad")
+SQUAD_LIB_EXTRA_FIELDS = {"paragraph_mask", "class_index"}  # squad_lib's own additions, not the original's
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,10 +67,11 @@ def parse_args() -> argparse.Namespace:
   parser.add_argument("--max_query_length", type=int, default=64)
   parser.add_argument("--num_workers", type=int, default=len(os.sched_getaffinity(0)),
                       help="this project's --num_preprocess_workers (default: one per core)")
-  parser.add_argument("--repeats", type=int, default=1, help="runs of each; the fastest counts")
+  parser.add_argument("--repeats", type=int, default=1, help="rounds (one run of each side per round)")
   parser.add_argument("--scaling", action="store_true", help="also time this project on 1x, 2x and 4x the data")
   parser.add_argument("--scale_reference", action="store_true", help="with --scaling: squad_lib too")
   parser.add_argument("--run_side", choices=SIDES, help=argparse.SUPPRESS)  # internal: one side, JSON to stdout
+  parser.add_argument("--runs", type=int, default=1, help=argparse.SUPPRESS)  # internal: runs in that process
   parser.add_argument("--output_file", help=argparse.SUPPRESS)
   return parser.parse_args()
 
@@ -91,7 +102,7 @@ def prepare_input(input_file: str, limit: int, first_answer_only: bool, copies: 
 
 
 def run_side(args: argparse.Namespace) -> None:
-  """In the side's own process: imports, then `--repeats` timed runs; prints one JSON line."""
+  """In the side's own process: imports, then `--runs` timed runs; prints one JSON line (the fastest run)."""
   sys.path.insert(0, str(REPO_ROOT))
   import bert_squad  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   from absl import logging  # pylint: disable=import-outside-toplevel
@@ -103,7 +114,7 @@ def run_side(args: argparse.Namespace) -> None:
   times = []
   cpu = []
   with _PeakMemory() as peak_memory:
-    for _ in range(args.repeats):
+    for _ in range(args.runs):
       start, start_cpu = time.perf_counter(), _cpu_seconds()
       count = run()
       times.append(time.perf_counter() - start)
@@ -115,7 +126,7 @@ def run_side(args: argparse.Namespace) -> None:
 
 
 class _PeakMemory(threading.Thread):
-  """Samples RSS of this process + its children every `interval_s`; `peak_bytes` is the largest sum."""
+  """Samples RSS of this process + private RSS of its children every `interval_s`; `peak_bytes`: the largest sum."""
 
   def __init__(self, interval_s: float = 0.005):
     super().__init__(daemon=True)
@@ -142,7 +153,8 @@ class _PeakMemory(threading.Thread):
           try:
             # A child that has not exec'd yet still maps this process's pages.
             if _read(f"/proc/{child}/cmdline") != own_command:
-              total += int(_read(f"/proc/{child}/statm").split()[1]) * page_bytes
+              _, resident, shared = _read(f"/proc/{child}/statm").split()[:3]
+              total += (int(resident) - int(shared)) * page_bytes
           except (FileNotFoundError, ProcessLookupError):
             pass  # a worker that just ended
       self.peak_bytes = max(self.peak_bytes, total)
@@ -194,10 +206,10 @@ def _bert_squad_runner(args: argparse.Namespace):
   return run
 
 
-def measure(args: argparse.Namespace, side: str, input_file: str, output_file: str) -> dict:
+def measure(args: argparse.Namespace, side: str, input_file: str, output_file: str, runs: int = 1) -> dict:
   """Runs one side in a fresh process on `input_file`; returns its JSON result."""
   command = [sys.executable, __file__, f"--run_side={side}", f"--input_file={input_file}",
-             f"--output_file={output_file}", f"--vocab_file={args.vocab_file}", f"--repeats={args.repeats}",
+             f"--output_file={output_file}", f"--vocab_file={args.vocab_file}", f"--runs={runs}",
              f"--max_seq_length={args.max_seq_length}", f"--doc_stride={args.doc_stride}",
              f"--max_query_length={args.max_query_length}", f"--num_workers={args.num_workers}",
              "--version_2_with_negative" if args.version_2_with_negative else "--no-version_2_with_negative"]
@@ -207,6 +219,40 @@ def measure(args: argparse.Namespace, side: str, input_file: str, output_file: s
   if result.returncode != 0:
     sys.exit(f"{side} failed:\n{result.stderr[-3000:]}")
   return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _fastest(results: list[dict]) -> dict:
+  """The fastest run, with the largest peak memory of all runs."""
+  fastest = dict(min(results, key=lambda r: r["seconds"]))
+  fastest["peak_mib"] = max(r["peak_mib"] for r in results)
+  fastest["max_rss_mib"] = max(r["max_rss_mib"] for r in results)
+  return fastest
+
+
+def _check_same_records(reference_file: str, our_file: str, is_training: bool) -> None:
+  """Exits unless both TFRecords hold the same examples on every field squad_lib writes."""
+  sys.path.insert(0, str(REPO_ROOT))
+  import bert_squad  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  tf.config.set_visible_devices([], "GPU")
+
+  def examples(path: str):
+    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+      yield tf.train.Example.FromString(record).features.feature
+
+  count = 0
+  for theirs, ours in itertools.zip_longest(examples(reference_file), examples(our_file)):
+    if theirs is None or ours is None:
+      sys.exit(f"record counts differ after {count} records")
+    original_names = set(theirs) - SQUAD_LIB_EXTRA_FIELDS
+    if set(ours) != original_names:
+      sys.exit(f"record {count}: fields {sorted(ours)} instead of {sorted(original_names)}")
+    for name in original_names - ({"is_impossible"} if is_training else set()):
+      # is_impossible in training: squad_lib sets it per window; the original and this project per example.
+      if list(theirs[name].int64_list.value) != list(ours[name].int64_list.value):
+        sys.exit(f"record {count}: {name} differs")
+    count += 1
 
 
 def _line(label: str, result: dict) -> str:
@@ -231,15 +277,24 @@ def main() -> None:
           f"max_seq_length={args.max_seq_length}, doc_stride={args.doc_stride}, "
           f"max_query_length={args.max_query_length}); {os.cpu_count()} CPU cores, "
           f"load average {os.getloadavg()[0]:.1f}")
-    reference = measure(args, "squad_lib", input_file, str(tmp_dir / "squad_lib.tf_record"))
+    rounds = []
+    for _ in range(args.repeats):
+      rounds.append({side: measure(args, side, input_file, str(tmp_dir / f"{side}.tf_record")) for side in SIDES})
+    reference = _fastest([r["squad_lib"] for r in rounds])
+    ours = _fastest([r["bert_squad"] for r in rounds])
     print(_line("squad_lib (tf-models-official):", reference))
-    ours = measure(args, "bert_squad", input_file, str(tmp_dir / "bert_squad.tf_record"))
     extra = "info" if args.is_training else "metadata and info"
     print(_line(f"bert_squad ({args.num_workers} workers, + {extra}):", ours))
     if ours["features"] != reference["features"]:
       sys.exit(f"feature counts differ: {ours['features']} vs {reference['features']}")
-    print(f"speed-up: {reference['seconds'] / ours['seconds']:.1f}x  (CPU time: "
-          f"{reference['cpu_seconds'] / ours['cpu_seconds']:.1f}x less)")
+    _check_same_records(str(tmp_dir / "squad_lib.tf_record"), str(tmp_dir / "bert_squad.tf_record"),
+                        args.is_training)
+    print("outputs: the same records, field by field, in the same order")
+    ratios = sorted(r["squad_lib"]["seconds"] / r["bert_squad"]["seconds"] for r in rounds)
+    print(f"speed-up: {reference['seconds'] / ours['seconds']:.1f}x fastest vs fastest; per round "
+          f"{', '.join(f'{ratio:.1f}x' for ratio in ratios)} (median {ratios[len(ratios) // 2]:.1f}x); "
+          f"CPU time {reference['cpu_seconds'] / ours['cpu_seconds']:.1f}x less; load average now "
+          f"{os.getloadavg()[0]:.1f}")
     if args.scaling:
       print("scaling (articles repeated, ids renamed):")
       sides = SIDES if args.scale_reference else ("bert_squad",)
@@ -247,7 +302,7 @@ def main() -> None:
         scaled = str(tmp_dir / f"x{copies}.json")
         num_examples = prepare_input(args.input_file, args.limit, args.is_training, copies, pathlib.Path(scaled))
         for side in sides:
-          result = measure(args, side, scaled, str(tmp_dir / f"{side}.x{copies}.tf_record"))
+          result = measure(args, side, scaled, str(tmp_dir / f"{side}.x{copies}.tf_record"), runs=args.repeats)
           print(f"  {copies}x {side:10s} {num_examples:6d} examples {result['seconds']:7.2f} s  "
                 f"{1e6 * result['seconds'] / num_examples:6.1f} us/example  peak memory {result['peak_mib']:.0f} MiB")
 

@@ -1,12 +1,15 @@
-"""Examples -> encoded windows, in order, in worker processes (or in-process with one worker).
+"""Examples -> encoded windows, in order, shared between this process and worker processes.
 
-The parent reads and validates the SQuAD file, cuts the examples into chunks
-(`example_chunks`: at paragraph boundaries where the order allows, so a
-context is tokenized once), and numbers and writes what comes back in chunk
-order: the output is byte-identical for any number of workers. Each worker
-tokenizes, windows (`windows`) and encodes (`records.WindowEncoder`) its
-chunks; the parent streams them to disk as they arrive, and a worker runs at
-most one chunk ahead of the writer, so memory stays bounded.
+The main process reads and validates the SQuAD file, cuts the examples into
+chunks (`example_chunks`: at paragraph boundaries where the order allows, so
+a context is tokenized once), deals them round-robin to itself and to the
+workers, and numbers and writes what comes back in chunk order: the output is
+byte-identical for any number of workers. Each encoder tokenizes, windows
+(`windows`) and encodes (`records.WindowEncoder`) its chunks; the main
+process streams them to disk as they arrive, and a worker runs a chunk or two
+ahead of the writer at most (its pipe is full then), so memory stays bounded.
+The main process encodes a share itself: one worker process fewer to start
+and feed, which on two cores is most of the cost of going parallel.
 
 Why own processes rather than `multiprocessing`: its 'spawn' and 'forkserver'
 start methods re-import the parent's `__main__` in each worker (run_squad.py
@@ -22,6 +25,7 @@ import gc
 import itertools
 import os
 import pickle
+import queue
 import signal
 import subprocess
 import sys
@@ -98,16 +102,22 @@ def usable_cpus() -> int:
   return os.cpu_count() or 1
 
 
-def example_chunks(examples: Sequence[Any], is_training: bool,
+def example_chunks(examples: list[Any], is_training: bool,
                    chunk_examples: int = CHUNK_EXAMPLES) -> Iterator[ExampleChunk]:
-  """Cuts `squad.SquadExample`s into chunks of about `chunk_examples`, ending where a paragraph ends."""
+  """Cuts `squad.SquadExample`s into chunks of about `chunk_examples`, ending where a paragraph ends.
+
+  Consumes `examples`: each entry is set to None once it is in a chunk, so
+  the examples' memory is freed while the rest are still being encoded.
+  """
   start = 0
   while start < len(examples):
     end = min(start + chunk_examples, len(examples))
     while (end < len(examples) and examples[end].paragraph_index >= 0 and
            examples[end].paragraph_index == examples[end - 1].paragraph_index):
       end += 1
-    yield _make_chunk(examples, start, end, is_training)
+    chunk = _make_chunk(examples, start, end, is_training)
+    examples[start:end] = [None] * (end - start)
+    yield chunk
     start = end
 
 
@@ -163,31 +173,36 @@ class ChunkEncoder:
 @contextlib.contextmanager
 def chunk_encoding(settings: EncodingSettings,
                    num_workers: int) -> Iterator[Callable[[Iterable[ExampleChunk]], Iterator[EncodedChunk]]]:
-  """Yields `encode(chunks) -> encoded chunks in order`; workers start at once, so they start while the caller reads.
+  """Yields `encode(chunks) -> encoded chunks in order` (call it once).
 
   Args:
     settings: the vocabulary and window settings.
-    num_workers: worker processes; 1 or less encodes in this process.
+    num_workers: processes that encode, this one included. The other
+      num_workers - 1 are worker processes, started at once (so they get
+      ready while the caller reads its input); they take two chunks for each
+      one this process encodes, which also reads the input and writes the
+      output.
   """
+  encoder = ChunkEncoder(settings)
   if num_workers <= 1:
-    encoder = ChunkEncoder(settings)
     yield lambda chunks: map(encoder.encode, chunks)
     return
-  pool = _WorkerPool(settings, num_workers)
+  pool = _WorkerPool(settings, num_workers - 1)
   try:
-    yield pool.encode
+    yield lambda chunks: pool.encode(chunks, encoder)
   finally:
     pool.close()
 
 
 class _WorkerPool:
-  """`num_workers` processes; chunk i goes to worker i % num_workers, results are read back in chunk order.
+  """Worker processes that, with this process, encode the chunks in turn; results come back in chunk order.
 
-  A worker that finished a chunk blocks on its pipe until the parent has read
-  it, so at most about one chunk per worker is in flight.
+  The turns repeat [this process, worker 1, ..., worker n, worker 1, ...,
+  worker n]. A worker that finished a chunk blocks on its pipe until this
+  process has read it, so only a chunk or two per worker are in flight.
   """
 
-  def __init__(self, settings: EncodingSettings, num_workers: int):
+  def __init__(self, settings: EncodingSettings, num_processes: int):
     self._settings = pickle.dumps(settings, protocol=pickle.HIGHEST_PROTOCOL)
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(bert_squad.__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
@@ -195,7 +210,7 @@ class _WorkerPool:
     self._feeder: _Feeder | None = None
     self._processes: list[subprocess.Popen] = []
     try:
-      for _ in range(num_workers):
+      for _ in range(num_processes):
         # -S: a worker needs only the standard library and bert_squad (on PYTHONPATH); skipping
         # site-packages start-up saves tens of ms per worker.
         process = subprocess.Popen([sys.executable, "-S", "-c", _WORKER_MAIN], stdin=subprocess.PIPE,
@@ -207,12 +222,20 @@ class _WorkerPool:
       self.close()
       raise
 
-  def encode(self, chunks: Iterable[ExampleChunk]) -> Iterator[EncodedChunk]:
-    """The encoded chunks in order (call once)."""
-    feeder = self._feeder = _Feeder(self._settings, chunks, [p.stdin for p in self._processes])
+  def encode(self, chunks: Iterable[ExampleChunk], own_encoder: ChunkEncoder) -> Iterator[EncodedChunk]:
+    """The encoded chunks in order; this process's turns go to `own_encoder`."""
+    turns = [None] + self._processes * 2
+    feeder = self._feeder = _Feeder(self._settings, chunks, [p.stdin if p else None for p in turns])
     feeder.start()
     for chunk_index in itertools.count():
-      process = self._processes[chunk_index % len(self._processes)]
+      process = turns[chunk_index % len(turns)]
+      if process is None:
+        chunk = feeder.own_chunks.get()
+        if chunk is None:  # no more chunks
+          self._finish(feeder, chunk_index)
+          return
+        yield own_encoder.encode(chunk)
+        continue
       try:
         status, payload = pickle.load(process.stdout)
       except EOFError:
@@ -220,16 +243,20 @@ class _WorkerPool:
         if exit_code != 0:
           raise RuntimeError(f"preprocessing worker {process.pid} exited with code {exit_code}") from None
         # A worker ends cleanly only after the feeder closed its input.
-        feeder.join()
-        if feeder.error is not None:
-          raise feeder.error
-        if feeder.num_sent != chunk_index:
-          raise RuntimeError(f"preprocessing workers returned {chunk_index} of {feeder.num_sent} chunks") from None
-        self._finished = True
+        self._finish(feeder, chunk_index)
         return
       if status != "ok":
         raise RuntimeError(f"preprocessing worker {process.pid} failed:\n{payload}")
       yield payload
+
+  def _finish(self, feeder: "_Feeder", num_received: int) -> None:
+    """Checks, at the end of the results, that the feeder sent exactly these chunks."""
+    feeder.join()
+    if feeder.error is not None:
+      raise feeder.error
+    if feeder.num_sent != num_received:
+      raise RuntimeError(f"preprocessing workers returned {num_received} of {feeder.num_sent} chunks")
+    self._finished = True
 
   def close(self) -> None:
     """Reaps the workers; stops them first unless every result was read (e.g. after an error)."""
@@ -238,7 +265,7 @@ class _WorkerPool:
         if process.poll() is None:
           process.kill()
     if self._feeder is not None:
-      self._feeder.join()  # its writes fail fast once the workers are gone
+      self._feeder.stop()
     for process in self._processes:
       for pipe in (process.stdin, process.stdout):
         with contextlib.suppress(OSError):
@@ -254,20 +281,32 @@ def _enlarge_pipe(pipe: BinaryIO) -> None:
 
 
 class _Feeder(threading.Thread):
-  """Sends the settings and then the chunks round-robin; closes every stdin at the end.
+  """Deals the chunks in turns: None in `pipes` is this process (`own_chunks`), the others are workers' stdins.
+
+  Ends with None in `own_chunks` and every pipe closed.
 
   Attributes:
-    num_sent: chunks sent so far.
+    own_chunks: the chunks this process encodes itself (a short queue, so the
+      feeder runs only a few chunks ahead).
+    num_sent: chunks dealt so far.
     error: what stopped the chunk iterator, if anything (re-raised by the reader).
   """
 
-  def __init__(self, settings: bytes, chunks: Iterable[ExampleChunk], pipes: list[BinaryIO]):
+  def __init__(self, settings: bytes, chunks: Iterable[ExampleChunk], turns: list[BinaryIO | None]):
     super().__init__(name="preprocessing-feeder", daemon=True)
     self._settings = settings
     self._chunks = chunks
-    self._pipes = pipes
+    self._turns = turns
+    self._pipes = list(dict.fromkeys(pipe for pipe in turns if pipe))
+    self._stopped = threading.Event()
+    self.own_chunks: queue.Queue[ExampleChunk | None] = queue.Queue(maxsize=2)
     self.num_sent = 0
     self.error: BaseException | None = None
+
+  def stop(self) -> None:
+    """Makes the feeder end soon (the reader has stopped) and waits for it."""
+    self._stopped.set()
+    self.join()
 
   def run(self) -> None:
     try:
@@ -278,16 +317,28 @@ class _Feeder(threading.Thread):
       for pipe in self._pipes:
         with contextlib.suppress(OSError, ValueError):
           pipe.close()
+      self._put_own(None)
 
   def _feed(self) -> None:
     for pipe in self._pipes:
       if not _send(pipe, self._settings):
         return
     for chunk in self._chunks:
-      if not _send(self._pipes[self.num_sent % len(self._pipes)],
-                   pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)):
+      pipe = self._turns[self.num_sent % len(self._turns)]
+      if pipe is None:
+        if not self._put_own(chunk):
+          return
+      elif not _send(pipe, pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)):
         return
       self.num_sent += 1
+
+  def _put_own(self, chunk: ExampleChunk | None) -> bool:
+    """Queues a chunk for this process; False once the reader has stopped."""
+    while not self._stopped.is_set():
+      with contextlib.suppress(queue.Full):
+        self.own_chunks.put(chunk, timeout=0.1)
+        return True
+    return False
 
 
 def _send(pipe: BinaryIO, data: bytes) -> bool:
@@ -302,7 +353,10 @@ def _send(pipe: BinaryIO, data: bytes) -> bool:
 
 def _serve(tasks: BinaryIO, results: BinaryIO) -> int:
   """The worker loop: settings, then chunk after chunk until EOF; returns the exit code."""
-  settings = pickle.load(tasks)
+  try:
+    settings = pickle.load(tasks)
+  except EOFError:
+    return 0  # closed before any work, e.g. the input file was bad
   encoder = ChunkEncoder(settings)
   while True:
     try:

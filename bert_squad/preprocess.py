@@ -61,9 +61,9 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
     metadata_file, info_file: default `<output_file>.metadata.jsonl` and
       `<output_file>.info.json`.
     show_progress: draw a progress line with ETA on stderr.
-    num_workers: processes that tokenize and encode (`feature_workers`);
-      default: one per CPU core this process may use; 1 does everything in
-      this process. The output is the same for any number.
+    num_workers: processes that tokenize and encode, this one included
+      (`feature_workers`); default: one per CPU core this process may use; 1
+      does everything in this process. The output is the same for any number.
 
   Returns:
     The `FeaturesInfo` written to `info_file`.
@@ -198,8 +198,8 @@ def define_flags() -> None:
   flags.DEFINE_string("metadata_file", None, "Default: <output_file>.metadata.jsonl.")
   flags.DEFINE_string("info_file", None, "Default: <output_file>.info.json.")
   flags.DEFINE_integer("num_preprocess_workers", None,
-                       "Processes that tokenize and encode (default: one per usable CPU core); 1: all in this "
-                       "process. The output is the same for any number.")
+                       "Processes that tokenize and encode, this one included (default: one per usable CPU "
+                       "core); 1: all in this process. The output is the same for any number.")
 
 
 def main(argv: Sequence[str]) -> None:

@@ -127,6 +127,7 @@ def load_squad_json(input_file: str) -> dict[str, Any]:
     text = raw.decode("utf-8-sig")
   except UnicodeDecodeError as e:
     raise located(input_file, "", f"not valid UTF-8 (byte {e.start})") from None
+  del raw  # not needed while the text is parsed
   try:
     data = json.loads(text)
   except json.JSONDecodeError as e:
@@ -159,6 +160,8 @@ def read_squad_examples(input_file: str, is_training: bool,
   examples = []
   seen_ids: dict[str, str] = {}
   for article_index, article in enumerate(articles):
+    # Each article's JSON is freed once read: the examples keep what they need.
+    articles[article_index] = None
     article_where = f"article {article_index}"
     if not isinstance(article, dict):
       raise located(input_file, article_where, f"is a JSON {_json_type(article)}, expected an object")

@@ -92,7 +92,9 @@ def test_without_metadata_only_records(squad_file, vocab_file):
 
 def test_chunks_end_where_a_paragraph_ends(squad_file):
   examples = _examples(squad_file, False)
-  chunks = list(feature_workers.example_chunks(examples, False, chunk_examples=4))
+  consumed = list(examples)
+  chunks = list(feature_workers.example_chunks(consumed, False, chunk_examples=4))
+  assert consumed == [None] * len(examples)  # handed over to the chunks
   # Three questions per paragraph: 4 examples round up to the paragraph's end.
   assert [len(c.examples) for c in chunks] == [6] * 6
   assert [c.first_example_index for c in chunks] == list(range(0, 36, 6))
@@ -103,7 +105,7 @@ def test_chunks_end_where_a_paragraph_ends(squad_file):
       assert chunk.contexts[key].split(" ") == example.doc_tokens
   # Shuffled: 4 examples, more only to finish a run of one paragraph's examples.
   shuffled = _examples(squad_file, True)
-  chunks = list(feature_workers.example_chunks(shuffled, True, chunk_examples=4))
+  chunks = list(feature_workers.example_chunks(list(shuffled), True, chunk_examples=4))
   assert sum(len(c.examples) for c in chunks) == len(shuffled) and len(chunks) > 5
   for chunk, next_chunk in zip(chunks, chunks[1:]):
     last = chunk.first_example_index + len(chunk.examples) - 1
@@ -126,7 +128,7 @@ def started_workers(monkeypatch):
   return started
 
 
-@pytest.mark.parametrize("num_workers", [2, 3])
+@pytest.mark.parametrize("num_workers", [2, 3, 4])
 def test_workers_return_every_chunk_in_order(squad_file, vocab_file, started_workers, num_workers):
   settings = _settings(vocab_file, True)
   chunks = list(feature_workers.example_chunks(_examples(squad_file, True), True, chunk_examples=5))
@@ -134,7 +136,8 @@ def test_workers_return_every_chunk_in_order(squad_file, vocab_file, started_wor
     expected = list(encode(chunks))
   with feature_workers.chunk_encoding(settings, num_workers) as encode:
     assert list(encode(chunks)) == expected
-  assert len(started_workers) == num_workers and all(p.returncode == 0 for p in started_workers)
+  # This process encodes its share: num_workers - 1 worker processes.
+  assert len(started_workers) == num_workers - 1 and all(p.returncode == 0 for p in started_workers)
 
 
 def test_worker_failure_is_raised_and_workers_are_stopped(vocab_file, started_workers):
@@ -143,8 +146,19 @@ def test_worker_failure_is_raised_and_workers_are_stopped(vocab_file, started_wo
   received = []
   with pytest.raises(RuntimeError, match=r"preprocessing worker \d+ failed:(.|\n)*KeyError: 7"):
     with feature_workers.chunk_encoding(_settings(vocab_file, False), 2) as encode:
+      # Turns: this process, the worker, the worker, this process, ...
       received.extend(encode([good, good, broken] + [good] * 10))
   assert len(received) == 2
+  assert len(started_workers) == 1 and all(p.poll() is not None for p in started_workers)
+
+
+def test_failure_in_this_process_stops_the_workers(vocab_file, started_workers):
+  good = feature_workers.ExampleChunk(first_example_index=0, contexts={0: "the man"}, examples=[(0, "what?", None)])
+  broken = feature_workers.ExampleChunk(first_example_index=1, contexts={}, examples=[(7, "what?", None)])
+  with pytest.raises(KeyError):
+    with feature_workers.chunk_encoding(_settings(vocab_file, False), 3) as encode:
+      # Turns: this process, worker 1, worker 2, worker 1, worker 2, this process, ...
+      list(encode([good] * 5 + [broken] + [good] * 20))
   assert len(started_workers) == 2 and all(p.poll() is not None for p in started_workers)
 
 

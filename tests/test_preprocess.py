@@ -146,7 +146,7 @@ def test_failure_while_workers_run_leaves_no_output_and_no_worker(tmp_path, many
   monkeypatch.setattr(records, "finish_example", fail_on_200th_record)
   out_dir = tmp_path / "out"
   with pytest.raises(OSError, match="disk full"):
-    _build(many_questions_file, vocab_file, str(out_dir / "x.tf_record"), is_training=False, num_workers=2)
+    _build(many_questions_file, vocab_file, str(out_dir / "x.tf_record"), is_training=False, num_workers=3)
   assert list(out_dir.iterdir()) == []
   assert len(started) == 2 and all(p.poll() is not None for p in started)
 
