@@ -466,7 +466,24 @@ def export_google_checkpoint(model: modeling.BertSpanModel, vocab_file: str, out
 
 
 def _replace_dir(new_dir: str, target_dir: str) -> None:
-  """Renames `new_dir` onto `target_dir`, moving an old one aside first."""
+  """Renames `new_dir` onto `target_dir`, moving an old one aside first.
+
+  Object stores have no directories to rename (tf.io.gfile emulates it on
+  gs:// and cannot on ram://): for every `scheme://` path the files move one
+  by one, each complete, and files of an old export that the new one lacks
+  are removed.
+  """
+  if io_utils.is_remote(target_dir):
+    tf.io.gfile.makedirs(target_dir)
+    new_names = set(tf.io.gfile.listdir(new_dir))
+    for name in new_names:
+      tf.io.gfile.rename(f"{new_dir}/{name}", f"{target_dir}/{name}", overwrite=True)
+    for name in set(tf.io.gfile.listdir(target_dir)) - new_names:
+      old_file = f"{target_dir}/{name}"
+      # Some stores list by name prefix, so a sibling "<target_dir>.tmp-x" may show up as ".tmp-x".
+      if tf.io.gfile.exists(old_file) and not tf.io.gfile.isdir(old_file):
+        tf.io.gfile.remove(old_file)
+    return
   if not tf.io.gfile.exists(target_dir):
     tf.io.gfile.rename(new_dir, target_dir)
     return

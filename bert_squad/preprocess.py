@@ -104,6 +104,7 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
       parent = path.rpartition("/")[0]
       if parent:
         tf.io.gfile.makedirs(parent)
+    qas_ids = [example.qas_id for example in examples]  # example_chunks frees the examples as it goes
     encoded_chunks = encode(feature_workers.example_chunks(examples, is_training))
     if show_progress:
       encoded_chunks = _with_progress(encoded_chunks, len(examples), "examples")
@@ -115,7 +116,7 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
         for example_index, num_tokens in chunk.cut_questions:
           cut_questions += 1
           if cut_questions <= features.MAX_CUT_QUESTION_WARNINGS:
-            features.warn_cut_question(examples[example_index].qas_id, num_tokens, max_query_length)
+            features.warn_cut_question(qas_ids[example_index], num_tokens, max_query_length)
         yield chunk.windows
 
     info.num_features = features.write_encoded_feature_files(windows_of(encoded_chunks), output_file,

@@ -1,15 +1,16 @@
-"""The whole run_squad job with every path on a `tf.io.gfile` filesystem (`ram://`).
+"""The whole run_squad job with every path a `tf.io.gfile` URL, as on Cloud TPU with `gs://`.
 
-Users on Cloud TPU point every flag at `gs://`; nothing here can reach a bucket,
-so TensorFlow's in-memory `ram://` filesystem stands in: it is reachable only
-through `tf.io.gfile`, like `gs://`, so any stage that opens a path with plain
-`open()`/`os` fails here. Inputs, the pre-trained checkpoint, the feature cache,
-checkpoints, TensorBoard events, the export, predictions, eval.json and the
-plots all live on it; the local disk must see none of them.
+Nothing here can reach a bucket, so `file://` URLs stand in: like `gs://`
+paths they work only through `tf.io.gfile` (plain `open()` and `os.path` see
+no such file), so any stage that bypasses gfile fails here. The inputs, the
+pre-trained checkpoint, the feature cache, checkpoints, TensorBoard events,
+the export, predictions, eval.json and the plots are all given as URLs; the
+working directory must stay empty. (TensorFlow's `ram://` would be closer to
+an object store but lists and checks directories by name prefix, so
+`bert_model.ckpt` looks like a folder there: no real store does that.)
 """
 import json
 import os
-import uuid
 
 import numpy as np
 import pytest
@@ -34,8 +35,8 @@ def _listing(root: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def ram_run(minilm_dir, tmp_path_factory):
-  """Trains, predicts and scores SQuAD 2.0 with every path on ram://; returns (root, scores, local cwd)."""
-  root = f"ram://bert_squad_{uuid.uuid4().hex[:8]}"
+  """Trains, predicts and scores SQuAD 2.0 with every path a file:// URL; returns (root, scores, local cwd)."""
+  root = f"file://{tmp_path_factory.mktemp('bucket')}"
   model = modeling.build_span_model(TINY)
   init_checkpoint = checkpoints.export_google_checkpoint(
       model, str(minilm_dir / "vocab.txt"), f"{root}/pretrained", include_squad_head=False)
