@@ -17,10 +17,8 @@ from saved logits with other `n_best_size`, `max_answer_length` or null
 threshold, without running the model.
 """
 import bisect
-import contextlib
 import dataclasses
 import functools
-import gc
 import io
 import itertools
 import json
@@ -40,6 +38,7 @@ from official.nlp.tools import tokenization
 
 from bert_squad import cli
 from bert_squad import features as features_lib
+from bert_squad import gc_utils
 from bert_squad import squad
 from bert_squad.errors import InputError
 from bert_squad.io_utils import atomic_open
@@ -600,24 +599,6 @@ def _null_decision(nbest: list[tuple[str, Any, Any]], score_null: Any,
   return text, score_diff
 
 
-@contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-  """Pauses Python's cyclic garbage collector (no-op if it is already off).
-
-  The n-best lists are hundreds of thousands of small dicts and tuples, none
-  in a reference cycle. In a process that also holds the features (millions
-  of objects), their allocation triggers full collections that each walk all
-  of those (up to a third of the run time in benchmarks/postprocess.py).
-  """
-  was_enabled = gc.isenabled()
-  gc.disable()
-  try:
-    yield
-  finally:
-    if was_enabled:
-      gc.enable()
-
-
 def compute_predictions(examples: Sequence[Any], features: Sequence[Any],
                         results: Iterable[RawResult] | Logits,
                         n_best_size: int,
@@ -685,7 +666,7 @@ def compute_predictions(examples: Sequence[Any], features: Sequence[Any],
   aligner = _SpanAligner(do_lower_case, verbose_logging)
 
   predictions, all_nbest, null_odds = {}, {}, {}
-  with _cyclic_gc_paused():
+  with gc_utils.cyclic_gc_paused():
     for example_index, example in enumerate(examples):
       null = nulls[example_index] if nulls else None
       nbest = _nbest_for_example(example, example_index, features, ranked,

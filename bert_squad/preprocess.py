@@ -14,8 +14,6 @@ exit code 2, no output files.
 `build_feature_files` is the library function behind the CLI (run_squad.py
 calls it too); the flags are defined only when this module runs as a script.
 """
-import contextlib
-import gc
 import sys
 import time
 from typing import Iterable, Iterator, Sequence
@@ -28,6 +26,7 @@ import tensorflow as tf
 from bert_squad import cli
 from bert_squad import feature_workers
 from bert_squad import features
+from bert_squad import gc_utils
 from bert_squad import squad
 from bert_squad import tokenization
 from bert_squad.errors import InputError
@@ -83,7 +82,7 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
       vocab_tokens=list(vocab), do_lower_case=do_lower_case, max_seq_length=max_seq_length, doc_stride=doc_stride,
       max_query_length=max_query_length, is_training=is_training, with_metadata=write_metadata)
   # The workers start now and get ready while this process reads the file.
-  with _cyclic_gc_paused(), feature_workers.chunk_encoding(settings, num_workers) as encode:
+  with gc_utils.cyclic_gc_paused(), feature_workers.chunk_encoding(settings, num_workers) as encode:
     examples, stats = squad.read_squad_examples(input_file, is_training, version_2_with_negative)
     shuffle_seed = squad.TRAIN_SHUFFLE_SEED if is_training and shuffle else None
     if shuffle_seed is not None:
@@ -129,23 +128,6 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
       tf.io.gfile.remove(path)
     raise
   return info
-
-
-@contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-  """Pauses Python's cyclic garbage collector (reference counting goes on).
-
-  Reading and converting a SQuAD file allocates millions of acyclic objects;
-  each allocation burst would otherwise trigger full collections that also
-  walk every object TensorFlow created, up to 0.2 s each here.
-  """
-  was_enabled = gc.isenabled()
-  gc.disable()
-  try:
-    yield
-  finally:
-    if was_enabled:
-      gc.enable()
 
 
 def _with_progress(chunks: Iterable[feature_workers.EncodedChunk], total: int, unit: str,
