@@ -59,23 +59,11 @@ class Dataset:
 def _read_text(path: str) -> str:
   """The whole file as text; `gs://` (any `scheme://`) goes through tf.io.gfile."""
   try:
-    if "://" in path:
-      return _read_text_with_gfile(path)
-    with open(path, encoding="utf-8-sig") as f:
-      return f.read()
+    return io_utils.read_bytes(path).decode("utf-8-sig")
   except OSError as e:
     raise located(path, "", f"cannot read it ({e.strerror or e})") from None
   except UnicodeDecodeError:
     raise located(path, "", "not UTF-8 text") from None
-
-
-def _read_text_with_gfile(path: str) -> str:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # only remote paths pay for it
-  try:
-    with tf.io.gfile.GFile(path, "rb") as f:
-      return f.read().decode("utf-8-sig")
-  except tf.errors.OpError as e:
-    raise OSError(e.message) from None
 
 
 def read_json(path: str) -> Any:

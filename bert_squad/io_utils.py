@@ -9,6 +9,7 @@ Local paths use `os` directly; TensorFlow is imported only for `scheme://`
 paths, so light tools (the evaluator) start in milliseconds.
 """
 import contextlib
+import errno
 import json
 import os
 import uuid
@@ -18,6 +19,26 @@ from typing import Any, Iterator
 def is_remote(path: str) -> bool:
   """True for `gs://...`, `ram://...` and other paths that need `tf.io.gfile`."""
   return "://" in path
+
+
+def read_bytes(path: str) -> bytes:
+  """The whole file; local paths through `open`, `scheme://` ones through tf.io.gfile.
+
+  Raises:
+    FileNotFoundError: no such file (either kind of path).
+    OSError: any other failure to read, with the filesystem's message.
+  """
+  if not is_remote(path):
+    with open(path, "rb") as f:
+      return f.read()
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    with tf.io.gfile.GFile(path, "rb") as f:
+      return f.read()
+  except tf.errors.NotFoundError:
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path) from None
+  except tf.errors.OpError as e:
+    raise OSError(e.message) from None
 
 
 def _temporary_name(path: str) -> str:

@@ -23,8 +23,8 @@ import re
 from typing import Any
 
 from absl import logging
-import tensorflow as tf
 
+from bert_squad import io_utils
 from bert_squad.errors import located
 
 # The original shuffles the training examples once with this seed before
@@ -117,12 +117,11 @@ def shuffle_examples(examples: list[SquadExample],
 def load_squad_json(input_file: str) -> dict[str, Any]:
   """Reads and decodes a JSON file (local or gs://), raising `InputError` on bad bytes."""
   try:
-    with tf.io.gfile.GFile(input_file, "rb") as f:
-      raw = f.read()
-  except tf.errors.NotFoundError:
+    raw = io_utils.read_bytes(input_file)
+  except FileNotFoundError:
     raise located(input_file, "", "file not found") from None
-  except tf.errors.OpError as e:
-    raise located(input_file, "", f"cannot read it ({e.message})") from None
+  except OSError as e:
+    raise located(input_file, "", f"cannot read it ({e.strerror or e})") from None
   try:
     text = raw.decode("utf-8-sig")
   except UnicodeDecodeError as e:

@@ -80,18 +80,12 @@ def load_vocab(vocab_file: str) -> collections.OrderedDict[str, int]:
 
 def _read_vocab_bytes(vocab_file: str) -> bytes:
   """The file's bytes; TensorFlow is loaded only for gs:// and other remote paths."""
-  if io_utils.is_remote(vocab_file):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    try:
-      with tf.io.gfile.GFile(vocab_file, "rb") as f:
-        return f.read()
-    except tf.errors.NotFoundError:
-      raise located(vocab_file, "", "vocab file not found") from None
   try:
-    with open(vocab_file, "rb") as f:
-      return f.read()
+    return io_utils.read_bytes(vocab_file)
   except FileNotFoundError:
     raise located(vocab_file, "", "vocab file not found") from None
+  except OSError as e:
+    raise located(vocab_file, "", f"cannot read it ({e.strerror or e})") from None
 
 
 def is_cjk_character(code_point: int) -> bool:
