@@ -422,18 +422,30 @@ def read_history(output_dir: str) -> list[dict]:
 
 
 def plot_history(history: list[dict], path: str) -> None:
-  """Writes a PNG of training loss and learning rate against the step."""
+  """Writes a PNG of training loss, learning rate and start/end accuracy against the step.
+
+  The accuracies are the share of training examples in each log interval whose
+  argmax start (end) logit is the labelled position: a quick check that the
+  loss curve means learning, not just a shrinking null answer.
+  """
   steps = [p["step"] for p in history]
-  figure = Figure(figsize=(10, 4), tight_layout=True)
+  marker = "." if len(steps) < 50 else None
+  figure = Figure(figsize=(15, 4), tight_layout=True)
   FigureCanvasAgg(figure)
-  loss_axes, lr_axes = figure.subplots(1, 2)
-  loss_axes.plot(steps, [p["loss"] for p in history], marker="." if len(steps) < 50 else None)
+  loss_axes, lr_axes, accuracy_axes = figure.subplots(1, 3)
+  loss_axes.plot(steps, [p["loss"] for p in history], marker=marker)
   loss_axes.set(title="training loss", xlabel="step", ylabel="loss")
-  loss_axes.grid(alpha=0.3)
   lr_axes.plot(steps, [p["learning_rate"] for p in history], color="tab:orange")
   lr_axes.set(title="learning rate", xlabel="step", ylabel="learning rate")
   lr_axes.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-  lr_axes.grid(alpha=0.3)
+  for name, color in (("start", "tab:green"), ("end", "tab:red")):
+    accuracy_axes.plot(steps, [p[f"{name}_accuracy"] for p in history], color=color, marker=marker,
+                       label=f"{name} position")
+  accuracy_axes.set(title="training accuracy (argmax = label)", xlabel="step", ylabel="accuracy",
+                    ylim=(0.0, 1.0))
+  accuracy_axes.legend(loc="lower right")
+  for axes in (loss_axes, lr_axes, accuracy_axes):
+    axes.grid(alpha=0.3)
   with io_utils.atomic_open(path, "wb") as f:
     figure.savefig(f, format="png", dpi=100)
 

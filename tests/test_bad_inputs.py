@@ -31,14 +31,10 @@ from bert_squad import pipeline
 from bert_squad import postprocess
 from bert_squad import preprocess
 from bert_squad.errors import InputError
+from tests.run_testlib import DEMO_DATA
+from tests.run_testlib import REPO_ROOT
+from tests.run_testlib import TINY
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-DEMO_DATA = REPO_ROOT / "bert_squad" / "demo_data"
-TINY = modeling.BertConfig(
-    vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-    intermediate_size=128, hidden_act="gelu", hidden_dropout_prob=0.1,
-    attention_probs_dropout_prob=0.1, max_position_embeddings=192, type_vocab_size=2,
-    initializer_range=0.02)
 WINDOW = dict(max_seq_length=128, doc_stride=64, max_query_length=32)
 # The first question of the demo training file: article 0 ('Marrowick'), answer '1632' at 97.
 FIRST_ID = "29947e6c639fb3b724a8d317"

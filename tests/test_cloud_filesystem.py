@@ -19,8 +19,8 @@ import tensorflow as tf
 from bert_squad import checkpoints
 from bert_squad import modeling
 from bert_squad import pipeline
-from tests.test_run_squad import DEMO_DATA
-from tests.test_run_squad import TINY
+from tests.run_testlib import DEMO_DATA
+from tests.run_testlib import TINY
 
 
 def _copy_to(local_path, remote_path: str) -> str:

@@ -14,14 +14,10 @@ import pytest
 
 from bert_squad import checkpoints
 from bert_squad import modeling
+from tests.run_testlib import DEMO_DATA
+from tests.run_testlib import REPO_ROOT
+from tests.run_testlib import TINY
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-DEMO_DATA = REPO_ROOT / "bert_squad" / "demo_data"
-TINY = modeling.BertConfig(
-    vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-    intermediate_size=128, hidden_act="gelu", hidden_dropout_prob=0.1,
-    attention_probs_dropout_prob=0.1, max_position_embeddings=192, type_vocab_size=2,
-    initializer_range=0.02)
 
 
 @pytest.fixture(scope="module")

