@@ -5,6 +5,9 @@ it), 2 layers of hidden size 64 and room for the demo's 160-token windows.
 """
 import pathlib
 
+import tf_keras
+
+from bert_squad import checkpoints
 from bert_squad import modeling
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -14,3 +17,15 @@ TINY = modeling.BertConfig(
     intermediate_size=128, hidden_act="gelu", hidden_dropout_prob=0.1,
     attention_probs_dropout_prob=0.1, max_position_embeddings=192, type_vocab_size=2,
     initializer_range=0.02)
+
+
+def export_tiny_checkpoint(vocab_file: str, folder: str, seed: int = 0) -> str:
+  """A TINY BERT with weights drawn from `seed`, in Google's format without a SQuAD head
+  (like a pre-trained release); returns the checkpoint prefix.
+
+  Seeded so that a test asserting that training lowers the loss starts from the same
+  weights on every run.
+  """
+  tf_keras.utils.set_random_seed(seed)
+  return checkpoints.export_google_checkpoint(modeling.build_span_model(TINY), vocab_file, folder,
+                                              include_squad_head=False)

@@ -24,13 +24,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_squad import checkpoints
 from bert_squad import features as features_lib
 from bert_squad import modeling
 from bert_squad import pipeline
 from bert_squad import postprocess
 from bert_squad import preprocess
 from bert_squad.errors import InputError
+from tests import run_testlib
 from tests.run_testlib import DEMO_DATA
 from tests.run_testlib import REPO_ROOT
 from tests.run_testlib import TINY
@@ -49,8 +49,7 @@ OLD_PREDICTIONS = b'{"from": "an earlier run"}\n'
 def tiny(tmp_path_factory, minilm_dir) -> pathlib.Path:
   """A random 2-layer BERT in Google's format: bert_model.ckpt, bert_config.json, vocab.txt."""
   folder = tmp_path_factory.mktemp("tiny") / "model"
-  checkpoints.export_google_checkpoint(modeling.build_span_model(TINY), str(minilm_dir / "vocab.txt"),
-                                       str(folder), include_squad_head=False)
+  run_testlib.export_tiny_checkpoint(str(minilm_dir / "vocab.txt"), str(folder))
   return folder
 
 

@@ -19,6 +19,7 @@ import tensorflow as tf
 from bert_squad import checkpoints
 from bert_squad import modeling
 from bert_squad import pipeline
+from tests import run_testlib
 from tests.run_testlib import DEMO_DATA
 from tests.run_testlib import TINY
 
@@ -37,9 +38,7 @@ def _listing(root: str) -> set[str]:
 def ram_run(minilm_dir, tmp_path_factory):
   """Trains, predicts and scores SQuAD 2.0 with every path a file:// URL; returns (root, scores, local cwd)."""
   root = f"file://{tmp_path_factory.mktemp('bucket')}"
-  model = modeling.build_span_model(TINY)
-  init_checkpoint = checkpoints.export_google_checkpoint(
-      model, str(minilm_dir / "vocab.txt"), f"{root}/pretrained", include_squad_head=False)
+  init_checkpoint = run_testlib.export_tiny_checkpoint(str(minilm_dir / "vocab.txt"), f"{root}/pretrained")
   config = pipeline.RunConfig(
       init_checkpoint=init_checkpoint, output_dir=f"{root}/run",
       train_file=_copy_to(DEMO_DATA / "train-v2.0.json", f"{root}/train-v2.0.json"),

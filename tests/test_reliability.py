@@ -24,12 +24,11 @@ import training_toys as toys
 from bert_squad import checkpoints
 from bert_squad import distribution
 from bert_squad import input_pipeline
-from bert_squad import modeling
 from bert_squad import optimization
 from bert_squad import training
+from tests import run_testlib
 from tests.run_testlib import DEMO_DATA
 from tests.run_testlib import REPO_ROOT
-from tests.run_testlib import TINY
 
 NUM_STEPS = 485 // 16
 STEP_LINE = re.compile(rf"^step\s+(\d+)/{NUM_STEPS} ")
@@ -40,8 +39,7 @@ SEED = random.SystemRandom().randrange(1 << 30)
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory, minilm_dir) -> pathlib.Path:
   folder = tmp_path_factory.mktemp("tiny") / "model"
-  return pathlib.Path(checkpoints.export_google_checkpoint(
-      modeling.build_span_model(TINY), str(minilm_dir / "vocab.txt"), str(folder), include_squad_head=False))
+  return pathlib.Path(run_testlib.export_tiny_checkpoint(str(minilm_dir / "vocab.txt"), str(folder)))
 
 
 def _command(checkpoint: pathlib.Path, output_dir: pathlib.Path, *extra: str) -> list[str]:
