@@ -11,6 +11,7 @@ INSTALL_REQUIRES = [
     "numpy>=1.26",
     "safetensors>=0.4",
     "matplotlib>=3.7",
+    "google-crc32c>=1.5",  # TFRecord checksums without TensorFlow (bert_squad/tfrecord.py)
 ]
 
 setuptools.setup(

@@ -21,9 +21,10 @@ samples every 5 ms the resident set of the side's process (RSS,
 /proc/<pid>/statm) plus the private memory of its worker processes (their
 anonymous resident pages, statm's resident - shared: the interpreter and
 library files they map are the same page-cache pages the main process has
-already counted) and keeps the largest sum; TensorFlow's ~0.5 GB is in both
-sides. The process's own high-water mark (`ru_maxrss`) is printed too. (A
-child that has not exec'd yet is skipped: it maps the parent's pages.)
+already counted) and keeps the largest sum. squad_lib's side holds
+TensorFlow (~650 MB: squad_lib imports it); this project's preprocessing
+never imports it. The process's own high-water mark (`ru_maxrss`) is printed
+too. (A child that has not exec'd yet is skipped: it maps the parent's pages.)
 
 After the timed runs the two TFRecord files are parsed and compared record by
 record on every field of the original's (squad_lib adds paragraph_mask and

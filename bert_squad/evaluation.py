@@ -475,7 +475,7 @@ def evaluate_v2(dataset: Dataset, predictions: Mapping[str, str],
   if na_probs is not None:
     result.update(_best_thresholds(raw, predictions, na_probs))
     if out_image_dir:
-      _make_dirs(out_image_dir)
+      io_utils.makedirs(out_image_dir)
       curves = precision_recall_curves(raw, na_probs)
       plot_pr_curves(curves, out_image_dir)
       result.update((f"pr_{name}_ap", curve.average_precision) for name, curve in curves.items())
@@ -528,13 +528,3 @@ def plot_na_prob_histograms(raw: RawScores, na_probs: Mapping[str, float],
 def _save_png(figure: Any, path: str) -> None:
   with io_utils.atomic_open(path, "wb") as f:
     figure.savefig(f, format="png")
-
-
-def _make_dirs(path: str) -> None:
-  if "://" in path:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    tf.io.gfile.makedirs(path)
-  else:
-    os.makedirs(path, exist_ok=True)
-
-

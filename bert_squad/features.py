@@ -18,10 +18,10 @@ import json
 from typing import Any, Iterable, Iterator, Sequence
 
 from absl import logging
-import tensorflow as tf
 
 from bert_squad import io_utils
 from bert_squad import records
+from bert_squad import tfrecord
 from bert_squad import windows
 from bert_squad.errors import located
 from bert_squad.squad import SquadExample
@@ -193,8 +193,9 @@ def serialize_feature(feature: InputFeatures, is_training: bool) -> bytes:
   return records.encode_example(fields)
 
 
-def name_to_features(seq_length: int, is_training: bool) -> dict[str, tf.io.FixedLenFeature]:
+def name_to_features(seq_length: int, is_training: bool) -> dict[str, "tf.io.FixedLenFeature"]:
   """The parsing spec of one record: ids/mask/segments [seq_length], the rest scalars."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # preprocessing runs without it
   spec = {
       "unique_ids": tf.io.FixedLenFeature([], tf.int64),
       "input_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
@@ -207,22 +208,23 @@ def name_to_features(seq_length: int, is_training: bool) -> dict[str, tf.io.Fixe
   return spec
 
 
-def decode_record(record: tf.Tensor, spec: dict[str, tf.io.FixedLenFeature]) -> dict[str, tf.Tensor]:
+def decode_record(record: "tf.Tensor", spec: dict[str, "tf.io.FixedLenFeature"]) -> dict[str, "tf.Tensor"]:
   """Parses one serialized record; int64 becomes int32 as in the original input_fn.
 
   Returns:
     name -> tensor, e.g. input_ids int32 [seq_length], unique_ids int32 [].
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   parsed = tf.io.parse_single_example(record, spec)
   return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t for name, t in parsed.items()}
 
 
 def write_tfrecord(path: str, features: Iterable[InputFeatures], is_training: bool) -> int:
   """Streams features into a TFRecord file atomically; returns how many were written."""
-  with io_utils.atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
+  with io_utils.atomic_open(path, "wb") as f:
     count = 0
     for feature in features:
-      writer.write(serialize_feature(feature, is_training))
+      f.write(tfrecord.entry(serialize_feature(feature, is_training)))
       count += 1
   return count
 
@@ -262,10 +264,10 @@ def read_feature_metadata(path: str) -> list[InputFeatures]:
   """
   features = []
   try:
-    with tf.io.gfile.GFile(path, "r") as f:
+    with io_utils.open_for_reading(path) as f:
       for line_number, line in enumerate(f, start=1):
         features.append(_feature_from_metadata_line(line, path, line_number))
-  except tf.errors.NotFoundError:
+  except FileNotFoundError:
     raise located(path, "", "feature metadata file not found") from None
   return features
 
@@ -293,15 +295,14 @@ def write_feature_files(features: Iterable[InputFeatures], tfrecord_path: str, m
   left behind.
   """
   with contextlib.ExitStack() as stack:
-    record_tmp = stack.enter_context(io_utils.atomic_path(tfrecord_path))
+    record_file = stack.enter_context(io_utils.atomic_open(tfrecord_path, "wb"))
     metadata_file = stack.enter_context(io_utils.atomic_open(metadata_path, "w")) if metadata_path else None
-    with tf.io.TFRecordWriter(record_tmp) as writer:
-      count = 0
-      for feature in features:
-        writer.write(serialize_feature(feature, is_training))
-        if metadata_file:
-          metadata_file.write(feature_metadata_line(feature))
-        count += 1
+    count = 0
+    for feature in features:
+      record_file.write(tfrecord.entry(serialize_feature(feature, is_training)))
+      if metadata_file:
+        metadata_file.write(feature_metadata_line(feature))
+      count += 1
   return count
 
 
@@ -316,19 +317,19 @@ def write_encoded_feature_files(encoded_chunks: Iterable[Sequence[tuple[bytes, b
   left behind.
   """
   with contextlib.ExitStack() as stack:
-    record_tmp = stack.enter_context(io_utils.atomic_path(tfrecord_path))
+    record_file = stack.enter_context(io_utils.atomic_open(tfrecord_path, "wb"))
     metadata_file = stack.enter_context(io_utils.atomic_open(metadata_path, "wb")) if metadata_path else None
-    with tf.io.TFRecordWriter(record_tmp) as writer:
-      unique_id = FIRST_UNIQUE_ID
-      for encoded_windows in encoded_chunks:
-        metadata_lines = []
-        for entries, metadata_tail in encoded_windows:
-          writer.write(records.finish_example(entries, unique_id))
-          if metadata_file:
-            metadata_lines += (records.metadata_head(unique_id), metadata_tail)
-          unique_id += 1
+    unique_id = FIRST_UNIQUE_ID
+    for encoded_windows in encoded_chunks:
+      record_entries, metadata_lines = [], []
+      for entries, metadata_tail in encoded_windows:
+        record_entries.append(tfrecord.entry(records.finish_example(entries, unique_id)))
         if metadata_file:
-          metadata_file.write(b"".join(metadata_lines))  # one large write per chunk
+          metadata_lines += (records.metadata_head(unique_id), metadata_tail)
+        unique_id += 1
+      record_file.write(b"".join(record_entries))  # one large write per chunk and file
+      if metadata_file:
+        metadata_file.write(b"".join(metadata_lines))
   return unique_id - FIRST_UNIQUE_ID
 
 
@@ -385,9 +386,9 @@ def write_features_info(path: str, info: FeaturesInfo) -> None:
 def read_features_info(path: str) -> FeaturesInfo:
   """Reads a `write_features_info` file; `InputError` if it is missing or malformed."""
   try:
-    with tf.io.gfile.GFile(path, "r") as f:
+    with io_utils.open_for_reading(path) as f:
       return FeaturesInfo(**json.load(f))
-  except tf.errors.NotFoundError:
+  except FileNotFoundError:
     raise located(path, "", "features info file not found") from None
   except (ValueError, TypeError) as e:
     raise located(path, "", f"not a features info file ({e})") from None
@@ -397,10 +398,10 @@ def file_sha256(path: str) -> str:
   """Hex sha256 of a file's bytes (local or gs://), read in 1 MiB chunks."""
   digest = hashlib.sha256()
   try:
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with io_utils.open_for_reading(path, "rb") as f:
       while chunk := f.read(1 << 20):
         digest.update(chunk)
-  except tf.errors.NotFoundError:
+  except FileNotFoundError:
     raise located(path, "", "file not found") from None
   return digest.hexdigest()
 

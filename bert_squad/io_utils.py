@@ -21,24 +21,41 @@ def is_remote(path: str) -> bool:
   return "://" in path
 
 
-def read_bytes(path: str) -> bytes:
-  """The whole file; local paths through `open`, `scheme://` ones through tf.io.gfile.
+@contextlib.contextmanager
+def open_for_reading(path: str, mode: str = "r") -> Iterator[Any]:
+  """`open(path, mode)` for local paths (text as UTF-8), tf.io.gfile for `scheme://` ones.
 
   Raises:
     FileNotFoundError: no such file (either kind of path).
-    OSError: any other failure to read, with the filesystem's message.
+    OSError: any other failure to open or read, with the filesystem's message.
   """
   if not is_remote(path):
-    with open(path, "rb") as f:
-      return f.read()
+    with open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+      yield f
+    return
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   try:
-    with tf.io.gfile.GFile(path, "rb") as f:
-      return f.read()
+    with tf.io.gfile.GFile(path, mode) as f:
+      yield f
   except tf.errors.NotFoundError:
     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path) from None
   except tf.errors.OpError as e:
     raise OSError(e.message) from None
+
+
+def read_bytes(path: str) -> bytes:
+  """The whole file (see `open_for_reading` for paths and errors)."""
+  with open_for_reading(path, "rb") as f:
+    return f.read()
+
+
+def makedirs(path: str) -> None:
+  """Creates the folder and its parents if missing (on object stores a no-op where folders are implicit)."""
+  if is_remote(path):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.io.gfile.makedirs(path)
+  else:
+    os.makedirs(path, exist_ok=True)
 
 
 def _temporary_name(path: str) -> str:
@@ -46,7 +63,8 @@ def _temporary_name(path: str) -> str:
   return os.path.join(head, f".{tail}.tmp-{uuid.uuid4().hex[:8]}")
 
 
-def _remove_quietly(path: str) -> None:
+def remove_if_exists(path: str) -> None:
+  """Deletes a file; nothing happens if there is none."""
   if is_remote(path):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     if tf.io.gfile.exists(path):
@@ -78,7 +96,7 @@ def atomic_path(path: str) -> Iterator[str]:
     yield tmp
     _rename(tmp, path)
   except BaseException as e:
-    _remove_quietly(tmp)
+    remove_if_exists(tmp)
     if isinstance(e, OSError) and e.errno is not None and e.filename is None:
       e.filename = path
     raise

@@ -21,12 +21,12 @@ from typing import Iterable, Iterator, Sequence
 import bert_squad  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from absl import flags
 from absl import logging
-import tensorflow as tf
 
 from bert_squad import cli
 from bert_squad import feature_workers
 from bert_squad import features
 from bert_squad import gc_utils
+from bert_squad import io_utils
 from bert_squad import squad
 from bert_squad import tokenization
 from bert_squad.errors import InputError
@@ -102,7 +102,7 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
     for path in outputs + [info_file]:
       parent = path.rpartition("/")[0]
       if parent:
-        tf.io.gfile.makedirs(parent)
+        io_utils.makedirs(parent)
     qas_ids = [example.qas_id for example in examples]  # example_chunks frees the examples as it goes
     encoded_chunks = encode(feature_workers.example_chunks(examples, is_training))
     if show_progress:
@@ -125,7 +125,7 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
     features.write_features_info(info_file, info)
   except BaseException:
     for path in outputs:
-      tf.io.gfile.remove(path)
+      io_utils.remove_if_exists(path)
     raise
   return info
 

@@ -16,6 +16,8 @@ A record is a serialized `tf.train.Example` whose features are all
 Wire format (field numbers 1 unless noted): Example{features: Features{
 repeated entry{key: string, value (2): Feature{int64_list (3): Int64List{
 packed varint values}}}}}.
+
+The file framing around each record is `tfrecord.entry`.
 """
 from json import encoder as json_encoder
 from typing import Mapping, Sequence
