@@ -42,7 +42,6 @@ from bert_squad.errors import InputError
 from bert_squad.io_utils import write_json
 
 PYPI_PREFIX = "pypi:"
-LOGITS_FILE = "predict_logits.npz"
 EVAL_FILE = "eval.json"
 PLOTS_DIR = "plots"
 
@@ -227,7 +226,7 @@ def cached_features(config: RunConfig, input_file: str, vocab_file: str,
   The file name carries a key of the input and vocab bytes and every
   parameter, so features made with other settings are never reused.
   """
-  cache_dir = config.cache_dir or os.path.join(config.output_dir, "features")
+  cache_dir = config.cache_dir or os.path.join(config.output_dir, postprocess.RUN_FEATURES_DIR)
   shuffle_seed = squad.TRAIN_SHUFFLE_SEED if is_training else None
   key = features_lib.features_cache_key(
       input_file, vocab_file, config.do_lower_case, config.max_seq_length, config.doc_stride,
@@ -351,7 +350,7 @@ def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: m
   unique_ids, start_logits, end_logits = training.predict_logits(
       model, dataset, _prediction_strategy(strategy), config.predict_batch_size,
       jit_compile=config.use_xla)
-  logits_file = os.path.join(config.output_dir, LOGITS_FILE)
+  logits_file = os.path.join(config.output_dir, postprocess.LOGITS_FILE)
   postprocess.save_logits(logits_file, unique_ids, start_logits, end_logits)
   files = postprocess.rewrite_predictions(
       config.predict_file, features_lib.feature_metadata_path(predict_record), logits_file,

@@ -14,7 +14,8 @@ document word is tokenized once for all the candidates that contain it.
 
 Run as `python -m bert_squad.postprocess` to re-write the prediction files
 from saved logits with other `n_best_size`, `max_answer_length` or null
-threshold, without running the model.
+threshold, without running the model; `--run_dir` finds everything in the
+output folder of a `run_squad.py --do_predict` run (`find_run_inputs`).
 """
 import bisect
 import dataclasses
@@ -47,6 +48,9 @@ from bert_squad.io_utils import atomic_path
 PREDICTIONS_FILE = "predictions.json"
 NBEST_FILE = "nbest_predictions.json"
 NULL_ODDS_FILE = "null_odds.json"
+# What run_squad.py --do_predict saves in its output_dir, and where its features go.
+LOGITS_FILE = "predict_logits.npz"
+RUN_FEATURES_DIR = "features"
 
 # The original's starting value for the minimum null score ("large and
 # positive"): an example whose every window scores above it keeps it.
@@ -951,9 +955,60 @@ def rewrite_predictions(predict_file: str, feature_metadata_file: str,
       null_odds if version_2_with_negative else None)
 
 
+@dataclasses.dataclass(frozen=True)
+class RunInputs:
+  """What `rewrite_predictions` needs, as a `run_squad.py --do_predict` run left it."""
+  predict_file: str
+  feature_metadata_file: str
+  logits_file: str
+  do_lower_case: bool
+  version_2_with_negative: bool
+
+
+def find_run_inputs(run_dir: str) -> RunInputs:
+  """The logits, features and settings of the last prediction in a run's output_dir.
+
+  The logits are `run_dir/predict_logits.npz`; their features are the one
+  `features/predict-*.tf_record` set whose info file counts as many features
+  of the same length; the SQuAD file and the casing and version flags come
+  from that info file (the SQuAD path as the run gave it).
+
+  Raises:
+    InputError: no logits, or not exactly one matching feature set (then
+      `--feature_metadata_file` must say which).
+  """
+  logits_file = os.path.join(run_dir, LOGITS_FILE)
+  if not tf.io.gfile.exists(logits_file):
+    raise InputError(f"--run_dir={run_dir}: no {LOGITS_FILE} there (the output_dir of a "
+                     "run_squad.py --do_predict run holds one)")
+  shape = load_logits(logits_file).start_logits.shape
+  suffix = ".info.json"
+  pattern = os.path.join(run_dir, RUN_FEATURES_DIR, f"predict-*.tf_record{suffix}")
+  matches = []
+  for info_file in sorted(tf.io.gfile.glob(pattern)):
+    info = features_lib.read_features_info(info_file)
+    if (info.num_features, info.max_seq_length) == shape:
+      matches.append((info_file, info))
+  if len(matches) != 1:
+    found = ", ".join(m[0] for m in matches) or f"none in {os.path.dirname(pattern)}"
+    raise InputError(f"--run_dir={run_dir}: {len(matches)} prediction feature sets have {shape[0]} features of "
+                     f"length {shape[1]} like {LOGITS_FILE} ({found}): pass --feature_metadata_file")
+  info_file, info = matches[0]
+  return RunInputs(
+      predict_file=info.input_file,
+      feature_metadata_file=features_lib.feature_metadata_path(info_file[:-len(suffix)]),
+      logits_file=logits_file, do_lower_case=info.do_lower_case,
+      version_2_with_negative=info.version_2_with_negative)
+
+
 def _define_flags() -> None:
   """The entry point's flags (defined only when run as a program, so that
   importing this module defines none)."""
+  flags.DEFINE_string("run_dir", None,
+                      "The output_dir of a run_squad.py --do_predict run: supplies --predict_file, "
+                      "--feature_metadata_file, --logits_file, --do_lower_case, "
+                      "--version_2_with_negative and --output_dir (the files are rewritten in place) "
+                      "unless they are given.")
   flags.DEFINE_string("predict_file", None,
                       "SQuAD JSON the prediction features were built from.")
   flags.DEFINE_string("feature_metadata_file", None,
@@ -976,20 +1031,27 @@ def _define_flags() -> None:
                      "above this.")
   flags.DEFINE_bool("verbose_logging", False,
                     "Log where answers cannot be aligned to the text.")
-  for name in ("predict_file", "feature_metadata_file", "logits_file",
-               "output_dir"):
-    flags.mark_flag_as_required(name)
 
 
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
   flag_values = flags.FLAGS
+  settings = {name: flag_values[name].value for name in (
+      "predict_file", "feature_metadata_file", "logits_file", "output_dir", "do_lower_case",
+      "version_2_with_negative")}
+  if flag_values.run_dir:
+    found = dataclasses.asdict(find_run_inputs(flag_values.run_dir))
+    found["output_dir"] = flag_values.run_dir
+    settings.update((name, value) for name, value in found.items() if not flag_values[name].present)
+  for name in ("predict_file", "feature_metadata_file", "logits_file", "output_dir"):
+    if not settings[name]:
+      raise InputError(f"--{name} is required (or --run_dir)")
   files = rewrite_predictions(
-      flag_values.predict_file, flag_values.feature_metadata_file,
-      flag_values.logits_file, flag_values.output_dir,
-      do_lower_case=flag_values.do_lower_case,
-      version_2_with_negative=flag_values.version_2_with_negative,
+      settings["predict_file"], settings["feature_metadata_file"],
+      settings["logits_file"], settings["output_dir"],
+      do_lower_case=settings["do_lower_case"],
+      version_2_with_negative=settings["version_2_with_negative"],
       n_best_size=flag_values.n_best_size,
       max_answer_length=flag_values.max_answer_length,
       null_score_diff_threshold=flag_values.null_score_diff_threshold,

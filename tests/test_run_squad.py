@@ -125,6 +125,11 @@ def test_postprocess_cli_rewrites_predictions_from_saved_logits(v1_run, tmp_path
   assert shorter.returncode == 0, shorter.stderr[-3000:]
   nbest = json.loads((tmp_path / "short" / "nbest_predictions.json").read_text())
   assert max(len(entries) for entries in nbest.values()) <= 3
+  # --run_dir finds the SQuAD file, features, logits and settings of the run by itself.
+  found = _run("-m", "bert_squad.postprocess", f"--run_dir={output_dir}", f"--output_dir={tmp_path / 'found'}")
+  assert found.returncode == 0, found.stderr[-3000:]
+  for name in ("predictions.json", "nbest_predictions.json"):
+    assert (tmp_path / "found" / name).read_bytes() == (output_dir / name).read_bytes()
   assert all(len(text.split()) <= 2 for text in json.loads(
       (tmp_path / "short" / "predictions.json").read_text()).values())
 
@@ -140,6 +145,16 @@ def test_squad_v2_writes_null_odds_and_the_best_threshold(tiny_checkpoint, tmp_p
   scores = json.loads((tmp_path / "eval.json").read_text())
   assert scores["total"] == len(null_odds) and scores["NoAns_total"] == 33
   assert {"best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"} <= set(scores)
+
+  # Re-postprocess in place with the best threshold: "" exactly where the null odds exceed it.
+  threshold = scores["best_f1_thresh"]
+  rethresholded = _run("-m", "bert_squad.postprocess", f"--run_dir={tmp_path}",
+                       f"--null_score_diff_threshold={threshold}")
+  assert rethresholded.returncode == 0, rethresholded.stderr[-3000:]
+  assert json.loads((tmp_path / "null_odds.json").read_text()) == null_odds
+  for qid, text in json.loads((tmp_path / "predictions.json").read_text()).items():
+    assert (text == "") == (null_odds[qid] > threshold), qid
+  (tmp_path / "predictions.json").write_text(json.dumps(predictions, indent=4) + "\n")  # back, for the checks below
 
   # The same as the official script's command line with --na-prob-file and --out-image-dir.
   official = _run(str(REPO_ROOT / "evaluate_v2.py"), str(DEMO_DATA / "dev-v2.0.json"),
@@ -170,3 +185,11 @@ def test_user_mistakes_are_one_line_and_exit_2(tiny_checkpoint, tmp_path, args, 
   assert result.returncode == 2, result.stderr[-3000:]
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_postprocess_run_dir_without_a_prediction_is_one_line(tmp_path):
+  result = _run("-m", "bert_squad.postprocess", f"--run_dir={tmp_path}")
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines()[-1] == (
+      f"error: --run_dir={tmp_path}: no predict_logits.npz there (the output_dir of a run_squad.py "
+      "--do_predict run holds one)")
