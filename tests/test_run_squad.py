@@ -193,3 +193,9 @@ def test_postprocess_run_dir_without_a_prediction_is_one_line(tmp_path):
   assert result.stderr.strip().splitlines()[-1] == (
       f"error: --run_dir={tmp_path}: no predict_logits.npz there (the output_dir of a run_squad.py "
       "--do_predict run holds one)")
+
+
+def test_postprocess_names_the_missing_flag(tmp_path):
+  result = _run("-m", "bert_squad.postprocess", f"--output_dir={tmp_path}")
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines()[-1] == "error: --predict_file is required (or --run_dir)"
