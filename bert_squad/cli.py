@@ -3,11 +3,13 @@
 Only entry points use this module; library code never reads flags.
 """
 import logging
+import os
 import signal
 import sys
 from typing import Callable, Sequence
 
 from absl import app
+from absl import logging as absl_logging
 
 from bert_squad.errors import InputError
 from bert_squad.errors import disk_full_message
@@ -34,12 +36,19 @@ def _raise_terminated(signum, frame) -> None:
   raise Terminated("SIGTERM received: stopped")
 
 
+def _drop_tensorflow_info(record: logging.LogRecord) -> bool:
+  """False (drop) for INFO and DEBUG records logged from TensorFlow's own files."""
+  return record.levelno >= logging.WARNING or f"{os.sep}tensorflow{os.sep}" not in record.pathname
+
+
 def run(main: Callable[[Sequence[str]], None]) -> None:
   """`absl.app.run(main)`, turning `InputError` and a full disk into one line and exit code 2."""
 
   def guarded_main(argv: Sequence[str]) -> None:
-    # TensorFlow's own INFO lines (checkpoint sharding, ...) would drown the progress logs.
+    # TensorFlow's own INFO lines (checkpoint sharding, ...) would drown the progress logs. Some go
+    # through the "tensorflow" logger, newer ones straight through absl's: filter those by their file.
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    absl_logging.get_absl_handler().addFilter(_drop_tensorflow_info)
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
       main(argv)

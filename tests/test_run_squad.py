@@ -58,6 +58,8 @@ def v1_run(tiny_checkpoint, tmp_path_factory):
 
 def test_trains_predicts_and_scores_squad_v1(v1_run):
   output_dir, result = v1_run
+  assert "Sharding callback" not in result.stderr  # TensorFlow's INFO lines are filtered out
+  assert "pipeline.py" in result.stderr  # ours are not
   history = json.loads((output_dir / "train_history.json").read_text())
   losses = [point["loss"] for point in history]
   assert history[-1]["step"] == 485 // 16  # num_train_steps counted from examples, as the original
