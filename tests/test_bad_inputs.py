@@ -53,7 +53,7 @@ def tiny(tmp_path_factory, minilm_dir) -> pathlib.Path:
   return folder
 
 
-def _demo(name: str = "train-v1.1.json", articles: int = 2) -> dict:
+def _demo(name: str = "squad1.1_demo_train.json", articles: int = 2) -> dict:
   data = json.loads((DEMO_DATA / name).read_text(encoding="utf-8"))
   data["data"] = data["data"][:articles]
   return data
@@ -184,7 +184,7 @@ def test_bad_squad_file_names_the_file_and_place_and_writes_nothing(tmp_path, ti
 
 
 def test_is_impossible_must_be_a_boolean_in_squad_v2(tmp_path, tiny):
-  data = _demo("train-v2.0.json")
+  data = _demo("squad2.0_demo_train.json")
   _first_qa(data)["is_impossible"] = "no"
   path = _write(tmp_path / "train-v2.json", data)
   with pytest.raises(InputError, match=rf"^{re.escape(path)}: article 0 \('Marrowick'\), question '.+': "
@@ -277,7 +277,7 @@ def _other_models_training_state(tmp_path, tiny):
   """output_dir already holds a resumable checkpoint of a model with another intermediate size."""
   other = modeling.build_span_model(modeling.BertConfig(**{**TINY.to_dict(), "intermediate_size": 96}))
   tf.train.CheckpointManager(tf.train.Checkpoint(model=other), str(tmp_path / "out"), max_to_keep=1).save(5)
-  return {"do_train": True, "train_file": str(DEMO_DATA / "train-v1.1.json"), "do_predict": False}
+  return {"do_train": True, "train_file": str(DEMO_DATA / "squad1.1_demo_train.json"), "do_predict": False}
 
 
 def _garbage_safetensors(tmp_path, tiny):
@@ -291,7 +291,7 @@ def _output_dir_under_a_file(tmp_path, tiny):
 
 
 def _train(**flags):
-  return lambda tmp_path, tiny: {"do_train": True, "train_file": str(DEMO_DATA / "train-v1.1.json"),
+  return lambda tmp_path, tiny: {"do_train": True, "train_file": str(DEMO_DATA / "squad1.1_demo_train.json"),
                                  "do_predict": False, **flags}
 
 
@@ -372,7 +372,7 @@ def test_bad_run_names_the_file_or_flag_and_leaves_old_outputs(tmp_path, tiny, c
              for name, value in make_changes(tmp_path, tiny).items()}
   config = pipeline.RunConfig(**{
       "init_checkpoint": str(tiny / "bert_model.ckpt"), "output_dir": str(out), "do_predict": True,
-      "predict_file": str(DEMO_DATA / "dev-v1.1.json"), "train_batch_size": 8, **WINDOW, **changes})
+      "predict_file": str(DEMO_DATA / "squad1.1_demo_dev.json"), "train_batch_size": 8, **WINDOW, **changes})
   before = _snapshot(out)
   with pytest.raises(InputError) as raised:
     pipeline.run(config)
@@ -390,7 +390,7 @@ def test_bad_run_names_the_file_or_flag_and_leaves_old_outputs(tmp_path, tiny, c
 @pytest.fixture
 def cache_run(tmp_path, tiny):
   """(RunConfig, vocab) of a prediction run whose features cache lives in tmp_path/out/features."""
-  config = pipeline.RunConfig(output_dir=str(tmp_path / "out"), predict_file=str(DEMO_DATA / "dev-v1.1.json"),
+  config = pipeline.RunConfig(output_dir=str(tmp_path / "out"), predict_file=str(DEMO_DATA / "squad1.1_demo_dev.json"),
                               **WINDOW)
   return config, str(tiny / "vocab.txt")
 
@@ -413,9 +413,9 @@ def test_cache_is_reused_only_with_the_same_parameters_and_input(tmp_path, cache
   assert not reused and path_48 != path and info_48.doc_stride == 48
   uncased = pipeline.RunConfig(**{**config.__dict__, "do_lower_case": False})
   assert not _cached(uncased, vocab, caplog)[2]
-  edited = _demo("dev-v1.1.json", articles=26)
+  edited = _demo("squad1.1_demo_dev.json", articles=26)
   edited["data"][0]["paragraphs"][0]["qas"][0]["question"] += " Exactly?"
-  edited_file = _write(tmp_path / "dev-v1.1.json", edited)  # other bytes under another name
+  edited_file = _write(tmp_path / "squad1.1_demo_dev.json", edited)  # other bytes under another name
   path_edited, _, reused, _ = _cached(config, vocab, caplog, input_file=edited_file)
   assert not reused and path_edited != path
 
@@ -479,7 +479,7 @@ def test_overwrite_cache_rebuilds_without_a_warning(cache_run, caplog):
 
 def test_postprocess_refuses_features_of_another_dataset(tmp_path, tiny):
   record = str(tmp_path / "features" / "dev.tf_record")
-  info = preprocess.build_feature_files(str(DEMO_DATA / "dev-v1.1.json"), record, str(tiny / "vocab.txt"),
+  info = preprocess.build_feature_files(str(DEMO_DATA / "squad1.1_demo_dev.json"), record, str(tiny / "vocab.txt"),
                                         is_training=False, **WINDOW)
   metadata = features_lib.feature_metadata_path(record)
   unique_ids = np.arange(info.num_features) + features_lib.FIRST_UNIQUE_ID
@@ -489,13 +489,13 @@ def test_postprocess_refuses_features_of_another_dataset(tmp_path, tiny):
   out = tmp_path / "out"
   out.mkdir()
   (out / "predictions.json").write_bytes(OLD_PREDICTIONS)
-  other = str(DEMO_DATA / "dev-v2.0.json")  # more questions: every example_index would fit
+  other = str(DEMO_DATA / "squad2.0_demo_dev.json")  # more questions: every example_index would fit
   with pytest.raises(InputError) as raised:
     postprocess.rewrite_predictions(other, metadata, logits_file, str(out), do_lower_case=True,
                                     version_2_with_negative=True, n_best_size=20, max_answer_length=30,
                                     null_score_diff_threshold=0.0)
   assert str(raised.value) == (f"{other}: not the file the features of {metadata} were built from (their "
-                               f"{features_lib.features_info_path(record)} names {DEMO_DATA / 'dev-v1.1.json'}, "
+                               f"{features_lib.features_info_path(record)} names {DEMO_DATA / 'squad1.1_demo_dev.json'}, "
                                "with other content)")
   assert _snapshot(out) == {"predictions.json": OLD_PREDICTIONS}
 
@@ -524,11 +524,11 @@ def cli_cases(tmp_path_factory, tiny):
   _first_qa(long_question)["question"] = "why " * 200 + "?"
   _write(root / "a-file", "x")
   run_squad = [str(REPO_ROOT / "run_squad.py"), f"--init_checkpoint={tiny / 'bert_model.ckpt'}", *window]
-  train = ["--do_train", f"--train_file={DEMO_DATA / 'train-v1.1.json'}", "--train_batch_size=16",
+  train = ["--do_train", f"--train_file={DEMO_DATA / 'squad1.1_demo_train.json'}", "--train_batch_size=16",
            "--num_train_epochs=0.2", "--save_checkpoints_steps=3", "--iterations_per_loop=1", "--log_steps=1"]
-  predict = ["--do_predict", f"--predict_file={DEMO_DATA / 'dev-v1.1.json'}"]
+  predict = ["--do_predict", f"--predict_file={DEMO_DATA / 'squad1.1_demo_dev.json'}"]
   preprocess_cli = ["-m", "bert_squad.preprocess", f"--vocab_file={vocab}", *window]
-  dev_ids = [qa["id"] for article in _demo("dev-v1.1.json", 26)["data"] for p in article["paragraphs"]
+  dev_ids = [qa["id"] for article in _demo("squad1.1_demo_dev.json", 26)["data"] for p in article["paragraphs"]
              for qa in p["qas"]]
   train_predictions = _write(root / "train_predictions.json",
                              {qa["id"]: "x" for p in _demo()["data"][0]["paragraphs"] for qa in p["qas"]})
@@ -543,19 +543,19 @@ def cli_cases(tmp_path_factory, tiny):
       # 4 MB: the features fit, the first training checkpoint (~25 MB with Adam's slots) does not.
       "run_squad_disk_full": ([*run_squad, *train, f"--output_dir={root / 'r4'}"], 4 << 20, root / "r4"),
       "preprocess_disk_full": (
-          [*preprocess_cli, f"--input_file={DEMO_DATA / 'dev-v1.1.json'}",
+          [*preprocess_cli, f"--input_file={DEMO_DATA / 'squad1.1_demo_dev.json'}",
            f"--output_file={root / 'p3' / 'x.tf_record'}"], 64 << 10, root / "p3"),
       "preprocess_long_question": (
           [*preprocess_cli, f"--input_file={_write(root / 'long.json', long_question)}",
            f"--output_file={root / 'p4' / 'x.tf_record'}"], None, root / "p4"),
       "evaluate_v1_predictions_of_another_dataset": (
-          [*evaluate, "--squad-version", "1.1", str(DEMO_DATA / "dev-v1.1.json"), train_predictions,
+          [*evaluate, "--squad-version", "1.1", str(DEMO_DATA / "squad1.1_demo_dev.json"), train_predictions,
            "-o", str(root / "e1" / "eval.json")], None, root / "e1"),
       "evaluate_v2_predictions_of_another_dataset": (
-          [*evaluate, str(DEMO_DATA / "dev-v2.0.json"), train_predictions, "-o", str(root / "e2" / "eval.json")],
+          [*evaluate, str(DEMO_DATA / "squad2.0_demo_dev.json"), train_predictions, "-o", str(root / "e2" / "eval.json")],
           None, root / "e2"),
       "evaluate_disk_full": (
-          [*evaluate, "--squad-version", "1.1", str(DEMO_DATA / "dev-v1.1.json"), dev_predictions,
+          [*evaluate, "--squad-version", "1.1", str(DEMO_DATA / "squad1.1_demo_dev.json"), dev_predictions,
            "-o", str(root / "e3" / "eval.json")], 20, root / "e3"),
   }
 
@@ -600,10 +600,10 @@ CLI_ERRORS = {
                             r"\(File too large\)",
     "evaluate_v1_predictions_of_another_dataset": (
         r"error: {root}/train_predictions.json: none of its \d+ predictions is for a question of "
-        + re.escape(str(DEMO_DATA / "dev-v1.1.json")) + r" \(predictions for another dataset\?\)"),
+        + re.escape(str(DEMO_DATA / "squad1.1_demo_dev.json")) + r" \(predictions for another dataset\?\)"),
     "evaluate_v2_predictions_of_another_dataset": (
         r"error: {root}/train_predictions.json: none of its \d+ predictions is for a question of "
-        + re.escape(str(DEMO_DATA / "dev-v2.0.json")) + r" \(predictions for another dataset\?\)"),
+        + re.escape(str(DEMO_DATA / "squad2.0_demo_dev.json")) + r" \(predictions for another dataset\?\)"),
     "evaluate_disk_full": r"error: {root}/e3/eval.json: disk full / file too large \(File too large\)",
 }
 

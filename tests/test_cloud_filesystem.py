@@ -41,8 +41,8 @@ def ram_run(minilm_dir, tmp_path_factory):
   init_checkpoint = run_testlib.export_tiny_checkpoint(str(minilm_dir / "vocab.txt"), f"{root}/pretrained")
   config = pipeline.RunConfig(
       init_checkpoint=init_checkpoint, output_dir=f"{root}/run",
-      train_file=_copy_to(DEMO_DATA / "train-v2.0.json", f"{root}/train-v2.0.json"),
-      predict_file=_copy_to(DEMO_DATA / "dev-v2.0.json", f"{root}/dev-v2.0.json"),
+      train_file=_copy_to(DEMO_DATA / "squad2.0_demo_train.json", f"{root}/squad2.0_demo_train.json"),
+      predict_file=_copy_to(DEMO_DATA / "squad2.0_demo_dev.json", f"{root}/squad2.0_demo_dev.json"),
       do_train=True, do_predict=True, do_eval=True, version_2_with_negative=True,
       max_seq_length=160, doc_stride=64, train_batch_size=16, predict_batch_size=16,
       learning_rate=1e-3, num_train_epochs=0.3, save_checkpoints_steps=5, iterations_per_loop=5,
@@ -76,7 +76,7 @@ def test_every_output_is_written_through_gfile(ram_run):
     assert json.load(f) == scores
   with tf.io.gfile.GFile(f"{root}/run/predictions.json") as f:
     predictions = json.load(f)
-  with tf.io.gfile.GFile(f"{root}/dev-v2.0.json") as f:
+  with tf.io.gfile.GFile(f"{root}/squad2.0_demo_dev.json") as f:
     dev_ids = {qa["id"] for article in json.load(f)["data"] for paragraph in article["paragraphs"]
                for qa in paragraph["qas"]}
   assert set(predictions) == dev_ids

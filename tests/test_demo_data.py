@@ -14,7 +14,7 @@ import pytest
 import bert_squad
 
 DEMO_DIR = pathlib.Path(bert_squad.__file__).parent / "demo_data"
-FILE_NAMES = ("train-v1.1.json", "dev-v1.1.json", "train-v2.0.json", "dev-v2.0.json")
+FILE_NAMES = ("squad1.1_demo_train.json", "squad1.1_demo_dev.json", "squad2.0_demo_train.json", "squad2.0_demo_dev.json")
 VERSIONS = {"v1.1": "1.1", "v2.0": "v2.0"}  # the "version" field of the official releases
 # Answerable questions per split: "a few hundred" in all, dev ~15% of it.
 ANSWERABLE_RANGE = {"train": (400, 520), "dev": (60, 120)}
@@ -56,7 +56,7 @@ def test_exactly_the_four_files_are_shipped_and_small():
 @pytest.mark.parametrize("name", FILE_NAMES)
 def test_squad_structure(datasets, name):
   dataset = datasets[name]
-  is_v2 = "v2.0" in name
+  is_v2 = name.startswith("squad2.0")
   assert set(dataset) == {"version", "data"}
   assert dataset["version"] == VERSIONS["v2.0" if is_v2 else "v1.1"]
   assert dataset["data"], name
@@ -98,18 +98,18 @@ def test_every_answer_is_the_exact_span_at_answer_start(datasets, name):
 def test_answer_counts(datasets, version):
   # Training needs exactly one answer per answerable question (the original
   # run_squad.py raises otherwise); dev questions carry 1-3 acceptable spans.
-  for context, qa in questions(datasets[f"train-{version}.json"]):
+  for context, qa in questions(datasets[f"squad{version[1:]}_demo_train.json"]):
     if not qa.get("is_impossible", False):
       assert len(qa["answers"]) == 1, qa["id"]
   dev_counts = collections.Counter(
-      len(qa["answers"]) for _, qa in questions(datasets[f"dev-{version}.json"])
+      len(qa["answers"]) for _, qa in questions(datasets[f"squad{version[1:]}_demo_dev.json"])
       if not qa.get("is_impossible", False))
   assert set(dev_counts) <= {1, 2, 3}
   assert dev_counts[2] + dev_counts[3] > 0, "dev should have alternative answers like the real dev set"
 
 
 def test_dev_alternative_answers_overlap_the_first(datasets):
-  for context, qa in questions(datasets["dev-v1.1.json"]):
+  for context, qa in questions(datasets["squad1.1_demo_dev.json"]):
     first = qa["answers"][0]
     first_span = range(first["answer_start"], first["answer_start"] + len(first["text"]))
     for answer in qa["answers"][1:]:
@@ -120,7 +120,7 @@ def test_dev_alternative_answers_overlap_the_first(datasets):
 def test_v2_impossible_questions_have_no_answers(datasets):
   for split in ("train", "dev"):
     impossible = answerable = 0
-    for _, qa in questions(datasets[f"{split}-v2.0.json"]):
+    for _, qa in questions(datasets[f"squad2.0_demo_{split}.json"]):
       assert isinstance(qa["is_impossible"], bool)
       if qa["is_impossible"]:
         assert qa["answers"] == [], qa["id"]
@@ -135,11 +135,11 @@ def test_v2_impossible_questions_have_no_answers(datasets):
 def test_v2_answerable_questions_are_the_v1_questions(datasets):
   for split in ("train", "dev"):
     v1 = {qa["id"]: (context, qa["question"], qa["answers"]) for context, qa in
-          questions(datasets[f"{split}-v1.1.json"])}
+          questions(datasets[f"squad1.1_demo_{split}.json"])}
     v2 = {qa["id"]: (context, qa["question"], qa["answers"]) for context, qa in
-          questions(datasets[f"{split}-v2.0.json"]) if not qa["is_impossible"]}
+          questions(datasets[f"squad2.0_demo_{split}.json"]) if not qa["is_impossible"]}
     assert v1 == v2, split
-    assert contexts(datasets[f"{split}-v1.1.json"]) == contexts(datasets[f"{split}-v2.0.json"])
+    assert contexts(datasets[f"squad1.1_demo_{split}.json"]) == contexts(datasets[f"squad2.0_demo_{split}.json"])
 
 
 def test_ids_are_unique(datasets):
@@ -149,18 +149,18 @@ def test_ids_are_unique(datasets):
     ids = [qa["id"] for _, qa in questions(datasets[name])]
     assert len(ids) == len(set(ids)), name
   v2_ids = collections.Counter(
-      qa["id"] for split in ("train", "dev") for _, qa in questions(datasets[f"{split}-v2.0.json"]))
+      qa["id"] for split in ("train", "dev") for _, qa in questions(datasets[f"squad2.0_demo_{split}.json"]))
   assert max(v2_ids.values()) == 1
-  v1_ids = {qa["id"] for split in ("train", "dev") for _, qa in questions(datasets[f"{split}-v1.1.json"])}
+  v1_ids = {qa["id"] for split in ("train", "dev") for _, qa in questions(datasets[f"squad1.1_demo_{split}.json"])}
   impossible_ids = {qa["id"] for split in ("train", "dev") for _, qa in
-                    questions(datasets[f"{split}-v2.0.json"]) if qa["is_impossible"]}
+                    questions(datasets[f"squad2.0_demo_{split}.json"]) if qa["is_impossible"]}
   assert not v1_ids & impossible_ids
-  assert len(v1_ids) == sum(1 for split in ("train", "dev") for _ in questions(datasets[f"{split}-v1.1.json"]))
+  assert len(v1_ids) == sum(1 for split in ("train", "dev") for _ in questions(datasets[f"squad1.1_demo_{split}.json"]))
 
 
 def test_train_and_dev_are_disjoint_by_article_and_paragraph(datasets):
   for version in ("v1.1", "v2.0"):
-    train, dev = datasets[f"train-{version}.json"], datasets[f"dev-{version}.json"]
+    train, dev = datasets[f"squad{version[1:]}_demo_train.json"], datasets[f"squad{version[1:]}_demo_dev.json"]
     assert not {a["title"] for a in train["data"]} & {a["title"] for a in dev["data"]}
     assert not set(contexts(train)) & set(contexts(dev))
     for dataset in (train, dev):
@@ -168,10 +168,10 @@ def test_train_and_dev_are_disjoint_by_article_and_paragraph(datasets):
 
 
 def test_question_counts_are_in_the_expected_range(datasets):
-  counts = {split: sum(1 for _ in questions(datasets[f"{split}-v1.1.json"])) for split in ("train", "dev")}
+  counts = {split: sum(1 for _ in questions(datasets[f"squad1.1_demo_{split}.json"])) for split in ("train", "dev")}
   for split, (low, high) in ANSWERABLE_RANGE.items():
     assert low <= counts[split] <= high, (split, counts[split])
-  paragraphs = {split: len(contexts(datasets[f"{split}-v1.1.json"])) for split in ("train", "dev")}
+  paragraphs = {split: len(contexts(datasets[f"squad1.1_demo_{split}.json"])) for split in ("train", "dev")}
   dev_share = paragraphs["dev"] / (paragraphs["train"] + paragraphs["dev"])
   assert 0.10 <= dev_share <= 0.20, paragraphs
 
@@ -180,7 +180,7 @@ def test_every_question_and_paragraph_fit_one_demo_window(datasets, minilm_dir):
   from official.nlp.tools import tokenization  # the reference port of Google's tokenizer
   tokenizer = tokenization.FullTokenizer(str(minilm_dir / "vocab.txt"), do_lower_case=True)
   context_tokens = {}
-  for name in ("train-v2.0.json", "dev-v2.0.json"):
+  for name in ("squad2.0_demo_train.json", "squad2.0_demo_dev.json"):
     for context, qa in questions(datasets[name]):
       if context not in context_tokens:
         context_tokens[context] = len(tokenizer.tokenize(context))

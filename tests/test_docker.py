@@ -507,7 +507,7 @@ def test_tpu_doc_commands_use_run_squad_flags_and_cloud_storage():
 def test_dockerignore_keeps_what_the_build_needs():
   patterns = dockerignore_patterns()
   for needed in ("setup.py", "README.md", "run_squad.py", "evaluate_v2.py", "bert_squad/__init__.py",
-                 "bert_squad/demo_data/train-v1.1.json", "flags/squad_v1_base_gpu.cfg", "flags/demo.cfg",
+                 "bert_squad/demo_data/squad1.1_demo_train.json", "flags/squad_v1_base_gpu.cfg", "flags/demo.cfg",
                  "docker/install.sh"):
     assert not is_ignored(needed, patterns), f".dockerignore leaves out {needed}"
   for unneeded in (".git/HEAD", "tests/test_docker.py", "bert_squad/__pycache__/x.pyc", ".venv/bin/python"):

@@ -45,8 +45,8 @@ def tiny_checkpoint(tmp_path_factory, minilm_dir) -> pathlib.Path:
 def _command(checkpoint: pathlib.Path, output_dir: pathlib.Path, *extra: str) -> list[str]:
   return [
       sys.executable, str(REPO_ROOT / "run_squad.py"), f"--init_checkpoint={checkpoint}",
-      "--do_train", f"--train_file={DEMO_DATA / 'train-v1.1.json'}",
-      "--do_predict", f"--predict_file={DEMO_DATA / 'dev-v1.1.json'}", f"--output_dir={output_dir}",
+      "--do_train", f"--train_file={DEMO_DATA / 'squad1.1_demo_train.json'}",
+      "--do_predict", f"--predict_file={DEMO_DATA / 'squad1.1_demo_dev.json'}", f"--output_dir={output_dir}",
       "--max_seq_length=128", "--doc_stride=64", "--max_query_length=32", "--train_batch_size=16",
       "--predict_batch_size=32", "--learning_rate=1e-3", "--num_train_epochs=1", "--save_checkpoints_steps=4",
       "--iterations_per_loop=1", "--log_steps=1", "--keep_checkpoint_max=3", "--deterministic", "--seed=7",

@@ -35,8 +35,8 @@ def _run_squad_args(checkpoint: pathlib.Path, output_dir: pathlib.Path, version:
   v2 = version == "2.0"
   return [
       str(REPO_ROOT / "run_squad.py"), f"--init_checkpoint={checkpoint}",
-      "--do_train=True", f"--train_file={DEMO_DATA / f'train-v{version}.json'}",
-      "--do_predict=True", f"--predict_file={DEMO_DATA / f'dev-v{version}.json'}",
+      "--do_train=True", f"--train_file={DEMO_DATA / f'squad{version}_demo_train.json'}",
+      "--do_predict=True", f"--predict_file={DEMO_DATA / f'squad{version}_demo_dev.json'}",
       "--do_eval", f"--version_2_with_negative={v2}", f"--output_dir={output_dir}",
       "--max_seq_length=160", "--doc_stride=64", "--train_batch_size=16", "--predict_batch_size=16",
       "--learning_rate=1e-3", "--num_train_epochs=1", "--save_checkpoints_steps=10",
@@ -44,7 +44,7 @@ def _run_squad_args(checkpoint: pathlib.Path, output_dir: pathlib.Path, version:
 
 
 def _dev_ids(version: str) -> set[str]:
-  data = json.loads((DEMO_DATA / f"dev-v{version}.json").read_text(encoding="utf-8"))["data"]
+  data = json.loads((DEMO_DATA / f"squad{version}_demo_dev.json").read_text(encoding="utf-8"))["data"]
   return {qa["id"] for article in data for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
 
 
@@ -93,7 +93,7 @@ def test_exported_model_predicts_the_same_as_the_run(v1_run, tmp_path):
   output_dir, _ = v1_run
   export = output_dir / "export"
   result = _run(str(REPO_ROOT / "run_squad.py"), f"--init_checkpoint={export / 'bert_model.ckpt'}",
-                "--do_predict", f"--predict_file={DEMO_DATA / 'dev-v1.1.json'}",
+                "--do_predict", f"--predict_file={DEMO_DATA / 'squad1.1_demo_dev.json'}",
                 f"--output_dir={tmp_path}", "--max_seq_length=160", "--doc_stride=64",
                 "--predict_batch_size=7")
   assert result.returncode == 0, result.stderr[-3000:]
@@ -116,7 +116,7 @@ def test_rerun_resumes_at_the_end_and_reuses_features(v1_run, tiny_checkpoint):
 def test_postprocess_cli_rewrites_predictions_from_saved_logits(v1_run, tmp_path):
   output_dir, _ = v1_run
   metadata = next((output_dir / "features").glob("predict-*.metadata.jsonl"))
-  common = ["-m", "bert_squad.postprocess", f"--predict_file={DEMO_DATA / 'dev-v1.1.json'}",
+  common = ["-m", "bert_squad.postprocess", f"--predict_file={DEMO_DATA / 'squad1.1_demo_dev.json'}",
             f"--feature_metadata_file={metadata}", f"--logits_file={output_dir / 'predict_logits.npz'}"]
   same = _run(*common, f"--output_dir={tmp_path / 'same'}")
   assert same.returncode == 0, same.stderr[-3000:]
@@ -159,7 +159,7 @@ def test_squad_v2_writes_null_odds_and_the_best_threshold(tiny_checkpoint, tmp_p
   (tmp_path / "predictions.json").write_text(json.dumps(predictions, indent=4) + "\n")  # back, for the checks below
 
   # The same as the official script's command line with --na-prob-file and --out-image-dir.
-  official = _run(str(REPO_ROOT / "evaluate_v2.py"), str(DEMO_DATA / "dev-v2.0.json"),
+  official = _run(str(REPO_ROOT / "evaluate_v2.py"), str(DEMO_DATA / "squad2.0_demo_dev.json"),
                   str(tmp_path / "predictions.json"), "-n", str(tmp_path / "null_odds.json"),
                   "-p", str(tmp_path / "official_plots"), "-o", str(tmp_path / "official.json"))
   assert official.returncode == 0, official.stderr[-3000:]
@@ -174,11 +174,11 @@ def test_squad_v2_writes_null_odds_and_the_best_threshold(tiny_checkpoint, tmp_p
 @pytest.mark.parametrize("args, message", [
     ([], "at least one of --do_train or --do_predict"),
     (["--do_train"], "--do_train needs --train_file"),
-    (["--do_predict", f"--predict_file={DEMO_DATA / 'dev-v1.1.json'}", "--max_seq_length=1024"],
+    (["--do_predict", f"--predict_file={DEMO_DATA / 'squad1.1_demo_dev.json'}", "--max_seq_length=1024"],
      "max_position_embeddings"),
     (["--do_predict", "--predict_file=/no/such/dev.json"], "--predict_file=/no/such/dev.json: file not found"),
-    (["--do_eval", "--do_train", f"--train_file={DEMO_DATA / 'train-v1.1.json'}"], "--do_eval"),
-    (["--do_predict", f"--predict_file={DEMO_DATA / 'dev-v1.1.json'}", "--max_seq_length=160",
+    (["--do_eval", "--do_train", f"--train_file={DEMO_DATA / 'squad1.1_demo_train.json'}"], "--do_eval"),
+    (["--do_predict", f"--predict_file={DEMO_DATA / 'squad1.1_demo_dev.json'}", "--max_seq_length=160",
       "--doc_stride=200"], "--doc_stride"),
 ])
 def test_user_mistakes_are_one_line_and_exit_2(tiny_checkpoint, tmp_path, args, message):

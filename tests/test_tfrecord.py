@@ -52,7 +52,7 @@ def test_preprocessing_never_imports_tensorflow(tmp_path, minilm_dir):
   script = f"""
 import runpy
 import sys
-sys.argv = ["preprocess", "--input_file={DEMO_DATA / 'dev-v2.0.json'}", "--output_file={tmp_path / 'dev.tf_record'}",
+sys.argv = ["preprocess", "--input_file={DEMO_DATA / 'squad2.0_demo_dev.json'}", "--output_file={tmp_path / 'dev.tf_record'}",
             "--vocab_file={minilm_dir / 'vocab.txt'}", "--max_seq_length=160", "--doc_stride=64",
             "--version_2_with_negative", "--num_preprocess_workers=2"]
 try:
