@@ -415,6 +415,26 @@ def test_nbest_file_of_any_shape_is_plain_json(tmp_path, nbest):
   assert not (tmp_path / "o.json").exists()  # SQuAD 1.1: no null odds
 
 
+@pytest.mark.parametrize("numbers", [
+    [0.0, -0.0, 0, 1, -7, 1.0, 0.5, 1e-4, 9.999999999999999e-05, -1e-4,
+     1.5e-07, 5e-324, 1e16, 9999999999999998.0, -1e16, 1e15, 123456.789,
+     1.7976931348623157e308, 2**63 - 1, -2**63, 2**53 + 1],
+    [2**64, 0.25, -2**70, 1e-05],  # past orjson's ints: repr for all
+    [],
+])
+def test_json_numbers_are_reprs(numbers):
+  assert postprocess._json_numbers(numbers) == list(map(repr, numbers))
+
+
+def test_json_numbers_equal_repr_on_logits_and_probabilities():
+  """The n-best file's values: float32 logits widened, softmax outputs."""
+  rng = np.random.default_rng(0)
+  logits = (rng.normal(size=50000) * 4).astype(np.float32).astype(np.float64)
+  probabilities = np.exp(rng.normal(size=50000) * 10 - 8)
+  numbers = logits.tolist() + probabilities.tolist() + (-probabilities).tolist()
+  assert postprocess._json_numbers(numbers) == list(map(repr, numbers))
+
+
 def test_logits_round_trip(tmp_path):
   rng = np.random.default_rng(0)
   unique_ids = np.arange(1000000000, 1000000005)
