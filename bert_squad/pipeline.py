@@ -84,6 +84,7 @@ class RunConfig:
   num_gpus: int | None = None
   dtype: str = "float32"
   use_xla: bool = False
+  predict_use_xla: bool | None = None  # None: as use_xla
   gradient_accumulation_steps: int = 1
   seed: int = 12345
   deterministic: bool = False
@@ -346,10 +347,11 @@ def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: m
   predict_record, _ = cached_features(config, config.predict_file, vocab_file, is_training=False)
   dataset = input_pipeline.make_dataset(predict_record, config.max_seq_length,
                                         config.predict_batch_size, False)
-  logging.info("predicting %s", config.predict_file)
+  use_xla = config.use_xla if config.predict_use_xla is None else config.predict_use_xla
+  logging.info("predicting %s%s", config.predict_file, " (XLA)" if use_xla else "")
   unique_ids, start_logits, end_logits = training.predict_logits(
       model, dataset, _prediction_strategy(strategy), config.predict_batch_size,
-      jit_compile=config.use_xla)
+      jit_compile=use_xla)
   logits_file = os.path.join(config.output_dir, postprocess.LOGITS_FILE)
   postprocess.save_logits(logits_file, unique_ids, start_logits, end_logits)
   files = postprocess.rewrite_predictions(

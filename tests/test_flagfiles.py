@@ -60,6 +60,7 @@ RUN_SQUAD_FLAGS: Dict[str, Tuple[str, object]] = {
     "num_gpus": ("integer", None),
     "dtype": ("enum", None),
     "use_xla": ("bool", None),
+    "predict_use_xla": ("bool", None),
     "gradient_accumulation_steps": ("integer", None),
     "seed": ("integer", None),
     "deterministic": ("bool", None),

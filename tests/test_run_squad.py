@@ -101,6 +101,23 @@ def test_exported_model_predicts_the_same_as_the_run(v1_run, tmp_path):
           == json.loads((output_dir / "predictions.json").read_text()))
 
 
+def test_prediction_alone_can_use_xla(v1_run, tmp_path):
+  """--nouse_xla --predict_use_xla: XLA for the predict step only (faster on CPUs)."""
+  output_dir, plain = v1_run
+  result = _run(str(REPO_ROOT / "run_squad.py"),
+                f"--init_checkpoint={output_dir / 'export' / 'bert_model.ckpt'}", "--do_predict",
+                f"--predict_file={DEMO_DATA / 'squad1.1_demo_dev.json'}", f"--output_dir={tmp_path}",
+                "--max_seq_length=160", "--doc_stride=64", "--nouse_xla", "--predict_use_xla")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "squad1.1_demo_dev.json (XLA)" in result.stderr
+  assert "(XLA)" not in plain.stderr
+  with np.load(output_dir / "predict_logits.npz") as before, np.load(tmp_path / "predict_logits.npz") as xla:
+    np.testing.assert_array_equal(xla["unique_ids"], before["unique_ids"])
+    # XLA fuses and reorders float operations: equal up to rounding, not bit for bit.
+    np.testing.assert_allclose(xla["start_logits"], before["start_logits"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(xla["end_logits"], before["end_logits"], rtol=0, atol=1e-4)
+
+
 def test_rerun_resumes_at_the_end_and_reuses_features(v1_run, tiny_checkpoint):
   output_dir, _ = v1_run
   before = (output_dir / "predictions.json").read_text()
