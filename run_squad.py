@@ -90,7 +90,7 @@ flags.DEFINE_enum("dtype", "float32", ["float32", "float16", "bfloat16"],
 flags.DEFINE_bool("use_xla", False, "Compile the train and predict steps with XLA (jit_compile).")
 flags.DEFINE_bool("predict_use_xla", None,
                   "Compile the predict step with XLA (default: as --use_xla). On CPUs XLA slows "
-                  "training but speeds prediction up (1.1-1.4x with oneDNN, 1.6-2.0x without; "
+                  "training but speeds prediction up (1.1-1.4x with oneDNN, 1.3-2.0x without; "
                   "benchmarks/README.md): --nouse_xla --predict_use_xla.")
 flags.DEFINE_integer("gradient_accumulation_steps", 1,
                      "Split each train batch into this many micro-batches and accumulate gradients: the "
