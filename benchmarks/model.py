@@ -3,6 +3,9 @@
   python benchmarks/model.py                                  # the default sizes at seq 384
   python benchmarks/model.py --sizes=L2/H128,L4/H256 --train_batch_size=8 --predict_batch_size=16
   python benchmarks/model.py --no_onednn                      # TF_ENABLE_ONEDNN_OPTS=0
+  python benchmarks/model.py --sizes=L12/H768,L24/H1024 --dtype=float16 --train_xla \
+      --train_batch_size=32 --predict_batch_size=64 --max_train_step_tflop=1e6 \
+      --max_predict_step_tflop=1e6 --tflop_per_repeat=200 --peak_tflops=989   # a GPU
 
 For each size (Google's small BERTs: L layers, hidden H, H/64 heads, intermediate
 4H, vocab 30522) both sides get the same random batch:
@@ -36,10 +39,18 @@ smaller batch would weigh the optimizer's per-step cost far more than
 fine-tuning does (batch 32).
 
 FLOP/s are model FLOPs (see `forward_flops_per_example`) per second. The peak
-is measured, not taken from a spec sheet: a float32 4096x4096 `tf.linalg.matmul`
-timed at the start and once in every round; the fastest of the run is "peak"
-and MFU = model FLOP/s / peak. "MFU of CPU time" = model FLOPs per CPU second /
-the matmul's FLOPs per CPU second in the same rounds.
+is measured, not taken from a spec sheet: a 4096x4096 `tf.linalg.matmul` in the
+compute dtype, timed at the start and once in every round; the fastest of the
+run is "peak" and MFU = model FLOP/s / peak. `--peak_tflops` replaces it by a
+spec-sheet figure (e.g. a GPU's dense bf16/fp16 peak). "MFU of CPU time" =
+model FLOPs per CPU second / the matmul's FLOPs per CPU second in the same
+rounds (meaningful on CPUs only).
+
+The models run on the first GPU when one is visible, else on the CPU.
+`--dtype=float16` or `bfloat16` builds both models under the Keras
+mixed-precision policy (`training.set_precision`, as run_squad.py's `--dtype`);
+in float16 both train steps use a dynamic `LossScaleOptimizer`, ours the way
+`training.train` wraps it.
 """
 import argparse
 import dataclasses
@@ -115,10 +126,10 @@ def forward_flops_per_example(config: modeling.BertConfig, seq_length: int) -> f
   return 2.0 * seq_length * matmul_weights + 4.0 * layers * seq_length ** 2 * hidden
 
 
-def matmul_runner(size: int = PEAK_MATMUL_SIZE) -> Runner:
-  """n float32 `size` x `size` matrix products (2 size^3 FLOPs each)."""
-  a = tf.random.normal([size, size], seed=1)
-  b = tf.random.normal([size, size], seed=2)
+def matmul_runner(size: int = PEAK_MATMUL_SIZE, dtype: str = "float32") -> Runner:
+  """n `size` x `size` matrix products in `dtype` (2 size^3 FLOPs each)."""
+  a = tf.cast(tf.random.normal([size, size], seed=1), dtype)
+  b = tf.cast(tf.random.normal([size, size], seed=2), dtype)
   matmul = tf.function(tf.linalg.matmul)
 
   def run(num_steps: int) -> None:
@@ -130,10 +141,21 @@ def matmul_runner(size: int = PEAK_MATMUL_SIZE) -> Runner:
 
 
 def measure_peak_flops(size: int = PEAK_MATMUL_SIZE, repeats: int = 5,
-                       matmuls_per_repeat: int = 3) -> float:
-  """Best FLOP/s of `matmul_runner(size)` over `repeats` timings."""
-  run = matmul_runner(size)
+                       matmuls_per_repeat: int = 3, dtype: str = "float32") -> float:
+  """Best FLOP/s of `matmul_runner(size, dtype)` over `repeats` timings.
+
+  A timing runs at least `matmuls_per_repeat` products, more (x4 at a time,
+  up to 1024) while they take under 50 ms, so that a GPU's launch and copy
+  overheads do not dominate.
+  """
+  run = matmul_runner(size, dtype)
   run(1)
+  while matmuls_per_repeat < 1024:
+    start = time.perf_counter()
+    run(matmuls_per_repeat)
+    if time.perf_counter() - start >= 0.05:
+      break
+    matmuls_per_repeat *= 4
   best = 0.0
   for _ in range(repeats):
     start = time.perf_counter()
@@ -178,14 +200,18 @@ def build_ours(config: modeling.BertConfig, seq_length: int, strategy: tf.distri
 
 
 def ours_train_runner(model, optimizer, strategy: tf.distribute.Strategy, batch,
-                      use_xla: bool = False) -> Runner:
+                      use_xla: bool = False, dtype: str = "float32") -> Runner:
   """n updates of `training.train`'s own loop function on the repeated `batch`."""
   inputs, targets = batch
   targets = {k: v for k, v in targets.items() if k != "unique_ids"}
   batch_size = int(inputs["input_ids"].shape[0])
+  with strategy.scope():
+    applying_optimizer = training._wrap_for_precision(optimizer, dtype)  # pylint: disable=protected-access
+  loss_scale_optimizer = applying_optimizer if applying_optimizer is not optimizer else None
   steps = training._StepFunctions(  # pylint: disable=protected-access
-      model, optimizer, modeling.span_loss, strategy, micro_batch_global=batch_size,
-      accumulation_steps=1, loss_scale_optimizer=None, use_xla=use_xla)
+      model, applying_optimizer, modeling.span_loss, strategy,
+      micro_batch_global=batch_size, accumulation_steps=1,
+      loss_scale_optimizer=loss_scale_optimizer, use_xla=use_xla)
   with strategy.scope():
     step_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
   train_loop = training._make_train_loop(steps, step_counter)  # pylint: disable=protected-access
@@ -247,20 +273,26 @@ def _reference_inputs(inputs: dict[str, tf.Tensor]) -> list[tf.Tensor]:
   return [inputs["input_ids"], inputs["input_mask"], inputs["segment_ids"]]
 
 
-def reference_train_runner(model, optimizer, batch) -> Runner:
-  """n calls of a plain compiled train step on `batch`."""
+def reference_train_runner(model, optimizer, batch, dtype: str = "float32") -> Runner:
+  """n calls of a plain compiled train step on `batch` (float16: with dynamic loss scaling)."""
   inputs, targets = batch
   ref_inputs = _reference_inputs(inputs)
   variables = model.trainable_variables
+  scaler = tf_keras.mixed_precision.LossScaleOptimizer(optimizer) if dtype == "float16" else None
 
   @tf.function
   def train_step(inputs, start_positions, end_positions):
     with tf.GradientTape() as tape:
       start_logits, end_logits = model(inputs, training=True)
       loss = tf.reduce_mean(modeling.span_loss(start_positions, end_positions,
-                                               start_logits, end_logits))
-    gradients = tape.gradient(loss, variables)
-    optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+                                               tf.cast(start_logits, tf.float32),
+                                               tf.cast(end_logits, tf.float32)))
+      scaled_loss = scaler.get_scaled_loss(loss) if scaler else loss
+    gradients = tape.gradient(scaled_loss, variables)
+    if scaler:
+      gradients = scaler.get_unscaled_gradients(gradients)
+    (scaler or optimizer).apply_gradients(
+        [(g, v) for g, v in zip(gradients, variables) if g is not None])
     return loss
 
   def run(num_steps: int) -> None:
@@ -376,16 +408,21 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
                    repeats: int, flops_per_repeat: float, max_train_step_flops: float = math.inf,
                    max_predict_step_flops: float = math.inf, steps: int | None = None,
                    train_xla: bool = False,
-                   peak_matmul_size: int = PEAK_MATMUL_SIZE) -> SizeResult:
+                   peak_matmul_size: int = PEAK_MATMUL_SIZE,
+                   dtype: str = "float32") -> SizeResult:
   """Builds both models for `size` and times their training and prediction.
 
   Batches are halved while a step exceeds `max_*_step_flops` (training not
   below `MIN_TRAIN_BATCH`); a repetition runs `steps` steps, by default
   about `flops_per_repeat`. Each phase also times one `peak_matmul_size`^2
-  matmul per round, for the peak and the CPU-time MFU.
+  matmul (in `dtype`) per round, for the peak and the CPU-time MFU. The
+  models are built under `dtype`'s Keras policy (`training.set_precision`),
+  on the first GPU if there is one.
   """
   config = small_bert_config(size)
-  strategy = distribution.make_strategy("one_device", num_gpus=0)
+  training.set_precision(dtype)
+  strategy = distribution.make_strategy(
+      "one_device", num_gpus=min(1, len(tf.config.list_physical_devices("GPU"))))
   forward_flops = forward_flops_per_example(config, seq_length)
   train_flops = 3 * forward_flops
   train_batch_size = fitting_batch_size(train_batch_size, train_flops, max_train_step_flops,
@@ -395,18 +432,18 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
   train_steps = steps or steps_for(train_flops * train_batch_size, flops_per_repeat)
   predict_steps = steps or steps_for(forward_flops * predict_batch_size, flops_per_repeat)
 
-  matmul = matmul_runner(peak_matmul_size)
+  matmul = matmul_runner(peak_matmul_size, dtype)
   matmul_flops = 2.0 * peak_matmul_size ** 3
   model, optimizer = build_ours(config, seq_length, strategy)
   ref_model, ref_optimizer = build_reference(config)
   params = model.count_params()
   train_batch = random_batch(train_batch_size, seq_length, config.vocab_size, seed=1)
-  train_runners = {"ours": ours_train_runner(model, optimizer, strategy, train_batch),
-                   "ref": reference_train_runner(ref_model, ref_optimizer, train_batch)}
+  train_runners = {"ours": ours_train_runner(model, optimizer, strategy, train_batch, dtype=dtype),
+                   "ref": reference_train_runner(ref_model, ref_optimizer, train_batch, dtype)}
   if train_xla:
     xla_model, xla_optimizer = build_ours(config, seq_length, strategy)
     train_runners["ours_xla"] = ours_train_runner(xla_model, xla_optimizer, strategy, train_batch,
-                                                  use_xla=True)
+                                                  use_xla=True, dtype=dtype)
   train = measure(train_runners, train_batch_size, train_steps, repeats, matmul,
                   matmul_flops)
   del train_runners
@@ -421,6 +458,7 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
                     matmul_flops)
   del predict_runners, model, optimizer, ref_model, ref_optimizer
   tf_keras.backend.clear_session()
+  training.set_precision("float32")
   gc.collect()
   return SizeResult(size, params, train, predict, train_flops, forward_flops)
 
@@ -528,6 +566,12 @@ def parse_args() -> argparse.Namespace:
                       help="also time our train step with use_xla=True")
   parser.add_argument("--no_onednn", action="store_true",
                       help="run with TF_ENABLE_ONEDNN_OPTS=0 (default: 1)")
+  parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                      help="compute precision of both models and of the peak matmul "
+                           "(float16: dynamic loss scaling on both sides)")
+  parser.add_argument("--peak_tflops", type=float, default=None,
+                      help="MFU against this spec-sheet peak (e.g. a GPU's dense bf16 TFLOP/s) "
+                           "instead of the measured matmul")
   parser.add_argument("--json", default=None, help="also write the results to this JSON file")
   return parser.parse_args()
 
@@ -538,24 +582,31 @@ def main() -> None:
   for size in sizes:
     small_bert_config(size)  # fail before the slow part
   start = time.perf_counter()
+  gpus = tf.config.list_physical_devices("GPU")
+  device = (tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+            if gpus else f"{os.cpu_count()} CPUs")
   print(f"TF {tf.__version__}, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}, "
-        f"{os.cpu_count()} CPUs, seq {args.seq_length}, median of {args.repeats} interleaved "
+        f"{device}, {args.dtype}, seq {args.seq_length}, median of {args.repeats} interleaved "
         "repeats", flush=True)
-  start_peak_flops = measure_peak_flops()
-  print(f"float32 4096x4096 matmul at the start: "
+  start_peak_flops = measure_peak_flops(dtype=args.dtype)
+  print(f"{args.dtype} 4096x4096 matmul at the start: "
         f"{start_peak_flops / 1e9:.0f} GFLOP/s", flush=True)
   results = []
   for size in sizes:
     result = benchmark_size(size, args.seq_length, args.train_batch_size, args.predict_batch_size,
                             args.repeats, args.tflop_per_repeat * 1e12,
                             args.max_train_step_tflop * 1e12, args.max_predict_step_tflop * 1e12,
-                            args.steps, args.train_xla)
+                            args.steps, args.train_xla, dtype=args.dtype)
     results.append(result)
     print(f"{size}: {_describe('train', result.train)}; {_describe('predict', result.predict)} "
           f"[{time.perf_counter() - start:.0f} s]", flush=True)
   peak_flops = best_peak_flops(results, start_peak_flops)
-  print(f"\npeak: {peak_flops / 1e9:.0f} GFLOP/s, the fastest float32 4096x4096 matmul of the "
-        f"run; total {time.perf_counter() - start:.0f} s\n")
+  peak_source = f"the fastest {args.dtype} 4096x4096 matmul of the run"
+  if args.peak_tflops:
+    print(f"\nfastest {args.dtype} 4096x4096 matmul of the run: {peak_flops / 1e9:.0f} GFLOP/s")
+    peak_flops, peak_source = args.peak_tflops * 1e12, "--peak_tflops"
+  print(f"\npeak: {peak_flops / 1e9:.0f} GFLOP/s, {peak_source}; "
+        f"total {time.perf_counter() - start:.0f} s\n")
   print(format_throughput_table(results))
   print(f"\nexamples/s, median of {args.repeats} interleaved repetitions; ratios: by examples/s "
         "(by CPU seconds per example)\n")
@@ -564,6 +615,8 @@ def main() -> None:
     io_utils.write_json(args.json, {
         "tensorflow": tf.__version__,
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        "device": device,
+        "dtype": args.dtype,
         "seq_length": args.seq_length,
         "repeats": args.repeats,
         "peak_flops": peak_flops,

@@ -102,3 +102,38 @@ def test_run_sizing(bench):
   assert bench.fitting_batch_size(8, 1e9, 5e10, min_batch_size=4) == 8
   assert bench.steps_for(1e9, flops_per_repeat=6e9) == 6
   assert bench.steps_for(1e12, flops_per_repeat=6e9) == 1
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_mixed_precision_runners_train_both_models(bench, dtype):
+  """--dtype: both models under the Keras policy; float16 with loss scaling on both sides."""
+  config = bench.small_bert_config("L2/H128")
+  strategy = distribution.make_strategy("one_device", num_gpus=0)
+  batch = bench.random_batch(2, SEQ, config.vocab_size)
+  from bert_squad import training  # pylint: disable=import-outside-toplevel
+  training.set_precision(dtype)
+  try:
+    model, optimizer = bench.build_ours(config, SEQ, strategy)
+    ref_model, ref_optimizer = bench.build_reference(config)
+  finally:
+    training.set_precision("float32")
+  assert model.dtype_policy.compute_dtype == dtype
+  assert ref_model.dtype_policy.compute_dtype == dtype
+  bench.ours_train_runner(model, optimizer, strategy, batch, dtype=dtype)(3)
+  bench.reference_train_runner(ref_model, ref_optimizer, batch, dtype)(3)
+  # A float16 step whose scaled gradients overflow is skipped (and the scale
+  # halved), so not every step counts; the learning rate starts at 0 (warm-up),
+  # so the Adam moments, not the weights, show that gradients were applied.
+  for opt, trained in ((optimizer, model), (ref_optimizer, ref_model)):
+    assert int(opt.iterations) >= 1
+    moments = [opt.get_slot(v, "m").numpy() for v in trained.trainable_variables
+               if "pooler" not in v.name]
+    assert all(np.all(np.isfinite(m)) for m in moments)
+    assert sum(np.count_nonzero(m) for m in moments) > 0
+  bench.ours_predict_runner(model, strategy, batch, jit_compile=False)(1)
+  bench.reference_predict_runner(ref_model, batch)(1)
+
+
+def test_peak_matmul_in_the_compute_dtype(bench):
+  assert bench.measure_peak_flops(size=128, repeats=1, matmuls_per_repeat=1,
+                                  dtype="bfloat16") > 0
