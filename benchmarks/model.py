@@ -191,11 +191,16 @@ def random_batch(batch_size: int, seq_length: int, vocab_size: int,
 # ------------------------------------------------------------------ ours
 
 
-def build_ours(config: modeling.BertConfig, seq_length: int, strategy: tf.distribute.Strategy):
-  """This project's span model and optimizer, built under `strategy`."""
+def build_ours(config: modeling.BertConfig, seq_length: int, strategy: tf.distribute.Strategy,
+               fused_update: bool = False):
+  """This project's span model and optimizer, built under `strategy`.
+
+  `fused_update`: the XLA-compiled optimizer update that `run_squad.py --use_xla` uses.
+  """
   with strategy.scope():
     model = modeling.build_span_model(config, seq_length)
-    optimizer = optimization.create_optimizer(5e-5, num_train_steps=10000, num_warmup_steps=1000)
+    optimizer = optimization.create_optimizer(5e-5, num_train_steps=10000, num_warmup_steps=1000,
+                                              fused_update=fused_update)
   return model, optimizer
 
 
@@ -441,7 +446,7 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
   train_runners = {"ours": ours_train_runner(model, optimizer, strategy, train_batch, dtype=dtype),
                    "ref": reference_train_runner(ref_model, ref_optimizer, train_batch, dtype)}
   if train_xla:
-    xla_model, xla_optimizer = build_ours(config, seq_length, strategy)
+    xla_model, xla_optimizer = build_ours(config, seq_length, strategy, fused_update=True)
     train_runners["ours_xla"] = ours_train_runner(xla_model, xla_optimizer, strategy, train_batch,
                                                   use_xla=True, dtype=dtype)
   train = measure(train_runners, train_batch_size, train_steps, repeats, matmul,

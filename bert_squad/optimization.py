@@ -124,6 +124,13 @@ class AdamWeightDecay(tf_keras.optimizers.legacy.Optimizer):
   while the weight decay keeps the plain `lr`: the update of tf-models-official's
   `AdamWeightDecay` (Keras Adam), not of the original.
 
+  With `fused_update=True` each variable's update is one XLA-compiled function
+  (one pass over the weights and moments instead of ~15 element-wise ops; ~2x
+  less time per update on a CPU) whose results differ from the unfused ones
+  by rounding: XLA contracts multiply-adds into FMAs. `run_squad.py --use_xla`
+  turns it on, as its forward and backward passes already give up bit
+  equality with the non-XLA run.
+
   Variables with a `None` gradient are skipped entirely (no weight decay
   either), as in the original; Keras logs a warning for them when tracing.
   Sparse (`tf.IndexedSlices`) gradients are applied densely, as the original
@@ -143,6 +150,7 @@ class AdamWeightDecay(tf_keras.optimizers.legacy.Optimizer):
       exclude_from_weight_decay: Sequence[str] = EXCLUDE_FROM_WEIGHT_DECAY,
       bias_correction: bool = False,
       global_clipnorm: float | None = 1.0,
+      fused_update: bool = False,
       name: str = "AdamWeightDecay",
       **kwargs):
     """Creates the optimizer; `global_clipnorm=None` turns clipping off."""
@@ -161,6 +169,7 @@ class AdamWeightDecay(tf_keras.optimizers.legacy.Optimizer):
     self.weight_decay_rate = weight_decay_rate
     self.exclude_from_weight_decay = tuple(exclude_from_weight_decay)
     self.bias_correction = bias_correction
+    self.fused_update = fused_update
 
   def uses_weight_decay(self, variable_name: str) -> bool:
     """Whether the variable called `variable_name` gets the weight decay term.
@@ -210,24 +219,14 @@ class AdamWeightDecay(tf_keras.optimizers.legacy.Optimizer):
             var.device, var.dtype.base_dtype)
     m = self.get_slot(var, "m")
     v = self.get_slot(var, "v")
-    next_m = m.assign(
-        coefficients["beta_1"] * m + coefficients["one_minus_beta_1"] * grad,
-        use_locking=self._use_locking)
-    next_v = v.assign(
-        coefficients["beta_2"] * v +
-        coefficients["one_minus_beta_2"] * tf.square(grad),
-        use_locking=self._use_locking)
-    adam_step = next_m / (tf.sqrt(next_v) + coefficients["epsilon"])
-    decay = self.uses_weight_decay(var.name)
-    if self.bias_correction:
-      delta = coefficients["adam_lr"] * adam_step
-      if decay:
-        delta += coefficients["lr_t"] * coefficients["weight_decay_rate"] * var
-    else:
-      if decay:
-        adam_step += coefficients["weight_decay_rate"] * var
-      delta = coefficients["lr_t"] * adam_step
-    return var.assign_sub(delta, use_locking=self._use_locking)
+    update = _fused_adam_update if self.fused_update else _adam_update
+    next_m, next_v, next_var = update(
+        grad, var.read_value(), m.read_value(), v.read_value(),
+        {key: coefficients[key] for key in _UPDATE_COEFFICIENTS},
+        decay=self.uses_weight_decay(var.name), bias_correction=self.bias_correction)
+    return tf.group(m.assign(next_m, use_locking=self._use_locking),
+                    v.assign(next_v, use_locking=self._use_locking),
+                    var.assign(next_var, use_locking=self._use_locking))
 
   def _resource_apply_sparse(self, grad, var, indices, apply_state=None):
     """Applies a gathered gradient (rows `indices` of `var`) as a dense one."""
@@ -244,8 +243,39 @@ class AdamWeightDecay(tf_keras.optimizers.legacy.Optimizer):
         epsilon=self.epsilon,
         exclude_from_weight_decay=list(self.exclude_from_weight_decay),
         bias_correction=self.bias_correction,
-        global_clipnorm=self.global_clipnorm)
+        global_clipnorm=self.global_clipnorm,
+        fused_update=self.fused_update)
     return config
+
+
+_UPDATE_COEFFICIENTS = ("beta_1", "one_minus_beta_1", "beta_2", "one_minus_beta_2", "epsilon",
+                        "lr_t", "adam_lr", "weight_decay_rate")
+
+
+def _adam_update(grad: tf.Tensor, var: tf.Tensor, m: tf.Tensor, v: tf.Tensor,
+                 coefficients: dict[str, tf.Tensor], decay: bool, bias_correction: bool
+                 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """One AdamWeightDecay step of one variable: (next m, next v, next var), all of var's shape.
+
+  The original's operations in the original's order, so that, unfused, the
+  rounding is the original's too.
+  """
+  next_m = coefficients["beta_1"] * m + coefficients["one_minus_beta_1"] * grad
+  next_v = coefficients["beta_2"] * v + coefficients["one_minus_beta_2"] * tf.square(grad)
+  adam_step = next_m / (tf.sqrt(next_v) + coefficients["epsilon"])
+  if bias_correction:
+    delta = coefficients["adam_lr"] * adam_step
+    if decay:
+      delta += coefficients["lr_t"] * coefficients["weight_decay_rate"] * var
+  else:
+    if decay:
+      adam_step += coefficients["weight_decay_rate"] * var
+    delta = coefficients["lr_t"] * adam_step
+  return next_m, next_v, var - delta
+
+
+# One compiled function per (shape, dtype, decay, bias_correction): a dozen for BERT.
+_fused_adam_update = tf.function(_adam_update, jit_compile=True, reduce_retracing=True)
 
 
 def _base_variable_name(variable_name: str) -> str:
@@ -259,7 +289,8 @@ def create_optimizer(init_lr: float,
                      num_warmup_steps: int,  # pylint: disable=redefined-outer-name
                      weight_decay_rate: float = 0.01,
                      bias_correction: bool = False,
-                     clip_norm: float | None = 1.0) -> AdamWeightDecay:
+                     clip_norm: float | None = 1.0,
+                     fused_update: bool = False) -> AdamWeightDecay:
   """The original BERT fine-tuning optimizer with its learning-rate schedule.
 
   Args:
@@ -270,10 +301,13 @@ def create_optimizer(init_lr: float,
     bias_correction: True gives tf-models-official's Adam update instead.
     clip_norm: global gradient norm, applied by the optimizer after replica
       aggregation; None turns clipping off.
+    fused_update: compile each variable's update with XLA (faster, equal up
+      to rounding; see `AdamWeightDecay`).
   """
   schedule = WarmupLinearDecay(init_lr, num_train_steps, num_warmup_steps)
   return AdamWeightDecay(
       learning_rate=schedule,
       weight_decay_rate=weight_decay_rate,
       bias_correction=bias_correction,
-      global_clipnorm=clip_norm)
+      global_clipnorm=clip_norm,
+      fused_update=fused_update)

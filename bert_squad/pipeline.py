@@ -314,7 +314,9 @@ def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: mod
   logging.info("training: %d examples, %d features, batch %d, %d steps (%d warmup)",
                info.num_examples, info.num_features, config.train_batch_size, num_steps, num_warmup)
   with strategy.scope():
-    optimizer = optimization.create_optimizer(config.learning_rate, num_steps, num_warmup)
+    # --use_xla gives up bit equality with the non-XLA run anyway: fuse the update too.
+    optimizer = optimization.create_optimizer(config.learning_rate, num_steps, num_warmup,
+                                              fused_update=config.use_xla)
   micro_batch = config.train_batch_size // config.gradient_accumulation_steps
   dataset_fn = functools.partial(input_pipeline.make_dataset, train_record, config.max_seq_length,
                                  micro_batch, True, seed=config.seed)
