@@ -15,9 +15,9 @@ ours   `modeling.build_span_model` + `optimization.create_optimizer`, trained
        `training._StepFunctions` (forward, span_loss, gradients, None dropped,
        dense embedding gradients, apply), the function `training.train` calls
        for every loop of updates, here one call per repetition of N steps.
-       Prediction runs the forward pass the way `training.predict_logits`
-       builds it (`tf.function(model(inputs, training=False))` under
-       `strategy.run`), without and with XLA (`jit_compile`).
+       Prediction runs `training.make_predict_step`, the step
+       `training.predict_logits` uses (the forward pass under `strategy.run`),
+       without and with XLA (`jit_compile`).
 ref    tf-models-official `BertSpanLabeler` over a `BertEncoder` of the same
        size + `official.nlp.optimization.create_optimizer` (its legacy
        `AdamWeightDecay`, clip 1.0, warmup + linear decay) in a plain
@@ -232,24 +232,13 @@ def ours_train_runner(model, optimizer, strategy: tf.distribute.Strategy, batch,
 
 def ours_predict_runner(model, strategy: tf.distribute.Strategy, batch,
                         jit_compile: bool) -> Runner:
-  """n prediction batches through the forward pass as `training.predict_logits` builds it."""
+  """n prediction batches through `training.predict_logits`'s own prediction step."""
   inputs, targets = batch
-  forward = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
-
-  def replica_fn(inputs, unique_ids):
-    outputs = forward(inputs)
-    return (unique_ids, tf.cast(outputs["start_logits"], tf.float32),
-            tf.cast(outputs["end_logits"], tf.float32))
-
-  @tf.function
-  def predict_step(inputs, unique_ids):
-    per_replica = strategy.run(replica_fn, args=(inputs, unique_ids))
-    return tf.nest.map_structure(
-        lambda value: tf.concat(strategy.experimental_local_results(value), axis=0), per_replica)
+  predict_step = training.make_predict_step(model, strategy, jit_compile)
 
   def run(num_steps: int) -> None:
     for _ in range(num_steps):
-      for value in predict_step(inputs, targets["unique_ids"]):
+      for value in tf.nest.flatten(predict_step(inputs, {"unique_ids": targets["unique_ids"]})):
         value.numpy()
 
   return run

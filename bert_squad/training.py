@@ -780,6 +780,30 @@ def _pad_to_full_batches(dataset: tf.data.Dataset, batch_size: int) -> tf.data.D
   return dataset.map(mark(1)).concatenate(padding).batch(batch_size, drop_remainder=True)
 
 
+def make_predict_step(model: tf_keras.Model, strategy: tf.distribute.Strategy,
+                      jit_compile: bool = False) -> Callable:
+  """The compiled prediction step: (inputs, targets) -> (targets, start_logits, end_logits).
+
+  Each replica runs the forward pass on its share of the batch (with XLA if
+  `jit_compile`); `targets` (a dict, e.g. unique_ids) is passed through, and
+  every output is concatenated over the replicas: logits [batch, seq] float32.
+  """
+  forward = tf.function(lambda inputs: model(inputs, training=False), jit_compile=jit_compile)
+
+  def replica_fn(inputs, targets):
+    outputs = forward(inputs)
+    return (targets, tf.cast(outputs["start_logits"], tf.float32),
+            tf.cast(outputs["end_logits"], tf.float32))
+
+  @tf.function
+  def predict_step(inputs, targets):
+    per_replica = strategy.run(replica_fn, args=(inputs, targets))
+    return tf.nest.map_structure(
+        lambda value: tf.concat(strategy.experimental_local_results(value), axis=0), per_replica)
+
+  return predict_step
+
+
 def predict_logits(model: tf_keras.Model, dataset: tf.data.Dataset,
                    strategy: tf.distribute.Strategy, batch_size: int,
                    jit_compile: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -801,24 +825,13 @@ def predict_logits(model: tf_keras.Model, dataset: tf.data.Dataset,
     raise ValueError("predict_logits runs on one machine: "
                      "use a OneDevice, Mirrored or TPU strategy")
   distribution.check_batch_size(batch_size, strategy, flag="--predict_batch_size")
-  forward = tf.function(lambda inputs: model(inputs, training=False), jit_compile=jit_compile)
-
-  def replica_fn(inputs, targets):
-    outputs = forward(inputs)
-    return (targets["unique_ids"], targets[_IS_REAL],
-            tf.cast(outputs["start_logits"], tf.float32),
-            tf.cast(outputs["end_logits"], tf.float32))
-
-  @tf.function
-  def predict_step(inputs, targets):
-    per_replica = strategy.run(replica_fn, args=(inputs, targets))
-    return tf.nest.map_structure(
-        lambda value: tf.concat(strategy.experimental_local_results(value), axis=0), per_replica)
-
+  predict_step = make_predict_step(model, strategy, jit_compile)
   padded = _pad_to_full_batches(dataset, batch_size)
   results = [[], [], [], []]
   for inputs, targets in strategy.experimental_distribute_dataset(padded):
-    for collected, value in zip(results, predict_step(inputs, targets)):
+    passed_on, start_logits, end_logits = predict_step(inputs, targets)
+    for collected, value in zip(results, (passed_on["unique_ids"], passed_on[_IS_REAL],
+                                          start_logits, end_logits)):
       collected.append(value.numpy())
   if not results[0]:
     seq_length = dataset.element_spec[0]["input_ids"].shape[-1] or 0
