@@ -15,6 +15,8 @@ import os
 import uuid
 from typing import Any, Iterator
 
+from bert_squad.errors import InputError
+
 
 def is_remote(path: str) -> bool:
   """True for `gs://...`, `ram://...` and other paths that need `tf.io.gfile`."""
@@ -58,6 +60,55 @@ def makedirs(path: str) -> None:
     os.makedirs(path, exist_ok=True)
 
 
+def make_output_dir(folder: str, flag: str, flag_value: str | None = None) -> None:
+  """Creates an output folder (and its parents) and checks that a file can be written there.
+
+  Args:
+    folder: the folder to create (local or `scheme://`).
+    flag: the flag that names it, e.g. "--output_dir", for the error message.
+    flag_value: the flag's value when `folder` is only the parent of an output
+      file (default: `folder`).
+
+  Raises:
+    InputError: "<flag>=<value>: not writable (<why>)", e.g. "/data/x is a
+      file, not a folder" when a parent is a regular file.
+  """
+  probe = _temporary_name(os.path.join(folder, "write-test"))
+  try:
+    if is_remote(folder):
+      _write_remote_probe(folder, probe)
+    else:
+      os.makedirs(folder, exist_ok=True)
+      open(probe, "w", encoding="utf-8").close()  # pylint: disable=consider-using-with
+      os.remove(probe)
+  except OSError as e:
+    blocker = _file_in_the_way(folder)
+    why = f"{blocker} is a file, not a folder" if blocker else (e.strerror or str(e)).splitlines()[0]
+    raise InputError(f"{flag}={flag_value or folder}: not writable ({why})") from None
+
+
+def _write_remote_probe(folder: str, probe: str) -> None:
+  """`makedirs(folder)` and a test write through tf.io.gfile; its errors as `OSError`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    tf.io.gfile.makedirs(folder)
+    with tf.io.gfile.GFile(probe, "w") as f:
+      f.write("")
+    tf.io.gfile.remove(probe)
+  except tf.errors.OpError as e:
+    raise OSError(e.message) from None
+
+
+def _file_in_the_way(folder: str) -> str | None:
+  """The nearest existing one of a local `folder` and its parents if it is not a folder, else None."""
+  if is_remote(folder):
+    return None
+  path = folder
+  while path and not os.path.exists(path):
+    path = os.path.dirname(path)
+  return path if path and not os.path.isdir(path) else None
+
+
 def _temporary_name(path: str) -> str:
   head, tail = os.path.split(path)
   return os.path.join(head, f".{tail}.tmp-{uuid.uuid4().hex[:8]}")
@@ -70,7 +121,7 @@ def remove_if_exists(path: str) -> None:
     if tf.io.gfile.exists(path):
       tf.io.gfile.remove(path)
   else:
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # NotADirectory: a parent is a file
       os.remove(path)
 
 
