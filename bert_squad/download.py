@@ -38,6 +38,7 @@ from absl import flags
 
 from bert_squad import __version__
 from bert_squad import cli
+from bert_squad import io_utils
 from bert_squad.errors import InputError
 
 FLAGS = flags.FLAGS
@@ -570,7 +571,7 @@ def download(source: Source, output_dir: str, mirror: str | None = None, timeout
   if "://" in output_dir:
     raise InputError(f"--output_dir={output_dir}: must be a local folder (copy the result to "
                      "remote storage afterwards, e.g. with gsutil cp -r)")
-  os.makedirs(output_dir, exist_ok=True)
+  io_utils.make_output_dir(output_dir, "--output_dir")
   url = mirrored_url(source.url, mirror)
   target = os.path.join(output_dir, source.local_name)
   final = target if source.kind == FILE else os.path.join(output_dir, source.name)

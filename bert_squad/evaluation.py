@@ -475,7 +475,7 @@ def evaluate_v2(dataset: Dataset, predictions: Mapping[str, str],
   if na_probs is not None:
     result.update(_best_thresholds(raw, predictions, na_probs))
     if out_image_dir:
-      io_utils.makedirs(out_image_dir)
+      io_utils.make_output_dir(out_image_dir, "--out-image-dir")
       curves = precision_recall_curves(raw, na_probs)
       plot_pr_curves(curves, out_image_dir)
       result.update((f"pr_{name}_ap", curve.average_precision) for name, curve in curves.items())

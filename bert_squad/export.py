@@ -610,9 +610,11 @@ def _write_clean_vocab(vocab_file: str, folder: str) -> str:
 
 
 def _check_new_export_dir(export_dir: str) -> None:
+  """InputError unless `export_dir` is new and its parent folder (created here) is writable."""
   if tf.io.gfile.exists(export_dir):
     raise InputError(f"--export_dir={export_dir}: already exists; remove it or choose a new "
                      "version folder")
+  io_utils.make_output_dir(os.path.dirname(export_dir) or ".", "--export_dir", export_dir)
 
 
 def save_serving_model(model: modeling.BertSpanModel, vocab_file: str, settings: AnswerSettings,

@@ -51,17 +51,10 @@ def read_bytes(path: str) -> bytes:
     return f.read()
 
 
-def makedirs(path: str) -> None:
-  """Creates the folder and its parents if missing (on object stores a no-op where folders are implicit)."""
-  if is_remote(path):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    tf.io.gfile.makedirs(path)
-  else:
-    os.makedirs(path, exist_ok=True)
-
-
 def make_output_dir(folder: str, flag: str, flag_value: str | None = None) -> None:
-  """Creates an output folder (and its parents) and checks that a file can be written there.
+  """Creates an output folder and its parents, and checks that a file can be written there.
+
+  On object stores (gs://) creating a folder is a no-op where folders are implicit.
 
   Args:
     folder: the folder to create (local or `scheme://`).
@@ -88,7 +81,7 @@ def make_output_dir(folder: str, flag: str, flag_value: str | None = None) -> No
 
 
 def _write_remote_probe(folder: str, probe: str) -> None:
-  """`makedirs(folder)` and a test write through tf.io.gfile; its errors as `OSError`."""
+  """Creates `folder` and writes a test file through tf.io.gfile; its errors as `OSError`."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   try:
     tf.io.gfile.makedirs(folder)

@@ -39,6 +39,7 @@ from bert_squad import squad
 from bert_squad import tokenization
 from bert_squad import training
 from bert_squad.errors import InputError
+from bert_squad.io_utils import make_output_dir
 from bert_squad.io_utils import write_json
 
 PYPI_PREFIX = "pypi:"
@@ -101,7 +102,9 @@ def run(config: RunConfig) -> dict:
     InputError: a user mistake (flags, files); nothing half-written is left.
   """
   validate_run_config(config)
-  _make_output_dir(config.output_dir)
+  make_output_dir(config.output_dir, "--output_dir")
+  if config.cache_dir:
+    make_output_dir(config.cache_dir, "--cache_dir")
   bert_config_file, vocab_file, init_checkpoint = resolve_pretrained(config)
   bert_config = modeling.BertConfig.from_json_file(bert_config_file)
   tokenization.load_vocab(vocab_file)  # names the broken line of a bad vocab before counting its lines
@@ -175,17 +178,6 @@ def _require_file(flag: str, path: str) -> None:
     raise InputError(f"--{flag}={path}: file not found")
   if tf.io.gfile.isdir(path):
     raise InputError(f"--{flag}={path}: is a folder, expected a file")
-
-
-def _make_output_dir(output_dir: str) -> None:
-  try:
-    tf.io.gfile.makedirs(output_dir)
-    probe = os.path.join(output_dir, ".write-test")
-    with tf.io.gfile.GFile(probe, "w") as f:
-      f.write("")
-    tf.io.gfile.remove(probe)
-  except (tf.errors.OpError, OSError) as e:
-    raise InputError(f"--output_dir={output_dir}: not writable ({_first_line(e)})") from None
 
 
 def _first_line(error: Exception) -> str:

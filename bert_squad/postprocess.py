@@ -45,6 +45,7 @@ from bert_squad import squad
 from bert_squad.errors import InputError
 from bert_squad.io_utils import atomic_open
 from bert_squad.io_utils import atomic_path
+from bert_squad.io_utils import make_output_dir
 
 PREDICTIONS_FILE = "predictions.json"
 NBEST_FILE = "nbest_predictions.json"
@@ -952,7 +953,8 @@ def rewrite_predictions(predict_file: str, feature_metadata_file: str,
     feature_metadata_file: the features' metadata (JSON lines) written
       beside the prediction TFRecord.
     logits_file: a `save_logits` file of those features.
-    output_dir: where the three files go.
+    output_dir: where the three files go (created when the inputs have been
+      checked, so that a bad input leaves no folder behind).
 
   Returns:
     the files written.
@@ -974,7 +976,7 @@ def rewrite_predictions(predict_file: str, feature_metadata_file: str,
       version_2_with_negative=version_2_with_negative,
       null_score_diff_threshold=null_score_diff_threshold,
       verbose_logging=verbose_logging)
-  tf.io.gfile.makedirs(output_dir)
+  make_output_dir(output_dir, "--output_dir")
   return write_prediction_files(
       output_dir, predictions, nbest,
       null_odds if version_2_with_negative else None)

@@ -99,10 +99,11 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
         multi_answer_questions=stats.multi_answer_questions)
 
     outputs = [path for path in (output_file, metadata_file) if path]
-    for path in outputs + [info_file]:
-      parent = path.rpartition("/")[0]
+    for flag, path in (("--output_file", output_file), ("--metadata_file", metadata_file),
+                       ("--info_file", info_file)):
+      parent = (path or "").rpartition("/")[0]
       if parent:
-        io_utils.makedirs(parent)
+        io_utils.make_output_dir(parent, flag, path)
     qas_ids = [example.qas_id for example in examples]  # example_chunks frees the examples as it goes
     encoded_chunks = encode(feature_workers.example_chunks(examples, is_training))
     if show_progress:

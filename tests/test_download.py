@@ -561,6 +561,17 @@ def test_cli_errors_are_one_line_with_exit_code_2(server, closed_port, tmp_path,
   assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("under", ["a-file/models", "a-file"])
+def test_cli_output_dir_under_a_file_is_one_line_before_downloading(server, tmp_path, under):
+  url = server.add("/data.bin", CONTENT)
+  (tmp_path / "a-file").write_text("x")
+  code, stdout, stderr = _run_cli(f"--url={url}", f"--output_dir={tmp_path / under}", "--retries=0")
+  assert code == 2 and stdout == ""
+  assert _error_line(stderr) == (f"error: --output_dir={tmp_path / under}: not writable "
+                                 f"({tmp_path / 'a-file'} is a file, not a folder)")
+  assert server.requests == []
+
+
 def test_cli_list_prints_every_name_and_url():
   code, stdout, _ = _run_cli("--list")
   assert code == 0
