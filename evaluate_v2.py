@@ -20,6 +20,7 @@ from typing import Sequence  # noqa: E402
 
 from bert_squad import evaluation  # noqa: E402
 from bert_squad import io_utils  # noqa: E402
+from bert_squad.cli import exit_on_closed_stdout  # noqa: E402
 from bert_squad.cli import fail  # noqa: E402
 from bert_squad.errors import InputError  # noqa: E402
 from bert_squad.errors import disk_full_message  # noqa: E402
@@ -132,6 +133,9 @@ def main(argv: Sequence[str]) -> None:
       evaluate_squad_v1(args)
     else:
       evaluate_squad_v2(args)
+    sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below
+  except BrokenPipeError:  # `... | head -1`: no error, see cli.BROKEN_PIPE_EXIT_CODE
+    exit_on_closed_stdout()
   except InputError as e:
     fail(str(e))
   except OSError as e:  # writing -o / -p outputs (inputs are checked in evaluation)

@@ -6,7 +6,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from absl import app
 from absl import logging as absl_logging
@@ -20,6 +20,19 @@ def fail(message: str) -> None:
   sys.stderr.write(f"error: {message}\n")
   sys.stderr.flush()
   sys.exit(InputError.EXIT_CODE)
+
+
+# A closed stdout (`... | head -1`) is no error: Unix tools die of SIGPIPE there, which the shell reports
+# as 128 + 13. The same status, rather than 0, keeps `set -o pipefail` and ${PIPESTATUS[0]} telling
+# "cut short by the reader" from "wrote everything" as they do for `cat`, and it is not the 2 of a mistake.
+BROKEN_PIPE_EXIT_CODE = 128 + signal.SIGPIPE
+
+
+def exit_on_closed_stdout() -> NoReturn:
+  """Exits quietly, with `BROKEN_PIPE_EXIT_CODE`, after the reader of stdout went away."""
+  # Python flushes stdout once more on exit; into the closed pipe that would print "Exception ignored".
+  os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+  sys.exit(BROKEN_PIPE_EXIT_CODE)
 
 
 class Terminated(KeyboardInterrupt):
@@ -42,7 +55,10 @@ def _drop_tensorflow_info(record: logging.LogRecord) -> bool:
 
 
 def run(main: Callable[[Sequence[str]], None]) -> None:
-  """`absl.app.run(main)`, turning `InputError` and a full disk into one line and exit code 2."""
+  """`absl.app.run(main)`, turning `InputError` and a full disk into one line and exit code 2.
+
+  Output into a closed pipe ends quietly (`exit_on_closed_stdout`).
+  """
 
   def guarded_main(argv: Sequence[str]) -> None:
     # TensorFlow's own INFO lines (checkpoint sharding, ...) would drown the progress logs. Some go
@@ -52,6 +68,9 @@ def run(main: Callable[[Sequence[str]], None]) -> None:
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
       main(argv)
+      sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below
+    except BrokenPipeError:  # only stdout can raise it here: network and worker pipes are handled where used
+      exit_on_closed_stdout()
     except InputError as e:
       fail(str(e))
     except Exception as e:  # pylint: disable=broad-except

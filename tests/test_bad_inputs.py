@@ -681,6 +681,25 @@ def test_command_line_gives_one_error_line_exit_2_and_no_half_files(cli_results,
     _assert_nothing_half_written(folder, before)
 
 
+@pytest.mark.parametrize("entry_point", ["download_list", "evaluate"])
+def test_output_into_a_closed_pipe_ends_quietly_with_the_sigpipe_status(tmp_path, entry_point):
+  dev = _demo("squad1.1_demo_dev.json", 26)
+  predictions = _write(tmp_path / "predictions.json",
+                       {qa["id"]: "1632" for article in dev["data"] for p in article["paragraphs"] for qa in p["qas"]})
+  argv = {"download_list": ["-m", "bert_squad.download", "--list"],
+          "evaluate": [str(REPO_ROOT / "evaluate_v2.py"), str(DEMO_DATA / "squad1.1_demo_dev.json"), predictions]}
+  read_end, write_end = os.pipe()
+  os.close(read_end)  # the reader has gone, as `| head -1` goes after one line
+  try:
+    result = subprocess.run([sys.executable, *argv[entry_point]], cwd=REPO_ROOT, stdout=write_end,
+                            stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+                            env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+  finally:
+    os.close(write_end)
+  assert result.returncode == 128 + signal.SIGPIPE, result.stderr
+  assert result.stderr == ""
+
+
 def test_long_question_through_preprocess_cli_is_cut_with_a_warning(cli_results):
   result, _, folder = cli_results["preprocess_long_question"]
   assert result.returncode == 0, result.stderr[-3000:]
