@@ -174,6 +174,12 @@ def _build_registry() -> dict[str, Source]:
                   "BERT-Large, Cased, Whole Word Masking"),
       _checkpoint("multi_cased_L-12_H-768_A-12", "2018_11_23",
                   "BERT-Base, Multilingual Cased: 104 languages (XQuAD)"),
+      # Google's README: the first multilingual model, not recommended (use multi_cased);
+      # both are lower-cased, as the original's --do_lower_case check says.
+      _checkpoint("multilingual_L-12_H-768_A-12", "2018_11_03",
+                  "BERT-Base, Multilingual Uncased (original): 102 languages"),
+      _checkpoint("chinese_L-12_H-768_A-12", "2018_11_03",
+                  "BERT-Base, Chinese Simplified and Traditional, uncased"),
       *[_small_bert(layers, hidden) for layers in (2, 4, 6, 8, 10, 12)
         for hidden in (128, 256, 512, 768)],
       # sha256 of the SQuAD files: tensorflow/datasets' published checksums

@@ -422,6 +422,25 @@ def test_registry_holds_the_releases_of_the_original_readme():
       assert len(digest) == 64 and set(digest) <= set("0123456789abcdef")
 
 
+# The releases google-research/bert's run_squad.py checks --do_lower_case against
+# (tokenization.validate_case_matches_checkpoint): name -> lower-cased, and their release date.
+ORIGINAL_CASE_CHECKED = {
+    "uncased_L-24_H-1024_A-16": (True, "2018_10_18"), "uncased_L-12_H-768_A-12": (True, "2018_10_18"),
+    "multilingual_L-12_H-768_A-12": (True, "2018_11_03"), "chinese_L-12_H-768_A-12": (True, "2018_11_03"),
+    "cased_L-12_H-768_A-12": (False, "2018_10_18"), "cased_L-24_H-1024_A-16": (False, "2018_10_18"),
+    "multi_cased_L-12_H-768_A-12": (False, "2018_11_23"),
+}
+
+
+@pytest.mark.parametrize("name", ORIGINAL_CASE_CHECKED)
+def test_registry_holds_every_release_of_the_originals_case_check_with_its_casing(name):
+  lower_cased, release = ORIGINAL_CASE_CHECKED[name]
+  source = download.REGISTRY[name]
+  assert source.kind == download.CHECKPOINT
+  assert source.url == f"https://storage.googleapis.com/bert_models/{release}/{name}.zip"
+  assert ("uncased" in source.description.lower()) == lower_cased, source.description
+
+
 def test_resolve_names_expands_groups_once_and_rejects_unknown_names():
   names = [s.name for s in download.resolve_names(["squad_v1.1", "dev-v1.1.json", "squad_v2.0"])]
   assert names == ["train-v1.1.json", "dev-v1.1.json", "evaluate-v1.1.py", "train-v2.0.json",
