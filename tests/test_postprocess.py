@@ -586,3 +586,47 @@ def test_command_line_reports_a_bad_logits_file_in_one_line(tmp_path):
       f"error: {bad}: not a logits .npz file")
   assert "Traceback" not in completed.stderr
   assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------
+# docs/postprocess.md's command line, on the files a --do_predict run leaves.
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _doc_command(heading: str) -> str:
+  """The first ```bash block after `heading` in docs/postprocess.md, as one line."""
+  text = (REPO_ROOT / "docs" / "postprocess.md").read_text(encoding="utf-8")
+  block = text.split(heading, 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+  return " ".join(line.split("#")[0].rstrip(" \\") for line in block.splitlines())
+
+
+@pytest.fixture(scope="module")
+def doc_rewrite(tmp_path_factory):
+  """(CompletedProcess, OUT) of the doc's re-writing command, run where a SQuAD 2.0 run left OUT."""
+  work = tmp_path_factory.mktemp("doc")
+  qas = [{"id": qid, "question": "Who barked?", "is_impossible": False,
+          "answers": [{"text": "Steve Smith", "answer_start": 0}]} for qid in ("q1", "q2")]
+  (work / "dev-v2.0.json").write_text(json.dumps({"version": "v2.0", "data": [{"title": "t", "paragraphs": [
+      {"context": " ".join(DOC_WORDS), "qas": qas}]}]}), encoding="utf-8")
+  out = work / "OUT"
+  (out / "features").mkdir(parents=True)
+  features = [_feature(unique_id=11, example_index=0), _feature(unique_id=12, example_index=1)]
+  features_lib.write_feature_metadata(
+      features_lib.feature_metadata_path(str(out / "features" / "predict-0123456789abcdef.tf_record")), features)
+  results = [_result({STEVE: 5.0}, {SMITH: 5.0}, unique_id=11), _result({0: 4.0}, {0: 4.0}, unique_id=12)]
+  postprocess.save_logits(str(out / postprocess.LOGITS_FILE), np.array([11, 12]),
+                          np.stack([r.start_logits for r in results]), np.stack([r.end_logits for r in results]))
+  command = _doc_command("## Re-writing predictions from saved logits")
+  completed = subprocess.run(
+      ["bash", "-c", f'python() {{ "{sys.executable}" "$@"; }}; {command}'], cwd=work, capture_output=True,
+      text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3"))
+  return completed, out
+
+
+def test_the_docs_rewriting_command_runs_as_written(doc_rewrite):
+  completed, out = doc_rewrite
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  assert sorted(os.listdir(out / "threshold-1.5")) == sorted(
+      [postprocess.PREDICTIONS_FILE, postprocess.NBEST_FILE, postprocess.NULL_ODDS_FILE])
+
