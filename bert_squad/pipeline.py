@@ -355,9 +355,7 @@ def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: m
       max_answer_length=config.max_answer_length,
       null_score_diff_threshold=config.null_score_diff_threshold,
       verbose_logging=config.verbose_logging)
-  logging.info("wrote %s", ", ".join(path for path in (files.predictions, files.nbest,
-                                                        files.null_odds if config.version_2_with_negative else None)
-                                       if path))
+  logging.info("wrote %s", ", ".join(files.written(config.version_2_with_negative)))
   return files
 
 

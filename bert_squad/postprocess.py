@@ -107,6 +107,10 @@ class PredictionFiles:
                nbest=os.path.join(output_dir, NBEST_FILE),
                null_odds=os.path.join(output_dir, NULL_ODDS_FILE))
 
+  def written(self, version_2_with_negative: bool) -> list[str]:
+    """The files `write_prediction_files` writes: null_odds.json for SQuAD 2.0 only."""
+    return [self.predictions, self.nbest, *([self.null_odds] if version_2_with_negative else [])]
+
 
 # ----------------------------------------------------------------------------
 # Text alignment (the original `get_final_text`).
@@ -1083,7 +1087,7 @@ def main(argv: Sequence[str]) -> None:
       max_answer_length=flag_values.max_answer_length,
       null_score_diff_threshold=flag_values.null_score_diff_threshold,
       verbose_logging=flag_values.verbose_logging)
-  logging.info("Wrote %s and %s", files.predictions, files.nbest)
+  logging.info("wrote %s", ", ".join(files.written(settings["version_2_with_negative"])))
 
 
 if __name__ == "__main__":

@@ -630,3 +630,14 @@ def test_the_docs_rewriting_command_runs_as_written(doc_rewrite):
   assert sorted(os.listdir(out / "threshold-1.5")) == sorted(
       [postprocess.PREDICTIONS_FILE, postprocess.NBEST_FILE, postprocess.NULL_ODDS_FILE])
 
+
+def test_command_line_names_every_file_it_wrote(doc_rewrite):
+  completed, _ = doc_rewrite
+  files = postprocess.PredictionFiles.in_dir("OUT/threshold-1.5")  # as the command names them
+  assert f"wrote {files.predictions}, {files.nbest}, {files.null_odds}" in completed.stderr, completed.stderr[-3000:]
+
+
+def test_written_files_have_null_odds_for_squad_2_only():
+  files = postprocess.PredictionFiles.in_dir("out")
+  assert files.written(False) == ["out/predictions.json", "out/nbest_predictions.json"]
+  assert files.written(True) == ["out/predictions.json", "out/nbest_predictions.json", "out/null_odds.json"]
