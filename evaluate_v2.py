@@ -111,6 +111,12 @@ def evaluate_squad_v1(args: argparse.Namespace) -> None:
 
 def evaluate_squad_v2(args: argparse.Namespace) -> None:
   dataset = evaluation.load_dataset(args.data_file)
+  if dataset.version == "1.1":
+    # A warning, not a refusal: evaluate-v2.0.py scores such a file without a word, and its command
+    # lines must keep working; but whoever meant the v1.1 numbers learns why the totals differ.
+    warn(f"{args.data_file}: a SQuAD v1.1 file (\"version\": \"1.1\") scored as evaluate-v2.0.py does: "
+         "questions without a prediction are left out, not counted 0; for evaluate-v1.1.py's scores "
+         "use --squad-version 1.1")
   predictions = evaluation.load_predictions(args.pred_file)
   na_probs = evaluation.load_na_probs(args.na_prob_file) if args.na_prob_file else None
   if args.out_image_dir and na_probs is None:

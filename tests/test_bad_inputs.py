@@ -687,7 +687,8 @@ def test_output_into_a_closed_pipe_ends_quietly_with_the_sigpipe_status(tmp_path
   predictions = _write(tmp_path / "predictions.json",
                        {qa["id"]: "1632" for article in dev["data"] for p in article["paragraphs"] for qa in p["qas"]})
   argv = {"download_list": ["-m", "bert_squad.download", "--list"],
-          "evaluate": [str(REPO_ROOT / "evaluate_v2.py"), str(DEMO_DATA / "squad1.1_demo_dev.json"), predictions]}
+          "evaluate": [str(REPO_ROOT / "evaluate_v2.py"), "--squad-version", "1.1",
+                       str(DEMO_DATA / "squad1.1_demo_dev.json"), predictions]}
   read_end, write_end = os.pipe()
   os.close(read_end)  # the reader has gone, as `| head -1` goes after one line
   try:

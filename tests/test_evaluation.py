@@ -409,6 +409,17 @@ def test_cli_squad_v1(tmp_path):
   assert json.loads(done.stdout) == {"exact_match": 100.0, "f1": 100.0}
 
 
+def test_cli_v2_scoring_of_a_v1_file_says_so_and_points_to_squad_version_1(tmp_path):
+  data = write(tmp_path, "data.json", squad_json([("q1", ["cat"]), ("q2", ["dog"])], "1.1"))
+  pred = write(tmp_path, "pred.json", {"q1": "the cat", "q2": "dog"})
+  done = run_cli(data, pred)
+  assert done.returncode == 0
+  assert json.loads(done.stdout)["exact"] == 100.0  # evaluate-v2.0.py's numbers, as that script gives them
+  assert done.stderr == (f"{data}: a SQuAD v1.1 file (\"version\": \"1.1\") scored as evaluate-v2.0.py "
+                         "does: questions without a prediction are left out, not counted 0; for "
+                         "evaluate-v1.1.py's scores use --squad-version 1.1\n")
+
+
 def test_cli_without_arguments_prints_help_and_exits_1():
   done = run_cli()
   assert done.returncode == 1 and "--na-prob-file" in done.stdout
