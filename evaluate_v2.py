@@ -49,7 +49,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--verbose", "-v", action="store_true",
                       help="List every question without a prediction, and the counts.")
   parser.add_argument("--squad-version", choices=("2.0", "1.1"), default="2.0",
-                      help="Score as evaluate-v2.0.py (default) or evaluate-v1.1.py.")
+                      help="Score as evaluate-v2.0.py (default) or evaluate-v1.1.py; a file whose "
+                           "version is 1.1 scored as 2.0 gets a warning on stderr.")
   if not argv:
     parser.print_help()
     sys.exit(1)
