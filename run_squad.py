@@ -62,8 +62,9 @@ flags.DEFINE_integer("iterations_per_loop", 1000,
                      "interrupt checks happen between calls, so keep it <= save_checkpoints_steps.")
 flags.DEFINE_integer("n_best_size", 20, "Candidates kept per question in nbest_predictions.json.")
 flags.DEFINE_integer("max_answer_length", 30, "Longest answer, in WordPiece tokens.")
-flags.DEFINE_bool("use_tpu", False, "Train on a Cloud TPU (same as --distribution_strategy=tpu).")
-flags.DEFINE_string("tpu_name", None, "Cloud TPU name or grpc:// address.")
+flags.DEFINE_bool("use_tpu", False, "Train on a Cloud TPU (same as --distribution_strategy=tpu); "
+                  "needs --tpu_name or --master, else the TPU that TPU_NAME names.")
+flags.DEFINE_string("tpu_name", None, "Cloud TPU name or grpc:// address; local for the TPU of this TPU VM.")
 flags.DEFINE_string("tpu_zone", None, "GCE zone of the TPU (looked up from metadata when unset).")
 flags.DEFINE_string("gcp_project", None, "GCP project of the TPU (looked up from metadata when unset).")
 flags.DEFINE_string("master", None, "TPU master address (an alternative to --tpu_name).")
