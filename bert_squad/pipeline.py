@@ -114,10 +114,12 @@ def run(config: RunConfig) -> dict:
     distribution.set_determinism(config.seed)
   else:
     tf_keras.utils.set_random_seed(config.seed)
+  tpu_by_use_tpu = config.use_tpu and config.distribution_strategy == "auto"
   strategy = distribution.make_strategy(
-      "tpu" if config.use_tpu and config.distribution_strategy == "auto" else config.distribution_strategy,
+      "tpu" if tpu_by_use_tpu else config.distribution_strategy,
       num_gpus=config.num_gpus, tpu_address=config.tpu_name or config.master,
-      tpu_zone=config.tpu_zone, gcp_project=config.gcp_project)
+      tpu_zone=config.tpu_zone, gcp_project=config.gcp_project,
+      tpu_flag="--use_tpu" if tpu_by_use_tpu else "--distribution_strategy=tpu")
   if (config.tpu_name or config.master or "local") != "local":
     # A TPU Node (or a multi-host slice) cannot see this machine's disk; a TPU VM (--tpu_name=local) can.
     distribution.check_cloud_paths(strategy, {

@@ -355,6 +355,9 @@ RUN_CASES = {
         "--train_batch_size=10 does not split into --gradient_accumulation_steps=4 equal micro-batches"),
     "num_train_epochs_zero": (_train(num_train_epochs=0.0), "--num_train_epochs=0.0: must be positive"),
     "warmup_proportion_one": (_train(warmup_proportion=1.0), "--warmup_proportion=1.0: must be in [0, 1)"),
+    "use_tpu_without_tpu_name": (_flags(use_tpu=True),
+                                 "--use_tpu needs --tpu_name (a Cloud TPU's name or grpc:// address, or local on "
+                                 "a TPU VM) or --master; neither was given and TPU_NAME is not set"),
 }
 
 
