@@ -5,6 +5,7 @@ equal to the original in test_tokenization and the parity tests), its
 `features.py` windows, and tf-models-official's `squad_lib.postprocess_output`
 (the original `write_predictions`).
 """
+import dataclasses
 import json
 import os
 import random
@@ -469,9 +470,28 @@ def test_export_and_predict_command_lines(vocab_file, tmp_path):
   assert err.strip().splitlines()[-1].startswith("error: stdin: line 2: not valid JSON")
 
 
-def test_export_names_a_missing_file(tmp_path):
-  with pytest.raises(InputError, match=f"^{tmp_path}/missing/bert_config.json: file not found"):
+def test_export_names_a_missing_folder_or_file(tmp_path, vocab_file):
+  with pytest.raises(InputError, match=f"^--checkpoint_dir={tmp_path}/missing: folder not found$"):
     export.export_checkpoint(f"{tmp_path}/missing", f"{tmp_path}/out", SETTINGS)
+  folder = tmp_path / "fine_tuned"
+  checkpoints.export_google_checkpoint(_tiny_model(), vocab_file, str(folder))
+  (folder / "bert_config.json").unlink()
+  with pytest.raises(InputError, match=f"^{folder}/bert_config.json: file not found"):
+    export.export_checkpoint(str(folder), f"{tmp_path}/out", SETTINGS)
+
+
+def test_export_refuses_a_casing_the_vocab_contradicts_before_loading(vocab_file, tmp_path,
+                                                                      monkeypatch):
+  folder = str(tmp_path / "fine_tuned")
+  checkpoints.export_google_checkpoint(_tiny_model(), vocab_file, folder)
+  monkeypatch.setattr(checkpoints, "load_google_checkpoint", None)  # must not be reached
+  cased_settings = dataclasses.replace(SETTINGS, do_lower_case=False)
+  with pytest.raises(InputError, match=f"^{folder}/vocab.txt: an uncased vocabulary .*, but "
+                                       "--do_lower_case=False; use --do_lower_case=True$"):
+    export.export_checkpoint(folder, str(tmp_path / "out"), cased_settings)
+  with pytest.raises(InputError, match="an uncased vocabulary"):
+    export.save_serving_model(_tiny_model(), vocab_file, cased_settings, str(tmp_path / "out"))
+  assert not os.path.exists(tmp_path / "out")
 
 
 def test_blank_questions_and_contexts_get_an_error_instead_of_an_answer():
