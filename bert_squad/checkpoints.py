@@ -12,7 +12,6 @@ object checkpoints written by `training.train`, apart from the Google export;
 """
 import dataclasses
 import hashlib
-import re
 import uuid
 from typing import Callable, Mapping, Sequence
 
@@ -27,6 +26,8 @@ from bert_squad import modeling
 from bert_squad.errors import InputError
 
 CHECKPOINT_NAME = "bert_model.ckpt"
+# Where run_squad.py writes the fine-tuned model, in Google's format, inside its output_dir.
+RUN_EXPORT_DIR = "export"
 SQUAD_HEAD_SCOPE = "cls/squad/"
 
 # Parts of a pre-training checkpoint the span model does not use.
@@ -236,6 +237,32 @@ def _open_google_checkpoint(checkpoint_path: str):
     raise InputError(f"{checkpoint_path}: unreadable checkpoint: {_first_line(e)}") from None
 
 
+def checkpoint_in_folder(folder: str, flag: str) -> str:
+  """The `bert_model.ckpt` prefix of a Google-format folder given as `flag`=folder.
+
+  Raises:
+    InputError: no such checkpoint there; for the output_dir of a
+      run_squad.py run (training checkpoints ckpt-N), naming its export/.
+  """
+  folder = folder.rstrip("/")
+  prefix = f"{folder}/{CHECKPOINT_NAME}"
+  if tf.io.gfile.exists(prefix + ".index"):
+    return prefix
+  if not tf.io.gfile.isdir(folder):
+    raise InputError(f"{flag}={folder}: folder not found")
+  export_dir = f"{folder}/{RUN_EXPORT_DIR}"
+  if tf.io.gfile.exists(f"{export_dir}/{CHECKPOINT_NAME}.index"):
+    raise InputError(f"{flag}={folder}: the output_dir of a run_squad.py run; its fine-tuned model "
+                     f"in Google's format is {export_dir}: use {flag}={export_dir}")
+  if tf.train.latest_checkpoint(folder):
+    raise InputError(f"{flag}={folder}: holds only training checkpoints (ckpt-N) of an unfinished "
+                     f"run, no {CHECKPOINT_NAME}; write one with python -m bert_squad.convert "
+                     f"--training_checkpoint={folder} --bert_config_file=... --vocab_file=... "
+                     "--output_dir=...")
+  raise InputError(f"{flag}={folder}: no {CHECKPOINT_NAME} in this folder ({prefix}.index "
+                   "does not exist)")
+
+
 def _first_line(error: Exception) -> str:
   return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
@@ -249,16 +276,13 @@ def _read_google_tensor(reader, name: str, checkpoint_path: str) -> np.ndarray:
                      f"data file?): {_first_line(e)}") from None
 
 
-def load_google_checkpoint(model: modeling.BertSpanModel, checkpoint_path: str,
-                           do_lower_case: bool | None = None) -> list[str]:
+def load_google_checkpoint(model: modeling.BertSpanModel, checkpoint_path: str) -> list[str]:
   """Loads Google's original `bert_model.ckpt` (pre-trained or SQuAD-fine-tuned).
 
   Args:
     model: the span model; its variables are assigned only if every check
       passes.
     checkpoint_path: the checkpoint prefix, e.g. ".../bert_model.ckpt".
-    do_lower_case: if given, warn when it disagrees with a known checkpoint
-      name (as the original's `validate_case_matches_checkpoint`).
 
   Returns:
     The Google names loaded (the encoder's, plus `cls/squad/*` if present).
@@ -267,8 +291,6 @@ def load_google_checkpoint(model: modeling.BertSpanModel, checkpoint_path: str,
     InputError: a missing prefix, an unreadable or truncated file, or names
       and shapes that do not fit the model (all listed).
   """
-  if do_lower_case is not None:
-    case_mismatch_warning(do_lower_case, checkpoint_path)
   reader = _open_google_checkpoint(checkpoint_path)
   weights = google_weight_map(model)
   all_shapes = reader.get_variable_to_shape_map()
@@ -378,38 +400,6 @@ def load_safetensors(model: modeling.BertSpanModel, path: str,
     raise InputError(f"{path}: unreadable safetensors file: {_first_line(e)}") from None
   _assign(weights, values)
   return names
-
-
-# Google's released checkpoints whose vocabulary is lower-cased although
-# their names do not say "uncased".
-_OLD_UNCASED_NAMES = ("multilingual_L-12_H-768_A-12", "chinese_L-12_H-768_A-12")
-_RELEASE_NAME = re.compile(r"^(wwm_)?(uncased|cased|multi_cased)_L-\d+_H-\d+_A-\d+$")
-
-
-def case_mismatch_warning(do_lower_case: bool, checkpoint_path: str) -> str | None:
-  """Warns (and returns the message) when `do_lower_case` contradicts the checkpoint's name.
-
-  Only Google's release names are known (the folder holding
-  `bert_model.ckpt`, e.g. `uncased_L-12_H-768_A-12`); others pass silently.
-  """
-  match = re.match(rf"^.*?([A-Za-z0-9_-]+)/{re.escape(CHECKPOINT_NAME)}", checkpoint_path)
-  if not match:
-    return None
-  release = match.group(1)
-  release_match = _RELEASE_NAME.match(release)
-  if release in _OLD_UNCASED_NAMES:
-    lower_cased = True
-  elif release_match:
-    lower_cased = release_match.group(2) == "uncased"
-  else:
-    return None
-  if lower_cased == do_lower_case:
-    return None
-  message = (f"{checkpoint_path}: do_lower_case={do_lower_case} but '{release}' is a "
-             f"{'lower-cased' if lower_cased else 'cased'} model; use "
-             f"do_lower_case={lower_cased} (or check that this is intended)")
-  logging.warning(message)
-  return message
 
 
 def _write_google_checkpoint(prefix: str, tensors: Mapping[str, np.ndarray]) -> None:

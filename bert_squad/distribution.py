@@ -1,7 +1,8 @@
 """Choosing a `tf.distribute` strategy, and the checks that go with it.
 
 name                    strategy                                 "auto" picks it when
-tpu                     TPUStrategy on `tpu_address`             a TPU name/address is given
+tpu                     TPUStrategy on `tpu_address` (or the     a TPU name/address is given
+                        TPU that TPU_NAME names)
 multi_worker_mirrored   MultiWorkerMirroredStrategy (TF_CONFIG)  TF_CONFIG lists >1 worker
 mirrored                MirroredStrategy over the local GPUs     more than one GPU is visible
 one_device              OneDeviceStrategy on GPU 0, else CPU     otherwise
@@ -53,10 +54,18 @@ def _local_devices(num_gpus: int | None) -> list[str]:
   return [d.name for d in tf.config.list_logical_devices("CPU")]
 
 
-def _tpu_strategy(tpu_address: str, tpu_zone: str | None,
-                  gcp_project: str | None) -> tf.distribute.TPUStrategy:
-  resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-      tpu=tpu_address, zone=tpu_zone, project=gcp_project)
+def _tpu_strategy(tpu_address: str | None, tpu_zone: str | None, gcp_project: str | None,
+                  tpu_flag: str) -> tf.distribute.TPUStrategy:
+  """Without an address, TensorFlow's resolver looks in the environment (TPU_NAME, as the original)."""
+  try:
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+        tpu=tpu_address, zone=tpu_zone, project=gcp_project)
+  except ValueError:
+    if tpu_address:
+      raise
+    raise InputError(f"{tpu_flag} needs --tpu_name (a Cloud TPU's name or grpc:// address, or "
+                     "local on a TPU VM) or --master; neither was given and TPU_NAME is not "
+                     "set") from None
   tf.config.experimental_connect_to_cluster(resolver)
   tf.tpu.experimental.initialize_tpu_system(resolver)
   return tf.distribute.TPUStrategy(resolver)
@@ -78,7 +87,8 @@ def make_strategy(name: str = "auto",
                   num_gpus: int | None = None,
                   tpu_address: str | None = None,
                   tpu_zone: str | None = None,
-                  gcp_project: str | None = None) -> tf.distribute.Strategy:
+                  gcp_project: str | None = None,
+                  tpu_flag: str = "--distribution_strategy=tpu") -> tf.distribute.Strategy:
   """Builds the strategy `name` (see the module table).
 
   Args:
@@ -87,10 +97,11 @@ def make_strategy(name: str = "auto",
       `mirrored` without a GPU mirrors over the logical CPU devices.
     tpu_address: TPU name or `grpc://` address (`--tpu_name` / `--master`).
     tpu_zone, gcp_project: for resolving a TPU by name.
+    tpu_flag: the flag that asked for the TPU, for messages (e.g. "--use_tpu").
 
   Raises:
-    InputError: unknown name, too few GPUs, a TPU strategy without address,
-      or a bad `TF_CONFIG`.
+    InputError: unknown name, too few GPUs, a TPU strategy without address
+      (none given, none in the environment), or a bad `TF_CONFIG`.
   """
   if name not in STRATEGY_NAMES:
     raise InputError(f"--distribution_strategy={name!r}: expected one of "
@@ -98,9 +109,7 @@ def make_strategy(name: str = "auto",
   if name == "auto":
     name = _resolve_auto(num_gpus, tpu_address)
   if name == "tpu":
-    if not tpu_address:
-      raise InputError("--distribution_strategy=tpu needs --tpu_name (or --master)")
-    return _tpu_strategy(tpu_address, tpu_zone, gcp_project)
+    return _tpu_strategy(tpu_address, tpu_zone, gcp_project, tpu_flag)
   if name == "multi_worker_mirrored":
     if num_workers_in_tf_config() == 0:
       raise InputError("--distribution_strategy=multi_worker_mirrored needs TF_CONFIG "

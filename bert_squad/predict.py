@@ -13,6 +13,9 @@ It runs the SavedModel's `answer` signature (see `bert_squad/export.py`); the
 score is the answer span's start + end logit. All input lines are checked
 before any is answered: a line that is not a JSON object with string
 "question" and "context" stops with one error naming its line number (exit 2).
+An empty or blank question or context is never answered: with --question and
+--context it is one error line (exit 2); in JSON lines its output line is
+`{"id": "q1", "error": "stdin: line 3: \"context\" is empty"}`, in its place.
 Flags are defined only when this module runs as a program.
 """
 import dataclasses
@@ -35,10 +38,29 @@ AnswerFn = Callable[..., dict[str, tf.Tensor]]
 
 @dataclasses.dataclass(frozen=True)
 class Request:
-  """One question about one context; `id` is echoed back as given (None if absent)."""
+  """One question about one context; `id` is echoed back as given (None if absent).
+
+  `problem` says why it cannot be answered (see `blank_text_problem`); such a
+  request gets an error object instead of an answer.
+  """
   question: str
   context: str
   id: Any = None
+  problem: str | None = None
+
+
+def blank_text_problem(question: str, context: str, question_name: str,
+                       context_name: str) -> str | None:
+  """"<name> is empty" (or blank) for the first empty or whitespace-only text, else None.
+
+  The model would find no span and answer with the original's placeholder.
+  """
+  for name, text in ((question_name, question), (context_name, context)):
+    if not text:
+      return f"{name} is empty"
+    if not text.strip():
+      return f"{name} is blank (only whitespace)"
+  return None
 
 
 def load_answer_fn(model_dir: str) -> AnswerFn:
@@ -59,14 +81,25 @@ def load_answer_fn(model_dir: str) -> AnswerFn:
 
 
 def answer_batch(answer_fn: AnswerFn, requests: Sequence[Request]) -> list[dict[str, Any]]:
-  """Answers of `requests` in order: `{"id"?, "answer", "score"}` each (id only if given)."""
-  outputs = answer_fn(question=tf.constant([r.question for r in requests], tf.string),
-                      context=tf.constant([r.context for r in requests], tf.string))
+  """Answers of `requests` in order: `{"id"?, "answer", "score"}` each (id only if given).
+
+  A request with a `problem` is not passed to the model: its result is
+  `{"id"?, "error": problem}`.
+  """
+  answerable = [r for r in requests if r.problem is None]
+  answers = iter(())
+  if answerable:
+    outputs = answer_fn(question=tf.constant([r.question for r in answerable], tf.string),
+                        context=tf.constant([r.context for r in answerable], tf.string))
+    answers = zip(outputs["answer"].numpy(), outputs["score"].numpy())
   results = []
-  for request, answer, score in zip(requests, outputs["answer"].numpy(),
-                                    outputs["score"].numpy()):
+  for request in requests:
     result = {} if request.id is None else {"id": request.id}
-    result.update(answer=answer.decode("utf-8"), score=float(score))
+    if request.problem is None:
+      answer, score = next(answers)
+      result.update(answer=answer.decode("utf-8"), score=float(score))
+    else:
+      result.update(error=request.problem)
     results.append(result)
   return results
 
@@ -84,7 +117,9 @@ def parse_request_line(line: str, source: str, line_number: int) -> Request:
   for key in ("question", "context"):
     if not isinstance(record.get(key), str):
       raise InputError(f"{source}: {where}: \"{key}\" must be a string")
-  return Request(question=record["question"], context=record["context"], id=record.get("id"))
+  problem = blank_text_problem(record["question"], record["context"], '"question"', '"context"')
+  return Request(question=record["question"], context=record["context"], id=record.get("id"),
+                 problem=f"{source}: {where}: {problem}" if problem else None)
 
 
 def read_requests(lines: Iterable[str], source: str = "stdin") -> list[Request]:
@@ -120,6 +155,9 @@ def main(argv: Sequence[str]) -> None:
   if FLAGS.batch_size < 1:
     raise InputError(f"--batch_size={FLAGS.batch_size}: must be at least 1")
   if FLAGS.question is not None:
+    problem = blank_text_problem(FLAGS.question, FLAGS.context, "--question", "--context")
+    if problem:
+      raise InputError(problem)
     requests = [Request(question=FLAGS.question, context=FLAGS.context)]
   else:
     requests = read_requests(sys.stdin)

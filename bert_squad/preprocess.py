@@ -68,7 +68,8 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
     The `FeaturesInfo` written to `info_file`.
 
   Raises:
-    InputError: bad parameters, vocab or SQuAD file; nothing is written then.
+    InputError: bad parameters, vocab or SQuAD file, a `do_lower_case` that
+      contradicts the vocab; nothing is written then.
   """
   features.validate_window_params(max_seq_length, doc_stride, max_query_length)
   if num_workers is None:
@@ -76,6 +77,7 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
   if num_workers < 1:
     raise InputError(f"--num_preprocess_workers={num_workers}: must be at least 1")
   vocab = tokenization.load_vocab(vocab_file)
+  tokenization.check_do_lower_case(do_lower_case, vocab_file, vocab)
   if write_metadata is None:
     write_metadata = not is_training
   settings = feature_workers.EncodingSettings(
@@ -171,7 +173,8 @@ def define_flags() -> None:
   flags.DEFINE_string("input_file", None, "SQuAD JSON to convert (local or gs://).")
   flags.DEFINE_string("output_file", None, "TFRecord to write; metadata and info go beside it.")
   flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary of the BERT model.")
-  flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (uncased models).")
+  flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (uncased models); checked against "
+                    "the vocabulary.")
   flags.DEFINE_integer("max_seq_length", 384, "Tokens per window, [CLS] query [SEP] doc [SEP] and padding.")
   flags.DEFINE_integer("doc_stride", 128, "Step between the starts of a document's windows (not the overlap).")
   flags.DEFINE_integer("max_query_length", 64, "Question tokens kept; longer questions are cut.")

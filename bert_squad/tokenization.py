@@ -21,9 +21,10 @@ worker starts in ~50 ms instead of seconds and hundreds of MB. Identity with
 the SQuAD and XQuAD dev sets and on random Unicode text.
 """
 import collections
+import dataclasses
 import functools
 import re
-from typing import Mapping
+from typing import Iterable, Mapping
 import unicodedata
 
 from bert_squad import io_utils
@@ -86,6 +87,92 @@ def _read_vocab_bytes(vocab_file: str) -> bytes:
     raise located(vocab_file, "", "vocab file not found") from None
   except OSError as e:
     raise located(vocab_file, "", f"cannot read it ({e.strerror or e})") from None
+
+
+# A vocabulary is judged only when at least this share of its tokens hold a
+# letter with case: below it a caseless script (Chinese) dominates, and the
+# casing of its few Latin tokens matters little.
+_MIN_CASED_SCRIPT_SHARE = 0.5
+# Cased from this share of the tokens with letters that hold an upper-case one
+# (Google's cased vocabularies have thousands); a few strays are left alone.
+_MIN_UPPER_CASE_SHARE = 0.05
+# Google's releases whose vocabulary is lower-cased although their names do
+# not say "uncased" (as in the original's `validate_case_matches_checkpoint`).
+_OLD_UNCASED_RELEASES = ("multilingual_L-12_H-768_A-12", "chinese_L-12_H-768_A-12")
+_RELEASE_NAME = re.compile(r"^(wwm_)?(uncased|cased|multi_cased)_L-\d+_H-\d+_A-\d+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabCasing:
+  """How a vocabulary's letters are cased.
+
+  Attributes:
+    with_letters: tokens holding a letter with case (bracketed special tokens
+      such as [CLS] or [unused0] are not counted).
+    with_upper_case: those holding an upper-case letter.
+    lower_cased: True for an uncased vocabulary (no upper-case letter at all),
+      False for a cased one, None where the tokens do not tell: mostly caseless
+      scripts, or only a few upper-case tokens.
+  """
+  with_letters: int
+  with_upper_case: int
+  lower_cased: bool | None
+
+
+def vocab_casing(tokens: Iterable[str]) -> VocabCasing:
+  """Decides from its tokens whether a vocabulary was built from lower-cased text.
+
+  Only upper-case letters tell: lower-casing never produces them. Accents do
+  not (an uncased vocabulary has them stripped, a cased one keeps them, and
+  lower-case accented letters say nothing of case).
+  """
+  words = [token for token in tokens if not (token.startswith("[") and token.endswith("]"))]
+  with_letters = sum(1 for token in words if token.lower() != token.upper())
+  with_upper_case = sum(1 for token in words if token.lower() != token)
+  lower_cased = None
+  if with_letters >= _MIN_CASED_SCRIPT_SHARE * len(words) and with_letters:
+    if not with_upper_case:
+      lower_cased = True
+    elif with_upper_case >= _MIN_UPPER_CASE_SHARE * with_letters:
+      lower_cased = False
+  return VocabCasing(with_letters, with_upper_case, lower_cased)
+
+
+def release_is_lower_cased(checkpoint_path: str) -> bool | None:
+  """Whether the Google release named by the checkpoint's folder is uncased; None if not one."""
+  release = checkpoint_path.rstrip("/").rpartition("/")[0].rpartition("/")[2]
+  if release in _OLD_UNCASED_RELEASES:
+    return True
+  match = _RELEASE_NAME.match(release)
+  return match.group(2) == "uncased" if match else None
+
+
+def check_do_lower_case(do_lower_case: bool, vocab_file: str, vocab: Iterable[str],
+                        checkpoint_path: str | None = None) -> None:
+  """Stops a `do_lower_case` that contradicts the vocabulary, or else Google's release name.
+
+  The vocabulary's tokens decide (`vocab_casing`); where they do not tell, a
+  known Google release name in `checkpoint_path` does, as the original's
+  `validate_case_matches_checkpoint`.
+
+  Raises:
+    InputError: naming the vocabulary (or checkpoint), what it is and the
+      --do_lower_case value to use.
+  """
+  casing = vocab_casing(vocab)
+  if casing.lower_cased is not None:
+    if casing.lower_cased != do_lower_case:
+      what = (f"an uncased vocabulary (none of its {casing.with_letters} tokens with letters has "
+              "an upper-case one)" if casing.lower_cased else
+              f"a cased vocabulary ({casing.with_upper_case} of its {casing.with_letters} tokens "
+              "with letters have upper-case ones)")
+      raise located(vocab_file, "", f"{what}, but --do_lower_case={do_lower_case}; use "
+                    f"--do_lower_case={casing.lower_cased}")
+    return
+  lower_cased = release_is_lower_cased(checkpoint_path) if checkpoint_path else None
+  if lower_cased is not None and lower_cased != do_lower_case:
+    raise located(checkpoint_path, "", f"Google's {'uncased' if lower_cased else 'cased'} model, "
+                  f"but --do_lower_case={do_lower_case}; use --do_lower_case={lower_cased}")
 
 
 def is_cjk_character(code_point: int) -> bool:

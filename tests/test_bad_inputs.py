@@ -236,6 +236,20 @@ def _vocab_of_another_size(tmp_path, tiny):
   return {"vocab_file": _write(tmp_path / "vocab.txt", "\n".join(_vocab_lines(tiny)[:-10]) + "\n")}
 
 
+def _cased_vocab(tmp_path, tiny):
+  """The tiny model's vocabulary with every third token's first letter upper-cased (none exists already)."""
+  lines = _vocab_lines(tiny)
+  return {"vocab_file": _write(tmp_path / "vocab.txt", "".join(
+      (line[:1].upper() + line[1:] if index % 3 == 0 else line) + "\n" for index, line in enumerate(lines)))}
+
+
+def _run_output_dir(tmp_path, tiny):
+  """A run_squad.py output_dir: training state and its export/ in Google's format."""
+  shutil.copytree(tiny, tmp_path / "run" / "export")
+  _write(tmp_path / "run" / "checkpoint", 'model_checkpoint_path: "ckpt-5"\n')
+  return {"init_checkpoint": str(tmp_path / "run")}
+
+
 def _model_copy(tmp_path, tiny, config_change=None) -> pathlib.Path:
   folder = tmp_path / "model"
   shutil.copytree(tiny, folder)
@@ -309,6 +323,13 @@ RUN_CASES = {
     "vocab_without_sep": (_vocab_without("[SEP]"), "{tmp}/vocab.txt: vocab lacks [SEP]"),
     "vocab_without_unk": (_vocab_without("[UNK]"), "{tmp}/vocab.txt: vocab lacks [UNK]"),
     "vocab_not_utf8": (_vocab_not_utf8, "{tmp}/vocab.txt: not valid UTF-8 (byte 5000)"),
+    "do_lower_case_false_with_an_uncased_vocab": (
+        _flags(do_lower_case=False), "{tiny}/vocab.txt: an uncased vocabulary (none of its 26930 tokens with "
+                                     "letters has an upper-case one), but --do_lower_case=False; use "
+                                     "--do_lower_case=True"),
+    "do_lower_case_with_a_cased_vocab": (
+        _cased_vocab, "{tmp}/vocab.txt: a cased vocabulary (* of its 26930 tokens with letters have upper-case "
+                      "ones), but --do_lower_case=True; use --do_lower_case=False"),
     "vocab_of_another_model": (_vocab_of_another_size,
                                "{tmp}/vocab.txt: 30512 lines, but the model's vocab_size is 30522: vocabulary and "
                                "bert_config.json do not belong together"),
@@ -322,6 +343,12 @@ RUN_CASES = {
                                   "{tiny}/bert_model.ckpt-1000: no checkpoint with this prefix "
                                   "({tiny}/bert_model.ckpt-1000.index does not exist; give the prefix, e.g. "
                                   ".../bert_model.ckpt)"),
+    "init_checkpoint_is_a_run_output_dir": (
+        _run_output_dir, "--init_checkpoint={tmp}/run: the output_dir of a run_squad.py run; its fine-tuned model "
+                         "in Google's format is {tmp}/run/export: use --init_checkpoint={tmp}/run/export"),
+    "init_checkpoint_folder_without_checkpoint": (
+        _flags(init_checkpoint="{tmp}"), "--init_checkpoint={tmp}: no bert_model.ckpt in this folder "
+                                         "({tmp}/bert_model.ckpt.index does not exist)"),
     "checkpoint_data_truncated": (_truncated_checkpoint,
                                   "{tmp}/model/bert_model.ckpt: cannot read variable * (truncated or corrupt data "
                                   "file?): *"),
@@ -355,6 +382,9 @@ RUN_CASES = {
         "--train_batch_size=10 does not split into --gradient_accumulation_steps=4 equal micro-batches"),
     "num_train_epochs_zero": (_train(num_train_epochs=0.0), "--num_train_epochs=0.0: must be positive"),
     "warmup_proportion_one": (_train(warmup_proportion=1.0), "--warmup_proportion=1.0: must be in [0, 1)"),
+    "use_tpu_without_tpu_name": (_flags(use_tpu=True),
+                                 "--use_tpu needs --tpu_name (a Cloud TPU's name or grpc:// address, or local on "
+                                 "a TPU VM) or --master; neither was given and TPU_NAME is not set"),
 }
 
 
@@ -423,8 +453,9 @@ def test_cache_is_reused_only_with_the_same_parameters_and_input(tmp_path, cache
   other_stride = pipeline.RunConfig(**{**config.__dict__, "doc_stride": 48})
   path_48, info_48, reused, _ = _cached(other_stride, vocab, caplog)
   assert not reused and path_48 != path and info_48.doc_stride == 48
-  uncased = pipeline.RunConfig(**{**config.__dict__, "do_lower_case": False})
-  assert not _cached(uncased, vocab, caplog)[2]
+  not_lower_cased = pipeline.RunConfig(**{**config.__dict__, "do_lower_case": False})
+  with pytest.raises(InputError, match="an uncased vocabulary"):  # never features of the wrong casing
+    _cached(not_lower_cased, vocab, caplog)
   edited = _demo("squad1.1_demo_dev.json", articles=26)
   edited["data"][0]["paragraphs"][0]["qas"][0]["question"] += " Exactly?"
   edited_file = _write(tmp_path / "squad1.1_demo_dev.json", edited)  # other bytes under another name
@@ -588,6 +619,9 @@ def cli_cases(tmp_path_factory, tiny):
       "preprocess_disk_full": (
           [*preprocess_cli, f"--input_file={DEMO_DATA / 'squad1.1_demo_dev.json'}",
            f"--output_file={root / 'p3' / 'x.tf_record'}"], 64 << 10, root / "p3"),
+      "preprocess_uncased_vocab_without_lower_case": (
+          [*preprocess_cli, "--nodo_lower_case", f"--input_file={DEMO_DATA / 'squad1.1_demo_dev.json'}",
+           f"--output_file={root / 'p5' / 'x.tf_record'}"], None, root / "p5"),
       "preprocess_long_question": (
           [*preprocess_cli, f"--input_file={_write(root / 'long.json', long_question)}",
            f"--output_file={root / 'p4' / 'x.tf_record'}"], None, root / "p4"),
@@ -642,6 +676,9 @@ CLI_ERRORS = {
                            r"\(File too large\)",
     "preprocess_disk_full": r"error: {root}/p3/x\.tf_record(\.metadata\.jsonl)?: disk full / file too large "
                             r"\(File too large\)",
+    "preprocess_uncased_vocab_without_lower_case": (
+        r"error: .*/vocab\.txt: an uncased vocabulary \(none of its 26930 tokens with letters has an upper-case "
+        r"one\), but --do_lower_case=False; use --do_lower_case=True"),
     "evaluate_v1_predictions_of_another_dataset": (
         r"error: {root}/train_predictions.json: none of its \d+ predictions is for a question of "
         + re.escape(str(DEMO_DATA / "squad1.1_demo_dev.json")) + r" \(predictions for another dataset\?\)"),

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
-from absl import logging
 from official.nlp.tools import tokenization
 from safetensors.numpy import save_file
 
 from bert_squad import checkpoints
 from bert_squad import modeling
+from bert_squad import tokenization as bert_tokenization
 from bert_squad.errors import InputError
 from tests import checkpoint_testlib as testlib
 
@@ -175,29 +175,83 @@ ORIGINAL_RELEASES = ["uncased_L-24_H-1024_A-16", "uncased_L-12_H-768_A-12",
                      "multilingual_L-12_H-768_A-12", "chinese_L-12_H-768_A-12",
                      "cased_L-12_H-768_A-12", "cased_L-24_H-1024_A-16",
                      "multi_cased_L-12_H-768_A-12", "my_model"]
+SPECIAL_TOKENS = ["[PAD]", "[unused0]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# Mostly a caseless script, as Google's Chinese vocabulary: its tokens do not tell the casing.
+CASELESS_VOCAB = SPECIAL_TOKENS + [chr(0x4E00 + i) for i in range(40)] + ["the", "##s", "Paris"]
+CASED_VOCAB = SPECIAL_TOKENS + ["The", "the", "Paris", "paris", "##s", "ÉCOLE", "école", "Über",
+                                "straße", ",", "1", "日"]
+
+
+def _lines(tokens) -> str:
+  return "".join(token + "\n" for token in tokens)
 
 
 @pytest.mark.parametrize("release", ORIGINAL_RELEASES)
 @pytest.mark.parametrize("do_lower_case", [True, False])
-def test_case_warning_agrees_with_the_original_check(release, do_lower_case):
+def test_release_names_decide_as_the_original_where_the_vocab_does_not(release, do_lower_case):
   path = f"/models/{release}/bert_model.ckpt"
   try:
     tokenization.validate_case_matches_checkpoint(do_lower_case, path)
     original_complains = False
   except ValueError:
     original_complains = True
-  assert (checkpoints.case_mismatch_warning(do_lower_case, path) is not None) == original_complains
+  try:
+    bert_tokenization.check_do_lower_case(do_lower_case, "vocab.txt", CASELESS_VOCAB, path)
+    complains = False
+  except InputError as e:
+    assert str(e) == (f"{path}: Google's {'cased' if do_lower_case else 'uncased'} model, but "
+                      f"--do_lower_case={do_lower_case}; use --do_lower_case={not do_lower_case}")
+    complains = True
+  assert complains == original_complains
 
 
-def test_case_warning_knows_later_releases_and_is_logged(google_checkpoint):
-  assert checkpoints.case_mismatch_warning(False, "/m/uncased_L-8_H-512_A-8/bert_model.ckpt")
-  assert checkpoints.case_mismatch_warning(True, "/m/wwm_cased_L-24_H-1024_A-16/bert_model.ckpt")
-  assert checkpoints.case_mismatch_warning(True, "/m/uncased_L-8_H-512_A-8/bert_model.ckpt") is None
-  warnings = []
-  logging.get_absl_logger().addFilter(lambda record: warnings.append(record.getMessage()) or True)
-  checkpoints.load_google_checkpoint(modeling.build_span_model(TINY), google_checkpoint,
-                                     do_lower_case=False)
-  assert any("uncased_L-2_H-32_A-4' is a lower-cased model" in w for w in warnings)
+def test_release_names_include_later_releases():
+  assert bert_tokenization.release_is_lower_cased("/m/uncased_L-8_H-512_A-8/bert_model.ckpt")
+  assert not bert_tokenization.release_is_lower_cased("m/wwm_cased_L-24_H-1024_A-16/bert_model.ckpt")
+  assert bert_tokenization.release_is_lower_cased("/m/uncased_L-8_H-512_A-8_x/bert_model.ckpt") is None
+  assert bert_tokenization.release_is_lower_cased("bert_model.ckpt") is None
+
+
+def test_uncased_vocab_in_any_folder_needs_do_lower_case(minilm_dir):
+  vocab_file = str(minilm_dir / "vocab.txt")
+  vocab = bert_tokenization.load_vocab(vocab_file)
+  bert_tokenization.check_do_lower_case(True, vocab_file, vocab, "/m/my_model/bert_model.ckpt")
+  with pytest.raises(InputError) as raised:
+    bert_tokenization.check_do_lower_case(False, vocab_file, vocab, "/m/my_model/bert_model.ckpt")
+  assert str(raised.value) == (
+      f"{vocab_file}: an uncased vocabulary (none of its 26930 tokens with letters has an "
+      "upper-case one), but --do_lower_case=False; use --do_lower_case=True")
+
+
+def test_googles_uncased_vocab_needs_do_lower_case(uncased_vocab):
+  vocab = bert_tokenization.load_vocab(str(uncased_vocab))  # holds "ℝ": a capital, yet no case
+  bert_tokenization.check_do_lower_case(True, str(uncased_vocab), vocab)
+  with pytest.raises(InputError, match="an uncased vocabulary.*use --do_lower_case=True$"):
+    bert_tokenization.check_do_lower_case(False, str(uncased_vocab), vocab)
+
+
+def test_cased_vocab_needs_no_lower_case(tmp_path):
+  vocab_file = tmp_path / "vocab.txt"
+  vocab_file.write_text(_lines(CASED_VOCAB), encoding="utf-8")
+  vocab = bert_tokenization.load_vocab(str(vocab_file))
+  bert_tokenization.check_do_lower_case(False, str(vocab_file), vocab)
+  with pytest.raises(InputError) as raised:
+    bert_tokenization.check_do_lower_case(True, str(vocab_file), vocab)
+  assert str(raised.value) == (
+      f"{vocab_file}: a cased vocabulary (4 of its 9 tokens with letters have upper-case ones), "
+      "but --do_lower_case=True; use --do_lower_case=False")
+
+
+def test_vocab_decides_before_the_name_and_caseless_vocabs_pass_both_ways(minilm_dir):
+  uncased = list(bert_tokenization.load_vocab(str(minilm_dir / "vocab.txt")))
+  bert_tokenization.check_do_lower_case(True, "v.txt", uncased, "/m/cased_L-12_H-768_A-12/bert_model.ckpt")
+  bert_tokenization.check_do_lower_case(False, "v.txt", CASED_VOCAB,
+                                        "/m/uncased_L-12_H-768_A-12/bert_model.ckpt")
+  for do_lower_case in (True, False):
+    bert_tokenization.check_do_lower_case(do_lower_case, "v.txt", CASELESS_VOCAB, "/m/x/bert_model.ckpt")
+    # A few stray upper-case tokens in a lower-cased vocabulary do not make it cased.
+    bert_tokenization.check_do_lower_case(do_lower_case, "v.txt", uncased + ["Paris"])
+  assert bert_tokenization.vocab_casing(CASELESS_VOCAB).lower_cased is None
 
 
 @pytest.mark.parametrize("prefix", ["", "bert."])

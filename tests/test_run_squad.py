@@ -12,6 +12,8 @@ import sys
 import numpy as np
 import pytest
 
+from bert_squad import export
+from bert_squad.errors import InputError
 from tests import run_testlib
 from tests.run_testlib import DEMO_DATA
 from tests.run_testlib import REPO_ROOT
@@ -90,15 +92,28 @@ def test_trains_predicts_and_scores_squad_v1(v1_run):
 
 
 def test_exported_model_predicts_the_same_as_the_run(v1_run, tmp_path):
+  """--init_checkpoint=FOLDER (the export/ folder itself) means its bert_model.ckpt."""
   output_dir, _ = v1_run
   export = output_dir / "export"
-  result = _run(str(REPO_ROOT / "run_squad.py"), f"--init_checkpoint={export / 'bert_model.ckpt'}",
+  result = _run(str(REPO_ROOT / "run_squad.py"), f"--init_checkpoint={export}",
                 "--do_predict", f"--predict_file={DEMO_DATA / 'squad1.1_demo_dev.json'}",
                 f"--output_dir={tmp_path}", "--max_seq_length=160", "--doc_stride=64",
                 "--predict_batch_size=7")
   assert result.returncode == 0, result.stderr[-3000:]
+  assert (f"--init_checkpoint={export} is a folder: using {export}/bert_model.ckpt, "
+          f"{export}/bert_config.json and {export}/vocab.txt") in result.stderr
   assert (json.loads((tmp_path / "predictions.json").read_text())
           == json.loads((output_dir / "predictions.json").read_text()))
+
+
+def test_export_of_a_run_folder_names_its_export_folder(v1_run, tmp_path):
+  output_dir, _ = v1_run
+  with pytest.raises(InputError) as raised:
+    export.export_checkpoint(str(output_dir), str(tmp_path / "serving"),
+                             export.AnswerSettings(max_seq_length=160, doc_stride=64))
+  assert str(raised.value) == (
+      f"--checkpoint_dir={output_dir}: the output_dir of a run_squad.py run; its fine-tuned model in "
+      f"Google's format is {output_dir}/export: use --checkpoint_dir={output_dir}/export")
 
 
 def test_prediction_alone_can_use_xla(v1_run, tmp_path):

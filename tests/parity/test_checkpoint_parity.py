@@ -105,7 +105,7 @@ def release(request, shared_data, tmp_path_factory) -> Release:
 
 
 def test_release_names_load_and_match_the_official_converter(release):
-  loaded = checkpoints.load_google_checkpoint(release.model, release.prefix, do_lower_case=True)
+  loaded = checkpoints.load_google_checkpoint(release.model, release.prefix)
   assert sorted(loaded) == sorted(n for n in release.tensors
                                   if n.startswith("bert/") and "/adam_" not in n)
   ours = release.model.encoder(_inputs())
