@@ -98,7 +98,8 @@ flags.DEFINE_integer("gradient_accumulation_steps", 1,
 flags.DEFINE_integer("seed", 12345, "Random seed for initialisation, dropout and shuffling.")
 flags.DEFINE_bool("deterministic", False,
                   "Deterministic ops and seeded input order: identical results across runs (slower).")
-flags.DEFINE_integer("keep_checkpoint_max", 5, "Resumable checkpoints kept in output_dir.")
+flags.DEFINE_integer("keep_checkpoint_max", 5,
+                     "Resumable checkpoints kept in output_dir; 0 keeps all (as tf.estimator.RunConfig).")
 flags.DEFINE_integer("log_steps", 100, "Log loss, learning rate and throughput every this many steps.")
 flags.DEFINE_string("cache_dir", None,
                     "Where TFRecord features are cached and reused while the input file, vocabulary "

@@ -160,10 +160,21 @@ def validate_run_config(config: RunConfig) -> None:
   for flag in ("train_batch_size", "predict_batch_size", "n_best_size", "max_answer_length"):
     if getattr(config, flag) <= 0:
       raise InputError(f"--{flag}={getattr(config, flag)}: must be positive")
-  if config.num_train_epochs <= 0 and config.do_train:
+  if config.do_train:
+    _validate_training_flags(config)
+
+
+def _validate_training_flags(config: RunConfig) -> None:
+  """The training flags' ranges, checked before features or a model are built."""
+  if config.num_train_epochs <= 0:
     raise InputError(f"--num_train_epochs={config.num_train_epochs}: must be positive")
   if not 0.0 <= config.warmup_proportion < 1.0:
     raise InputError(f"--warmup_proportion={config.warmup_proportion}: must be in [0, 1)")
+  for flag in ("gradient_accumulation_steps", "save_checkpoints_steps", "iterations_per_loop", "log_steps"):
+    if getattr(config, flag) <= 0:
+      raise InputError(f"--{flag}={getattr(config, flag)}: must be positive")
+  if config.keep_checkpoint_max < 0:  # 0 keeps every checkpoint, as in tf.estimator.RunConfig
+    raise InputError(f"--keep_checkpoint_max={config.keep_checkpoint_max}: must be 0 (keep all) or positive")
   if config.train_batch_size % config.gradient_accumulation_steps:
     raise InputError(f"--train_batch_size={config.train_batch_size} does not split into "
                      f"--gradient_accumulation_steps={config.gradient_accumulation_steps} equal micro-batches")

@@ -68,7 +68,7 @@ class TrainConfig:
     steps_per_loop: updates per `tf.function` call; signals, logs and
       checkpoints are handled between calls [--iterations_per_loop].
     save_checkpoints_steps: save every this many updates [--save_checkpoints_steps].
-    keep_checkpoint_max: checkpoints kept [--keep_checkpoint_max].
+    keep_checkpoint_max: checkpoints kept, 0 for all [--keep_checkpoint_max].
     log_steps: progress line, TensorBoard and history every this many
       updates (rounded up to the end of a loop) [--log_steps].
     gradient_accumulation_steps: micro-batches of `train_batch_size / k`
@@ -97,13 +97,14 @@ class TrainConfig:
         "--train_batch_size": self.train_batch_size,
         "--iterations_per_loop": self.steps_per_loop,
         "--save_checkpoints_steps": self.save_checkpoints_steps,
-        "--keep_checkpoint_max": self.keep_checkpoint_max,
         "--log_steps": self.log_steps,
         "--gradient_accumulation_steps": self.gradient_accumulation_steps,
     }
     for flag, value in positive.items():
       if value <= 0:
         raise InputError(f"{flag}={value}: must be positive")
+    if self.keep_checkpoint_max < 0:
+      raise InputError(f"--keep_checkpoint_max={self.keep_checkpoint_max}: must be 0 (keep all) or positive")
     if self.dtype not in _PRECISION_POLICIES:
       raise InputError(f"--dtype={self.dtype}: expected one of {', '.join(_PRECISION_POLICIES)}")
 
@@ -313,7 +314,7 @@ class _Checkpointer:
                output_dir: str, keep: int, chief: bool):
     self._checkpoint = checkpoint
     self._output_dir = output_dir
-    self._manager = (tf.train.CheckpointManager(checkpoint, output_dir, max_to_keep=keep,
+    self._manager = (tf.train.CheckpointManager(checkpoint, output_dir, max_to_keep=keep or None,
                                                 step_counter=step_counter) if chief else None)
     self.last_saved: str | None = tf.train.latest_checkpoint(output_dir) if chief else None
 

@@ -355,6 +355,9 @@ RUN_CASES = {
         "--train_batch_size=10 does not split into --gradient_accumulation_steps=4 equal micro-batches"),
     "num_train_epochs_zero": (_train(num_train_epochs=0.0), "--num_train_epochs=0.0: must be positive"),
     "warmup_proportion_one": (_train(warmup_proportion=1.0), "--warmup_proportion=1.0: must be in [0, 1)"),
+    "gradient_accumulation_steps_zero": (_train(gradient_accumulation_steps=0),
+                                         "--gradient_accumulation_steps=0: must be positive"),
+    "save_checkpoints_steps_zero": (_train(save_checkpoints_steps=0), "--save_checkpoints_steps=0: must be positive"),
 }
 
 
@@ -381,6 +384,30 @@ def test_bad_run_names_the_file_or_flag_and_leaves_old_outputs(tmp_path, tiny, c
   expected = re.escape(_fill(pattern, tmp_path, tiny)).replace(r"\*", ".*")
   assert re.fullmatch(expected, message), message
   _assert_nothing_half_written(out, before)
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("gradient_accumulation_steps", 0, "--gradient_accumulation_steps=0: must be positive"),
+    ("gradient_accumulation_steps", -2, "--gradient_accumulation_steps=-2: must be positive"),
+    ("save_checkpoints_steps", 0, "--save_checkpoints_steps=0: must be positive"),
+    ("iterations_per_loop", 0, "--iterations_per_loop=0: must be positive"),
+    ("log_steps", 0, "--log_steps=0: must be positive"),
+    ("keep_checkpoint_max", -1, "--keep_checkpoint_max=-1: must be 0 (keep all) or positive"),
+])
+def test_bad_training_flags_are_refused_before_anything_is_built(tmp_path, flag, value, message):
+  config = pipeline.RunConfig(output_dir=str(tmp_path / "out"), init_checkpoint="/no/model/bert_model.ckpt",
+                              do_train=True, train_file=str(DEMO_DATA / "squad1.1_demo_train.json"),
+                              **{flag: value})
+  with pytest.raises(InputError) as raised:
+    pipeline.validate_run_config(config)
+  assert str(raised.value) == message
+
+
+def test_training_flags_do_not_matter_without_do_train(tmp_path):
+  config = pipeline.RunConfig(output_dir=str(tmp_path / "out"), init_checkpoint="/no/model/bert_model.ckpt",
+                              do_predict=True, predict_file=str(DEMO_DATA / "squad1.1_demo_dev.json"),
+                              gradient_accumulation_steps=0, save_checkpoints_steps=0)
+  pipeline.validate_run_config(config)
 
 
 # ------------------------------------------------------------------------------------------------

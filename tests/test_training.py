@@ -348,9 +348,18 @@ def test_batch_that_does_not_split_is_an_input_error(tmp_path, strategy, data, i
     _train_in_process(strategy, data, initial_weights, tmp_path, batch=6, accumulation=4)
 
 
+def test_keep_checkpoint_max_zero_keeps_every_checkpoint(tmp_path, strategy, data, initial_weights):
+  """0 keeps all, as `keep_checkpoint_max` of tf.estimator.RunConfig (the original's Estimator)."""
+  _train_in_process(strategy, data, initial_weights, tmp_path, steps=7, save_checkpoints_steps=1,
+                    keep_checkpoint_max=0)
+  assert sorted(int(p.name[5:-6]) for p in tmp_path.glob("ckpt-*.index")) == list(range(1, 8))
+
+
 def test_config_rejects_non_positive_values(tmp_path):
   with pytest.raises(InputError, match=r"--save_checkpoints_steps=0"):
     training.TrainConfig(str(tmp_path), 10, 8, save_checkpoints_steps=0)
+  with pytest.raises(InputError, match=r"--keep_checkpoint_max=-1: must be 0 \(keep all\) or positive"):
+    training.TrainConfig(str(tmp_path), 10, 8, keep_checkpoint_max=-1)
   with pytest.raises(InputError, match=r"--dtype=float64"):
     training.TrainConfig(str(tmp_path), 10, 8, dtype="float64")
 
