@@ -58,8 +58,11 @@ flags.DEFINE_float("warmup_proportion", 0.1,
                    "Fraction of the training steps over which the learning rate rises linearly from 0.")
 flags.DEFINE_integer("save_checkpoints_steps", 1000, "Save a resumable checkpoint every this many steps.")
 flags.DEFINE_integer("iterations_per_loop", 1000,
-                     "Steps run inside one compiled call (TPU: per host loop). Logs, checkpoints and "
-                     "interrupt checks happen between calls, so keep it <= save_checkpoints_steps.")
+                     "Most steps run inside one compiled call. On a TPU this is the host loop, as in the "
+                     "original: logs happen between loops, so --log_steps is rounded up to a loop's end. On "
+                     "CPU/GPU a call also ends at the next --log_steps step, so logs, history and TensorBoard "
+                     "follow --log_steps whatever this says. Checkpoints (every --save_checkpoints_steps) and "
+                     "Ctrl-C/SIGTERM are handled between calls.")
 flags.DEFINE_integer("n_best_size", 20, "Candidates kept per question in nbest_predictions.json.")
 flags.DEFINE_integer("max_answer_length", 30, "Longest answer, in WordPiece tokens.")
 flags.DEFINE_bool("use_tpu", False, "Train on a Cloud TPU (same as --distribution_strategy=tpu).")

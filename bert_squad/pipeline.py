@@ -334,7 +334,7 @@ def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: mod
   train_config = training.TrainConfig(
       output_dir=config.output_dir, num_train_steps=num_steps,
       train_batch_size=config.train_batch_size,
-      steps_per_loop=min(config.iterations_per_loop, config.save_checkpoints_steps),
+      steps_per_loop=config.iterations_per_loop,
       save_checkpoints_steps=config.save_checkpoints_steps,
       keep_checkpoint_max=config.keep_checkpoint_max, log_steps=config.log_steps,
       gradient_accumulation_steps=config.gradient_accumulation_steps, dtype=config.dtype,

@@ -291,6 +291,39 @@ def test_logs_tensorboard_history_and_curves(tmp_path, strategy, data, initial_w
   assert (again.initial_step, again.final_step) == (40, 40)
 
 
+def test_off_tpu_logs_and_checkpoints_follow_their_steps_whatever_steps_per_loop(
+    tmp_path, strategy, data, initial_weights):
+  """The original's default --iterations_per_loop=1000 is a TPU host loop: it must not silence a CPU run."""
+  _, _, result, log = _train_in_process(strategy, data, initial_weights, tmp_path, steps=40,
+                                        steps_per_loop=1000, log_steps=10, save_checkpoints_steps=20,
+                                        keep_checkpoint_max=0)
+  assert [line.split()[1] for line in log.strip().splitlines()] == ["10/40", "20/40", "30/40", "40/40"]
+  assert [p["step"] for p in training.read_history(str(tmp_path))] == [10, 20, 30, 40]
+  assert sorted(p.name for p in tmp_path.glob("ckpt-*.index")) == ["ckpt-20.index", "ckpt-40.index"]
+  assert result.final_step == 40
+
+
+@pytest.mark.parametrize("host_loop, calls", [
+    (True, [30, 30, 30, 10]),    # TPU: host loops of steps_per_loop; logs rounded up to their ends
+    (False, [10] * 10),          # elsewhere: every call ends at the next log step
+])
+def test_compiled_calls_end_at_log_steps_except_on_tpu(tmp_path, host_loop, calls):
+  config = training.TrainConfig(str(tmp_path), num_train_steps=100, train_batch_size=8, steps_per_loop=30,
+                                save_checkpoints_steps=1000, log_steps=10)
+  step, lengths = 0, []
+  while step < config.num_train_steps:
+    lengths.append(training.steps_in_next_call(step, config, host_loop))
+    step += lengths[-1]
+  assert lengths == calls
+
+
+def test_compiled_calls_end_at_checkpoints_and_at_most_after_steps_per_loop(tmp_path):
+  config = training.TrainConfig(str(tmp_path), num_train_steps=50, train_batch_size=8, steps_per_loop=4,
+                                save_checkpoints_steps=6, log_steps=100)
+  for host_loop in (True, False):
+    assert [training.steps_in_next_call(step, config, host_loop) for step in (0, 4, 6, 48)] == [4, 2, 4, 2]
+
+
 def _signalling_at_batch(dataset_fn, batch_number: int, signum: int):
   """Wraps `dataset_fn` so that producing batch `batch_number` sends `signum` to this process."""
 
