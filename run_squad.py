@@ -108,6 +108,13 @@ flags.DEFINE_string("cache_dir", None,
                     "Where TFRecord features are cached and reused while the input file, vocabulary "
                     "and parameters are unchanged (default: output_dir/features).")
 flags.DEFINE_bool("overwrite_cache", False, "Rebuild cached features even if they match.")
+flags.DEFINE_bool("overwrite_output_dir", False,
+                  "With --do_train: delete the training state an earlier run left in --output_dir "
+                  "(ckpt-*, checkpoint, run_settings.json, train_history.json, training_curves.png, "
+                  "TensorBoard events, export/) and train afresh. Without it a run resumes the "
+                  "checkpoints there only if they come from the same settings (run_settings.json), and "
+                  "otherwise stops naming what differs. Do not leave it in a command that is restarted "
+                  "after preemption: it would start over each time.")
 
 FLAGS = flags.FLAGS
 
