@@ -647,7 +647,9 @@ def test_command_line_gives_one_error_line_exit_2_and_no_half_files(cli_results,
       after = _snapshot(folder)
       assert not any(p.startswith("ckpt-") or p == "checkpoint" or p.startswith("export") for p in after), after
       json.loads(after["train_history.json"])
-      before = {**before, **{p: after[p] for p in after if p.startswith(("tensorboard/", "train"))}}
+      json.loads(after["run_settings.json"])
+      before = {**before, **{p: after[p] for p in after
+                             if p.startswith(("tensorboard/", "train")) or p == "run_settings.json"}}
     _assert_nothing_half_written(folder, before)
 
 
