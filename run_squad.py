@@ -59,8 +59,11 @@ flags.DEFINE_float("warmup_proportion", 0.1,
                    "Fraction of the training steps over which the learning rate rises linearly from 0.")
 flags.DEFINE_integer("save_checkpoints_steps", 1000, "Save a resumable checkpoint every this many steps.")
 flags.DEFINE_integer("iterations_per_loop", 1000,
-                     "Steps run inside one compiled call (TPU: per host loop). Logs, checkpoints and "
-                     "interrupt checks happen between calls, so keep it <= save_checkpoints_steps.")
+                     "Most steps run inside one compiled call. On a TPU this is the host loop, as in the "
+                     "original: logs happen between loops, so --log_steps is rounded up to a loop's end. On "
+                     "CPU/GPU a call also ends at the next --log_steps step, so logs, history and TensorBoard "
+                     "follow --log_steps whatever this says. Checkpoints (every --save_checkpoints_steps) and "
+                     "Ctrl-C/SIGTERM are handled between calls.")
 flags.DEFINE_integer("n_best_size", 20, "Candidates kept per question in nbest_predictions.json.")
 flags.DEFINE_integer("max_answer_length", 30, "Longest answer, in WordPiece tokens.")
 flags.DEFINE_bool("use_tpu", False, "Train on a Cloud TPU (same as --distribution_strategy=tpu); "
@@ -100,12 +103,20 @@ flags.DEFINE_integer("gradient_accumulation_steps", 1,
 flags.DEFINE_integer("seed", 12345, "Random seed for initialisation, dropout and shuffling.")
 flags.DEFINE_bool("deterministic", False,
                   "Deterministic ops and seeded input order: identical results across runs (slower).")
-flags.DEFINE_integer("keep_checkpoint_max", 5, "Resumable checkpoints kept in output_dir.")
+flags.DEFINE_integer("keep_checkpoint_max", 5,
+                     "Resumable checkpoints kept in output_dir; 0 keeps all (as tf.estimator.RunConfig).")
 flags.DEFINE_integer("log_steps", 100, "Log loss, learning rate and throughput every this many steps.")
 flags.DEFINE_string("cache_dir", None,
                     "Where TFRecord features are cached and reused while the input file, vocabulary "
                     "and parameters are unchanged (default: output_dir/features).")
 flags.DEFINE_bool("overwrite_cache", False, "Rebuild cached features even if they match.")
+flags.DEFINE_bool("overwrite_output_dir", False,
+                  "With --do_train: delete the training state an earlier run left in --output_dir "
+                  "(ckpt-*, checkpoint, run_settings.json, train_history.json, training_curves.png, "
+                  "TensorBoard events, export/) and train afresh. Without it a run resumes the "
+                  "checkpoints there only if they come from the same settings (run_settings.json), and "
+                  "otherwise stops naming what differs. Do not leave it in a command that is restarted "
+                  "after preemption: it would start over each time.")
 
 FLAGS = flags.FLAGS
 

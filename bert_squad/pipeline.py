@@ -7,6 +7,7 @@ files go:
   output_dir/
     features/              cached TFRecords + metadata (or --cache_dir)
     ckpt-N.*, checkpoint   resumable TF2 training state (model, optimizer, step)
+    run_settings.json      the settings that define the training run: its checkpoints resume only under them
     tensorboard/           TensorBoard event files
     train_history.json     loss/lr/accuracy per log step; training_curves.png
     export/                the fine-tuned model in Google's format (bert_model.ckpt, bert_config.json, vocab.txt)
@@ -35,6 +36,7 @@ from bert_squad import modeling
 from bert_squad import optimization
 from bert_squad import postprocess
 from bert_squad import preprocess
+from bert_squad import run_settings
 from bert_squad import squad
 from bert_squad import tokenization
 from bert_squad import training
@@ -93,6 +95,7 @@ class RunConfig:
   log_steps: int = 100
   cache_dir: str | None = None
   overwrite_cache: bool = False
+  overwrite_output_dir: bool = False
 
 
 def run(config: RunConfig) -> dict:
@@ -162,10 +165,21 @@ def validate_run_config(config: RunConfig) -> None:
   for flag in ("train_batch_size", "predict_batch_size", "n_best_size", "max_answer_length"):
     if getattr(config, flag) <= 0:
       raise InputError(f"--{flag}={getattr(config, flag)}: must be positive")
-  if config.num_train_epochs <= 0 and config.do_train:
+  if config.do_train:
+    _validate_training_flags(config)
+
+
+def _validate_training_flags(config: RunConfig) -> None:
+  """The training flags' ranges, checked before features or a model are built."""
+  if config.num_train_epochs <= 0:
     raise InputError(f"--num_train_epochs={config.num_train_epochs}: must be positive")
   if not 0.0 <= config.warmup_proportion < 1.0:
     raise InputError(f"--warmup_proportion={config.warmup_proportion}: must be in [0, 1)")
+  for flag in ("gradient_accumulation_steps", "save_checkpoints_steps", "iterations_per_loop", "log_steps"):
+    if getattr(config, flag) <= 0:
+      raise InputError(f"--{flag}={getattr(config, flag)}: must be positive")
+  if config.keep_checkpoint_max < 0:  # 0 keeps every checkpoint, as in tf.estimator.RunConfig
+    raise InputError(f"--keep_checkpoint_max={config.keep_checkpoint_max}: must be 0 (keep all) or positive")
   if config.train_batch_size % config.gradient_accumulation_steps:
     raise InputError(f"--train_batch_size={config.train_batch_size} does not split into "
                      f"--gradient_accumulation_steps={config.gradient_accumulation_steps} equal micro-batches")
@@ -300,6 +314,14 @@ def _load_initial_weights(model: modeling.BertSpanModel, init_checkpoint: str | 
 def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: modeling.BertConfig,
            vocab_file: str, init_checkpoint: str | None) -> modeling.BertSpanModel:
   """Fine-tunes, resuming from output_dir/checkpoints; exports to output_dir/export."""
+  settings, paths = _run_settings(config, bert_config, vocab_file, init_checkpoint)
+  export_dir = os.path.join(config.output_dir, checkpoints.RUN_EXPORT_DIR)
+  if not config.overwrite_output_dir:
+    run_settings.check_resumable(config.output_dir, settings, paths)
+  elif distribution.is_chief(strategy):
+    discarded = run_settings.discard_training_state(config.output_dir, export_dir)
+    if discarded:
+      logging.info("--overwrite_output_dir: deleted the earlier training state (%s)", ", ".join(discarded))
   # The weights load before the features are built, so a bad checkpoint stops the run at once.
   with strategy.scope():
     model = modeling.build_span_model(bert_config, config.max_seq_length)
@@ -320,17 +342,38 @@ def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: mod
   train_config = training.TrainConfig(
       output_dir=config.output_dir, num_train_steps=num_steps,
       train_batch_size=config.train_batch_size,
-      steps_per_loop=min(config.iterations_per_loop, config.save_checkpoints_steps),
+      steps_per_loop=config.iterations_per_loop,
       save_checkpoints_steps=config.save_checkpoints_steps,
       keep_checkpoint_max=config.keep_checkpoint_max, log_steps=config.log_steps,
       gradient_accumulation_steps=config.gradient_accumulation_steps, dtype=config.dtype,
       use_xla=config.use_xla)
+  if distribution.is_chief(strategy):
+    run_settings.record(config.output_dir, settings, paths)
   training.train(model, optimizer, modeling.span_loss, dataset_fn, strategy, train_config)
   if distribution.is_chief(strategy):
-    export_dir = os.path.join(config.output_dir, checkpoints.RUN_EXPORT_DIR)
     checkpoints.export_google_checkpoint(model, vocab_file, export_dir)
     logging.info("exported the fine-tuned model in Google's format to %s", export_dir)
   return model
+
+
+def _run_settings(config: RunConfig, bert_config: modeling.BertConfig, vocab_file: str,
+                  init_checkpoint: str | None) -> tuple[dict, dict[str, str | None]]:
+  """(settings, paths): what defines the training run (see `run_settings`), and the files it reads.
+
+  The training features' inputs and window, the model and its initial
+  weights, the schedule, the global batch and the seed (data order, dropout).
+  """
+  settings = {
+      "train_file_sha256": features_lib.file_sha256(config.train_file),
+      "vocab_file_sha256": features_lib.file_sha256(vocab_file),
+      "init_checkpoint_sha256": run_settings.checkpoint_sha256(init_checkpoint),
+      "bert_config": bert_config.to_dict(),
+      **{flag: getattr(config, flag) for flag in (
+          "do_lower_case", "max_seq_length", "doc_stride", "max_query_length", "version_2_with_negative",
+          "train_batch_size", "learning_rate", "num_train_epochs", "warmup_proportion", "seed")},
+  }
+  paths = {"train_file": config.train_file, "vocab_file": vocab_file, "init_checkpoint": init_checkpoint}
+  return settings, paths
 
 
 def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: modeling.BertConfig,

@@ -65,12 +65,14 @@ class TrainConfig:
     num_train_steps: optimizer updates in the whole run.
     train_batch_size: examples per optimizer update, over all replicas and
       micro-batches [--train_batch_size].
-    steps_per_loop: updates per `tf.function` call; signals, logs and
-      checkpoints are handled between calls [--iterations_per_loop].
+    steps_per_loop: the most updates per `tf.function` call; signals, logs
+      and checkpoints are handled between calls. On a TPU this is the host
+      loop; elsewhere a call also ends at the next log step (see
+      `steps_in_next_call`) [--iterations_per_loop].
     save_checkpoints_steps: save every this many updates [--save_checkpoints_steps].
-    keep_checkpoint_max: checkpoints kept [--keep_checkpoint_max].
+    keep_checkpoint_max: checkpoints kept, 0 for all [--keep_checkpoint_max].
     log_steps: progress line, TensorBoard and history every this many
-      updates (rounded up to the end of a loop) [--log_steps].
+      updates (on a TPU rounded up to the end of a host loop) [--log_steps].
     gradient_accumulation_steps: micro-batches of `train_batch_size / k`
       whose averaged gradients make one update [--gradient_accumulation_steps].
     dtype: "float32", "float16" (dynamic loss scaling) or "bfloat16"; set
@@ -97,13 +99,14 @@ class TrainConfig:
         "--train_batch_size": self.train_batch_size,
         "--iterations_per_loop": self.steps_per_loop,
         "--save_checkpoints_steps": self.save_checkpoints_steps,
-        "--keep_checkpoint_max": self.keep_checkpoint_max,
         "--log_steps": self.log_steps,
         "--gradient_accumulation_steps": self.gradient_accumulation_steps,
     }
     for flag, value in positive.items():
       if value <= 0:
         raise InputError(f"{flag}={value}: must be positive")
+    if self.keep_checkpoint_max < 0:
+      raise InputError(f"--keep_checkpoint_max={self.keep_checkpoint_max}: must be 0 (keep all) or positive")
     if self.dtype not in _PRECISION_POLICIES:
       raise InputError(f"--dtype={self.dtype}: expected one of {', '.join(_PRECISION_POLICIES)}")
 
@@ -313,7 +316,7 @@ class _Checkpointer:
                output_dir: str, keep: int, chief: bool):
     self._checkpoint = checkpoint
     self._output_dir = output_dir
-    self._manager = (tf.train.CheckpointManager(checkpoint, output_dir, max_to_keep=keep,
+    self._manager = (tf.train.CheckpointManager(checkpoint, output_dir, max_to_keep=keep or None,
                                                 step_counter=step_counter) if chief else None)
     self.last_saved: str | None = tf.train.latest_checkpoint(output_dir) if chief else None
 
@@ -658,6 +661,28 @@ def _save_if_finite(checkpointer: _Checkpointer, model: tf_keras.Model, step: in
   checkpointer.save(step)
 
 
+def steps_in_next_call(step: int, config: TrainConfig, host_loop: bool) -> int:
+  """How many updates the next compiled call runs, from `step`.
+
+  A call ends at the next checkpoint step, at the end, and after at most
+  `steps_per_loop` updates. On a TPU (`host_loop`) that is all: the host
+  loop is what keeps a TPU busy, and log steps are rounded up to its end, as
+  in TPUEstimator. Elsewhere a call also ends at the next log step, so that
+  progress, history and TensorBoard follow `log_steps` exactly, whatever
+  `steps_per_loop` says; the number of steps is a tensor, so calls of other
+  lengths reuse the same trace.
+  """
+  ends = [step + config.steps_per_loop, config.num_train_steps,
+          _next_multiple(step, config.save_checkpoints_steps)]
+  if not host_loop:
+    ends.append(_next_multiple(step, config.log_steps))
+  return min(ends) - step
+
+
+def _next_multiple(step: int, every: int) -> int:
+  return (step // every + 1) * every
+
+
 def train(model: tf_keras.Model,
           optimizer: tf_keras.optimizers.legacy.Optimizer,
           loss_fn: LossFn,
@@ -736,12 +761,12 @@ def train(model: tf_keras.Model,
   agreed_stop = _stop_agreement(strategy)
   stop = _StopRequest(config.handle_signals)
   step = initial_step
+  host_loop = isinstance(strategy, tf.distribute.TPUStrategy)
   try:
     iterator = iter(strategy.distribute_datasets_from_function(
         _skipping_dataset_fn(dataset_fn, initial_step, k, per_replica_batch)))
     while step < config.num_train_steps:
-      next_save = (step // config.save_checkpoints_steps + 1) * config.save_checkpoints_steps
-      num_steps = min(config.steps_per_loop, config.num_train_steps - step, next_save - step)
+      num_steps = steps_in_next_call(step, config, host_loop)
       losses, totals = train_loop(iterator, tf.constant(num_steps, tf.int32))
       _check_finite_losses(losses.numpy(), step, checkpointer)
       step += num_steps

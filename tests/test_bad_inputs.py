@@ -385,6 +385,9 @@ RUN_CASES = {
     "use_tpu_without_tpu_name": (_flags(use_tpu=True),
                                  "--use_tpu needs --tpu_name (a Cloud TPU's name or grpc:// address, or local on "
                                  "a TPU VM) or --master; neither was given and TPU_NAME is not set"),
+    "gradient_accumulation_steps_zero": (_train(gradient_accumulation_steps=0),
+                                         "--gradient_accumulation_steps=0: must be positive"),
+    "save_checkpoints_steps_zero": (_train(save_checkpoints_steps=0), "--save_checkpoints_steps=0: must be positive"),
 }
 
 
@@ -423,6 +426,30 @@ def test_unwritable_cache_dir_is_refused_before_the_model_is_built(tmp_path, tin
     pipeline.run(config)
   assert str(raised.value) == (f"--cache_dir={tmp_path}/a-file/cache: not writable "
                                f"({tmp_path}/a-file is a file, not a folder)")
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("gradient_accumulation_steps", 0, "--gradient_accumulation_steps=0: must be positive"),
+    ("gradient_accumulation_steps", -2, "--gradient_accumulation_steps=-2: must be positive"),
+    ("save_checkpoints_steps", 0, "--save_checkpoints_steps=0: must be positive"),
+    ("iterations_per_loop", 0, "--iterations_per_loop=0: must be positive"),
+    ("log_steps", 0, "--log_steps=0: must be positive"),
+    ("keep_checkpoint_max", -1, "--keep_checkpoint_max=-1: must be 0 (keep all) or positive"),
+])
+def test_bad_training_flags_are_refused_before_anything_is_built(tmp_path, flag, value, message):
+  config = pipeline.RunConfig(output_dir=str(tmp_path / "out"), init_checkpoint="/no/model/bert_model.ckpt",
+                              do_train=True, train_file=str(DEMO_DATA / "squad1.1_demo_train.json"),
+                              **{flag: value})
+  with pytest.raises(InputError) as raised:
+    pipeline.validate_run_config(config)
+  assert str(raised.value) == message
+
+
+def test_training_flags_do_not_matter_without_do_train(tmp_path):
+  config = pipeline.RunConfig(output_dir=str(tmp_path / "out"), init_checkpoint="/no/model/bert_model.ckpt",
+                              do_predict=True, predict_file=str(DEMO_DATA / "squad1.1_demo_dev.json"),
+                              gradient_accumulation_steps=0, save_checkpoints_steps=0)
+  pipeline.validate_run_config(config)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -714,7 +741,9 @@ def test_command_line_gives_one_error_line_exit_2_and_no_half_files(cli_results,
       after = _snapshot(folder)
       assert not any(p.startswith("ckpt-") or p == "checkpoint" or p.startswith("export") for p in after), after
       json.loads(after["train_history.json"])
-      before = {**before, **{p: after[p] for p in after if p.startswith(("tensorboard/", "train"))}}
+      json.loads(after["run_settings.json"])
+      before = {**before, **{p: after[p] for p in after
+                             if p.startswith(("tensorboard/", "train")) or p == "run_settings.json"}}
     _assert_nothing_half_written(folder, before)
 
 

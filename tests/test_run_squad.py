@@ -6,6 +6,7 @@ embedded demo data, so the test needs neither ../shared nor a download.
 """
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -145,6 +146,61 @@ def test_rerun_resumes_at_the_end_and_reuses_features(v1_run, tiny_checkpoint):
   assert (output_dir / "predictions.json").read_text() == before  # --deterministic
 
 
+def _files(folder: pathlib.Path) -> dict[str, bytes]:
+  return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_changed_run_in_a_finished_output_dir_is_refused_naming_what_differs(v1_run, tiny_checkpoint):
+  output_dir, _ = v1_run
+  before = _files(output_dir)
+  other_rate = _run(*_run_squad_args(tiny_checkpoint, output_dir, "1.1", "--learning_rate=2e-3"))
+  other_data = _run(*_run_squad_args(tiny_checkpoint, output_dir, "1.1",
+                                     f"--train_file={DEMO_DATA / 'squad2.0_demo_train.json'}"))
+  for result in (other_rate, other_data):
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: --output_dir={output_dir} holds the checkpoints of another training run "
+                               f"({output_dir / 'ckpt-30'}, settings in run_settings.json): ")
+    assert lines[0].endswith("Use another --output_dir, or --overwrite_output_dir to discard that run's "
+                             "checkpoints and start afresh")
+  assert "--learning_rate=0.002 (the run's: 0.001)" in other_rate.stderr
+  assert (f"--train_file={DEMO_DATA / 'squad2.0_demo_train.json'} has other contents than the run's "
+          f"{DEMO_DATA / 'squad1.1_demo_train.json'}") in other_data.stderr
+  assert _files(output_dir) == before  # neither the old export nor anything else was touched
+
+
+def test_overwrite_output_dir_discards_the_old_run_and_trains_afresh(v1_run, tiny_checkpoint, tmp_path):
+  old_dir, _ = v1_run
+  output_dir = tmp_path / "out"
+  shutil.copytree(old_dir, output_dir)
+  (output_dir / "notes.txt").write_text("mine")
+  old_export = (output_dir / "export" / "bert_model.ckpt.data-00000-of-00001").read_bytes()
+  result = _run(*_run_squad_args(tiny_checkpoint, output_dir, "1.1", "--learning_rate=2e-3", "--num_train_epochs=0.5",
+                                 "--nodo_predict", "--nodo_eval", "--overwrite_output_dir"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "resuming from" not in result.stderr and "already trained" not in result.stderr
+  assert "reusing cached features" in result.stderr  # features are not training state
+  assert [p["step"] for p in json.loads((output_dir / "train_history.json").read_text())] == [5, 10, 15]
+  assert sorted(p.name for p in output_dir.glob("ckpt-*.index")) == ["ckpt-10.index", "ckpt-15.index"]
+  assert json.loads((output_dir / "run_settings.json").read_text())["settings"]["learning_rate"] == 2e-3
+  assert (output_dir / "export" / "bert_model.ckpt.data-00000-of-00001").read_bytes() != old_export
+  assert (output_dir / "notes.txt").read_text() == "mine"
+  assert (output_dir / "predictions.json").read_bytes() == (old_dir / "predictions.json").read_bytes()
+
+
+def test_output_dir_from_before_run_settings_resumes_with_a_warning(v1_run, tiny_checkpoint, tmp_path):
+  old_dir, _ = v1_run
+  output_dir = tmp_path / "out"
+  shutil.copytree(old_dir, output_dir)
+  (output_dir / "run_settings.json").unlink()
+  result = _run(*_run_squad_args(tiny_checkpoint, output_dir, "1.1", "--nodo_predict", "--nodo_eval"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"{output_dir} has no run_settings.json (written before run settings were recorded)" in result.stderr
+  assert "already trained to step 30; nothing to do" in result.stderr
+  assert not (output_dir / "run_settings.json").exists()  # never vouched for afterwards
+
+
 def test_postprocess_cli_rewrites_predictions_from_saved_logits(v1_run, tmp_path):
   output_dir, _ = v1_run
   metadata = next((output_dir / "features").glob("predict-*.metadata.jsonl"))
@@ -212,6 +268,10 @@ def test_squad_v2_writes_null_odds_and_the_best_threshold(tiny_checkpoint, tmp_p
     (["--do_eval", "--do_train", f"--train_file={DEMO_DATA / 'squad1.1_demo_train.json'}"], "--do_eval"),
     (["--do_predict", f"--predict_file={DEMO_DATA / 'squad1.1_demo_dev.json'}", "--max_seq_length=160",
       "--doc_stride=200"], "--doc_stride"),
+    (["--do_train", f"--train_file={DEMO_DATA / 'squad1.1_demo_train.json'}", "--gradient_accumulation_steps=0"],
+     "error: --gradient_accumulation_steps=0: must be positive"),
+    (["--do_train", f"--train_file={DEMO_DATA / 'squad1.1_demo_train.json'}", "--save_checkpoints_steps=0"],
+     "error: --save_checkpoints_steps=0: must be positive"),
 ])
 def test_user_mistakes_are_one_line_and_exit_2(tiny_checkpoint, tmp_path, args, message):
   result = _run(str(REPO_ROOT / "run_squad.py"), f"--init_checkpoint={tiny_checkpoint}",

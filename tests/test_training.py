@@ -223,7 +223,7 @@ def test_non_finite_loss_stops_naming_the_step(tmp_path, strategy, data, initial
   with pytest.raises(training.NonFiniteLossError, match=r"loss became nan at step 7;") as error:
     _train_in_process(strategy, data, initial_weights, tmp_path, steps=12,
                       optimizer=_sgd_broken_at_update_6, steps_per_loop=5,
-                      save_checkpoints_steps=4)
+                      save_checkpoints_steps=4, log_steps=4)
   assert "ckpt-4" in str(error.value)
   assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-4")
   reader = tf.train.load_checkpoint(str(tmp_path))
@@ -231,7 +231,7 @@ def test_non_finite_loss_stops_naming_the_step(tmp_path, strategy, data, initial
     if name.startswith("model/"):
       assert np.all(np.isfinite(reader.get_tensor(name))), name
   history = training.read_history(str(tmp_path))
-  assert [p["step"] for p in history] == [4]  # loops end at 4 and 8; 8 was never logged
+  assert [p["step"] for p in history] == [4]  # calls end at 4 and 8; 8 was never logged
 
 
 def test_broken_weights_are_never_saved(tmp_path, strategy, data, initial_weights):
@@ -291,6 +291,39 @@ def test_logs_tensorboard_history_and_curves(tmp_path, strategy, data, initial_w
   assert (again.initial_step, again.final_step) == (40, 40)
 
 
+def test_off_tpu_logs_and_checkpoints_follow_their_steps_whatever_steps_per_loop(
+    tmp_path, strategy, data, initial_weights):
+  """The original's default --iterations_per_loop=1000 is a TPU host loop: it must not silence a CPU run."""
+  _, _, result, log = _train_in_process(strategy, data, initial_weights, tmp_path, steps=40,
+                                        steps_per_loop=1000, log_steps=10, save_checkpoints_steps=20,
+                                        keep_checkpoint_max=0)
+  assert [line.split()[1] for line in log.strip().splitlines()] == ["10/40", "20/40", "30/40", "40/40"]
+  assert [p["step"] for p in training.read_history(str(tmp_path))] == [10, 20, 30, 40]
+  assert sorted(p.name for p in tmp_path.glob("ckpt-*.index")) == ["ckpt-20.index", "ckpt-40.index"]
+  assert result.final_step == 40
+
+
+@pytest.mark.parametrize("host_loop, calls", [
+    (True, [30, 30, 30, 10]),    # TPU: host loops of steps_per_loop; logs rounded up to their ends
+    (False, [10] * 10),          # elsewhere: every call ends at the next log step
+])
+def test_compiled_calls_end_at_log_steps_except_on_tpu(tmp_path, host_loop, calls):
+  config = training.TrainConfig(str(tmp_path), num_train_steps=100, train_batch_size=8, steps_per_loop=30,
+                                save_checkpoints_steps=1000, log_steps=10)
+  step, lengths = 0, []
+  while step < config.num_train_steps:
+    lengths.append(training.steps_in_next_call(step, config, host_loop))
+    step += lengths[-1]
+  assert lengths == calls
+
+
+def test_compiled_calls_end_at_checkpoints_and_at_most_after_steps_per_loop(tmp_path):
+  config = training.TrainConfig(str(tmp_path), num_train_steps=50, train_batch_size=8, steps_per_loop=4,
+                                save_checkpoints_steps=6, log_steps=100)
+  for host_loop in (True, False):
+    assert [training.steps_in_next_call(step, config, host_loop) for step in (0, 4, 6, 48)] == [4, 2, 4, 2]
+
+
 def _signalling_at_batch(dataset_fn, batch_number: int, signum: int):
   """Wraps `dataset_fn` so that producing batch `batch_number` sends `signum` to this process."""
 
@@ -348,9 +381,18 @@ def test_batch_that_does_not_split_is_an_input_error(tmp_path, strategy, data, i
     _train_in_process(strategy, data, initial_weights, tmp_path, batch=6, accumulation=4)
 
 
+def test_keep_checkpoint_max_zero_keeps_every_checkpoint(tmp_path, strategy, data, initial_weights):
+  """0 keeps all, as `keep_checkpoint_max` of tf.estimator.RunConfig (the original's Estimator)."""
+  _train_in_process(strategy, data, initial_weights, tmp_path, steps=7, save_checkpoints_steps=1,
+                    keep_checkpoint_max=0)
+  assert sorted(int(p.name[5:-6]) for p in tmp_path.glob("ckpt-*.index")) == list(range(1, 8))
+
+
 def test_config_rejects_non_positive_values(tmp_path):
   with pytest.raises(InputError, match=r"--save_checkpoints_steps=0"):
     training.TrainConfig(str(tmp_path), 10, 8, save_checkpoints_steps=0)
+  with pytest.raises(InputError, match=r"--keep_checkpoint_max=-1: must be 0 \(keep all\) or positive"):
+    training.TrainConfig(str(tmp_path), 10, 8, keep_checkpoint_max=-1)
   with pytest.raises(InputError, match=r"--dtype=float64"):
     training.TrainConfig(str(tmp_path), 10, 8, dtype="float64")
 
@@ -509,4 +551,5 @@ def test_killed_run_resumes_to_the_same_step_and_weights(tmp_path, data):
   assert resumed == {"initial_step": killed_at, "final_step": 12, "replicas": 1}
   assert _finish(uninterrupted)["final_step"] == 12
   assert _max_difference(_weights(interrupted), _weights(tmp_path / "uninterrupted")) < 1e-5
-  assert [p["step"] for p in training.read_history(str(interrupted))] == [2, 3, 5, 6, 8, 9, 11, 12]
+  # Every log step once (log_steps=1), across the kill and the resume.
+  assert [p["step"] for p in training.read_history(str(interrupted))] == list(range(1, 13))
