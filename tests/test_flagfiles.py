@@ -68,6 +68,7 @@ RUN_SQUAD_FLAGS: Dict[str, Tuple[str, object]] = {
     "log_steps": ("integer", None),
     "cache_dir": ("string", None),
     "overwrite_cache": ("bool", None),
+    "overwrite_output_dir": ("bool", None),
 }
 BOOL_FLAGS = {name for name, (kind, _) in RUN_SQUAD_FLAGS.items() if kind == "bool"}
 RECIPES = (
