@@ -46,7 +46,8 @@ flags.DEFINE_integer("max_seq_length", 384,
                      "contexts are split into several windows.")
 flags.DEFINE_integer("doc_stride", 128,
                      "Step, in context tokens, between the starts of consecutive windows of a long "
-                     "context (the original's meaning: not the overlap, as in Hugging Face).")
+                     "context (the original's meaning: not the overlap, as in Hugging Face); a stride of a "
+                     "window's context tokens or more makes the windows meet without overlap.")
 flags.DEFINE_integer("max_query_length", 64, "Question tokens kept; longer questions are truncated.")
 flags.DEFINE_bool("do_train", False, "Fine-tune on --train_file.")
 flags.DEFINE_bool("do_predict", False, "Write predictions for --predict_file.")

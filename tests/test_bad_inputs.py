@@ -337,10 +337,10 @@ RUN_CASES = {
     "max_seq_length_over_max_position_embeddings": (
         _flags(max_seq_length=256), "max_seq_length 256: the BERT model was only trained up to sequence length 192 "
                                     "(max_position_embeddings)"),
-    "doc_stride_not_below_seq_minus_query": (
-        _flags(doc_stride=93), "--doc_stride=93: must be smaller than max_seq_length - max_query_length - 3 = 93 *"),
+    "doc_stride_zero": (_flags(doc_stride=0), "--doc_stride=0: must be at least 1"),
     "max_seq_length_too_short_for_the_query": (
-        _flags(max_seq_length=36), "--max_seq_length=36: leaves only 1 document token(s) per window; *"),
+        _flags(max_seq_length=35), "--max_seq_length=35: must be greater than max_query_length + 3 = 35, so that a "
+                                   "window with the longest question holds a document token *"),
     "do_train_without_train_file": (_flags(do_train=True), "--do_train needs --train_file"),
     "neither_do_train_nor_do_predict": (_flags(do_predict=False),
                                         "at least one of --do_train or --do_predict must be True"),
@@ -381,6 +381,14 @@ def test_bad_run_names_the_file_or_flag_and_leaves_old_outputs(tmp_path, tiny, c
   expected = re.escape(_fill(pattern, tmp_path, tiny)).replace(r"\*", ".*")
   assert re.fullmatch(expected, message), message
   _assert_nothing_half_written(out, before)
+
+
+@pytest.mark.parametrize("doc_stride", [64, 128])
+def test_short_windows_the_original_accepts_are_not_refused(tiny, tmp_path, doc_stride):
+  # max_seq_length 128 with the default max_query_length 64: 61 document tokens for the longest question.
+  pipeline.validate_run_config(pipeline.RunConfig(
+      init_checkpoint=str(tiny / "bert_model.ckpt"), output_dir=str(tmp_path / "out"), do_predict=True,
+      predict_file=str(DEMO_DATA / "squad1.1_demo_dev.json"), max_seq_length=128, doc_stride=doc_stride))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -232,8 +232,8 @@ def test_cli_bad_input_one_line_exit_2_no_files(tmp_path, squad_file, vocab_file
     pathlib.Path(squad_file).write_text('{"data": [{"title": "t"}]}', encoding="utf-8")
     expected = f"error: {squad_file}: article 0 ('t'): has no 'paragraphs'"
   elif case == "bad_stride":
-    args.append("--doc_stride=21")
-    expected = "error: --doc_stride=21: must be smaller than"
+    args.append("--doc_stride=0")
+    expected = "error: --doc_stride=0: must be at least 1"
   else:
     args = [a for a in args if not a.startswith("--vocab_file")]
     expected = "error: --vocab_file is required"
