@@ -252,9 +252,12 @@ def cached_features(config: RunConfig, input_file: str, vocab_file: str,
       input_file, path, vocab_file, config.do_lower_case, config.max_seq_length, config.doc_stride,
       config.max_query_length, is_training, config.version_2_with_negative, shuffle=True,
       show_progress=True)
-  logging.info("%d examples -> %d features (%d answers not found in the text were skipped, "
-               "%d questions had several answers: the first was used)", info.num_examples,
-               info.num_features, info.skipped_answers, info.multi_answer_questions)
+  if is_training:
+    logging.info("%d examples -> %d features (%d answers not found in the text were skipped, "
+                 "%d questions had several answers: the first was used)", info.num_examples,
+                 info.num_features, info.skipped_answers, info.multi_answer_questions)
+  else:  # prediction reads no answers: those counts are always 0
+    logging.info("%d examples -> %d features", info.num_examples, info.num_features)
   return path, info
 
 

@@ -428,6 +428,20 @@ def test_cache_is_reused_only_with_the_same_parameters_and_input(tmp_path, cache
   assert not reused and path_edited != path
 
 
+def test_building_the_cache_logs_only_the_counts_of_its_mode(cache_run, caplog):
+  config, vocab = cache_run
+  _, info, _, _ = _cached(config, vocab, caplog)
+  counts = [r.getMessage() for r in caplog.records if " examples -> " in r.getMessage()]
+  assert counts == [f"{info.num_examples} examples -> {info.num_features} features"]
+  caplog.clear()
+  with caplog.at_level(logging.INFO, logger="absl"):
+    _, info = pipeline.cached_features(config, str(DEMO_DATA / "squad1.1_demo_train.json"), vocab, is_training=True)
+  counts = [r.getMessage() for r in caplog.records if " examples -> " in r.getMessage()]
+  assert counts == [f"{info.num_examples} examples -> {info.num_features} features ({info.skipped_answers} answers "
+                    f"not found in the text were skipped, {info.multi_answer_questions} questions had several "
+                    "answers: the first was used)"]
+
+
 def test_cache_whose_info_records_other_parameters_is_rebuilt(cache_run, caplog):
   config, vocab = cache_run
   path, info, _, _ = _cached(config, vocab, caplog)
