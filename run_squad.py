@@ -72,7 +72,8 @@ flags.DEFINE_integer("num_tpu_cores", 8, "TPU cores to use (the TPU strategy use
 flags.DEFINE_bool("verbose_logging", False,
                   "Log the details of aligning predicted tokens back to the original text.")
 flags.DEFINE_bool("version_2_with_negative", False,
-                  "SQuAD 2.0: some questions have no answer in the context.")
+                  "SQuAD 2.0: some questions have no answer in the context. Needed to train on, or "
+                  "--do_eval, a file with questions without answers (checked before any model work).")
 flags.DEFINE_float("null_score_diff_threshold", 0.0,
                    "SQuAD 2.0: predict no answer when score(null) - score(best span) exceeds this.")
 

@@ -141,7 +141,7 @@ SQUAD_STRUCTURE_CASES = {
     "no_answers": (lambda d: _first_qa(d).pop("answers"), rf"^{re.escape(FIRST_QUESTION)}: has no 'answers'$"),
     "empty_answers_in_v1": (lambda d: _first_qa(d).update(answers=[]),
                             rf"^{re.escape(FIRST_QUESTION)}: has no answers \(a SQuAD v2.0 file\? set "
-                            r"version_2_with_negative\)$"),
+                            r"--version_2_with_negative\)$"),
     "answer_start_past_the_end": (lambda d: _first_qa(d)["answers"][0].update(answer_start=10_000),
                                   rf"^{re.escape(FIRST_QUESTION)}, answer 0: answer_start 10000 with an answer of 4 "
                                   r"characters is out of range \(the context has \d+ characters\)$"),
@@ -389,6 +389,44 @@ def test_short_windows_the_original_accepts_are_not_refused(tiny, tmp_path, doc_
   pipeline.validate_run_config(pipeline.RunConfig(
       init_checkpoint=str(tiny / "bert_model.ckpt"), output_dir=str(tmp_path / "out"), do_predict=True,
       predict_file=str(DEMO_DATA / "squad1.1_demo_dev.json"), max_seq_length=128, doc_stride=doc_stride))
+
+
+V2_TRAIN, V2_DEV = DEMO_DATA / "squad2.0_demo_train.json", DEMO_DATA / "squad2.0_demo_dev.json"
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(do_train=True, train_file=str(V2_TRAIN), do_predict=False),
+     f"{V2_TRAIN}: article 0 ('Marrowick'), question 'df0c5461a8a4f137a1bcd9f7': has no answers (SQuAD 2.0 data: "
+     "155 question(s) of this file have none); training on it needs --version_2_with_negative"),
+    (dict(predict_file=str(V2_DEV), do_eval=True),
+     f"{V2_DEV}: article 0 ('Ilse_Varnholt'), question '98854c373b6d03c14ffffb6f': has no answers (SQuAD 2.0 data: "
+     "33 question(s) of this file have none); scoring it (--do_eval) needs --version_2_with_negative"),
+])
+def test_squad_2_data_without_version_2_with_negative_stops_before_any_model_work(tmp_path, tiny, monkeypatch,
+                                                                                  changes, message):
+  def no_model_work(*args, **kwargs):
+    raise AssertionError("model or features built before the data was checked")
+  monkeypatch.setattr(modeling, "build_span_model", no_model_work)
+  monkeypatch.setattr(preprocess, "build_feature_files", no_model_work)
+  config = pipeline.RunConfig(**{"init_checkpoint": str(tiny / "bert_model.ckpt"), "output_dir": str(tmp_path / "out"),
+                                 "do_predict": True, **WINDOW, **changes})
+  with pytest.raises(InputError) as raised:
+    pipeline.run(config)
+  assert str(raised.value) == message
+  assert not (tmp_path / "out").exists()
+
+
+def test_squad_2_data_predicted_without_do_eval_only_warns(tmp_path, tiny, caplog):
+  config = pipeline.RunConfig(init_checkpoint=str(tiny / "bert_model.ckpt"), output_dir=str(tmp_path / "out"),
+                              do_predict=True, predict_file=str(V2_DEV), **WINDOW)
+  with caplog.at_level(logging.WARNING, logger="absl"):
+    pipeline.check_squad_version(config)
+  assert [r.getMessage() for r in caplog.records] == [
+      f"{V2_DEV}: article 0 ('Ilse_Varnholt'), question '98854c373b6d03c14ffffb6f': has no answers (SQuAD 2.0 data: "
+      "33 question(s) of this file have none), but --version_2_with_negative is not set: every question gets a "
+      "non-empty answer"]
+  pipeline.check_squad_version(pipeline.RunConfig(**{**config.__dict__, "version_2_with_negative": True,
+                                                     "do_eval": True}))
 
 
 # ------------------------------------------------------------------------------------------------
