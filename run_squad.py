@@ -47,7 +47,8 @@ flags.DEFINE_integer("max_seq_length", 384,
                      "contexts are split into several windows.")
 flags.DEFINE_integer("doc_stride", 128,
                      "Step, in context tokens, between the starts of consecutive windows of a long "
-                     "context (the original's meaning: not the overlap, as in Hugging Face).")
+                     "context (the original's meaning: not the overlap, as in Hugging Face); a stride of a "
+                     "window's context tokens or more makes the windows meet without overlap.")
 flags.DEFINE_integer("max_query_length", 64, "Question tokens kept; longer questions are truncated.")
 flags.DEFINE_bool("do_train", False, "Fine-tune on --train_file.")
 flags.DEFINE_bool("do_predict", False, "Write predictions for --predict_file.")
@@ -76,7 +77,8 @@ flags.DEFINE_integer("num_tpu_cores", 8, "TPU cores to use (the TPU strategy use
 flags.DEFINE_bool("verbose_logging", False,
                   "Log the details of aligning predicted tokens back to the original text.")
 flags.DEFINE_bool("version_2_with_negative", False,
-                  "SQuAD 2.0: some questions have no answer in the context.")
+                  "SQuAD 2.0: some questions have no answer in the context. Needed to train on, or "
+                  "--do_eval, a file with questions without answers (checked before any model work).")
 flags.DEFINE_float("null_score_diff_threshold", 0.0,
                    "SQuAD 2.0: predict no answer when score(null) - score(best span) exceeds this.")
 

@@ -325,6 +325,8 @@ class Windows(NamedTuple):
     context_length: int32 [batch], context tokens per example.
     max_tokens_for_doc: int32 [batch], context tokens a window of that
       example can hold.
+    window_step: int32 [batch], tokens between the starts of that example's
+      windows: min(doc_stride, max_tokens_for_doc), as the original's loop.
   """
   inputs: dict[str, tf.Tensor]
   example_index: tf.Tensor
@@ -335,9 +337,10 @@ class Windows(NamedTuple):
   num_windows: tf.Tensor
   context_length: tf.Tensor
   max_tokens_for_doc: tf.Tensor
+  window_step: tf.Tensor
 
 
-def _ceil_div(numerator: tf.Tensor, denominator: int) -> tf.Tensor:
+def _ceil_div(numerator: tf.Tensor, denominator: tf.Tensor) -> tf.Tensor:
   return -tf.math.floordiv(-numerator, denominator)
 
 
@@ -351,20 +354,20 @@ def build_windows(query_ids: tf.RaggedTensor, context_ids: tf.RaggedTensor, cls_
     context_ids: ragged [batch, (n)] int32, the context's wordpieces.
     cls_id, sep_id: int32 scalars.
     max_seq_length, doc_stride: as the original (`doc_stride` is the step
-      between window starts; it must be below max_seq_length - q - 3, as
-      `features.validate_window_params` ensures).
+      between window starts, at most a window's context tokens).
   """
   batch_size = tf.cast(query_ids.nrows(), tf.int32)
   query_length = tf.cast(query_ids.row_lengths(), tf.int32)
   context_length = tf.cast(context_ids.row_lengths(), tf.int32)
   max_tokens_for_doc = max_seq_length - query_length - 3  # [CLS] and two [SEP]
-  # Windows start every doc_stride tokens until one reaches the last token.
+  # Windows start every window_step tokens until one reaches the last token.
+  window_step = tf.minimum(doc_stride, max_tokens_for_doc)
   num_windows = tf.where(
       context_length > 0,
-      1 + tf.maximum(0, _ceil_div(context_length - max_tokens_for_doc, doc_stride)), 0)
+      1 + tf.maximum(0, _ceil_div(context_length - max_tokens_for_doc, window_step)), 0)
   example_index = tf.repeat(tf.range(batch_size), num_windows)
   window_index = tf.ragged.range(num_windows).flat_values
-  doc_start = window_index * doc_stride
+  doc_start = window_index * tf.gather(window_step, example_index)
   doc_length = tf.minimum(tf.gather(context_length, example_index) - doc_start,
                           tf.gather(max_tokens_for_doc, example_index))
   first_token = tf.gather(tf.cast(context_ids.row_starts(), tf.int32), example_index) + doc_start
@@ -385,7 +388,7 @@ def build_windows(query_ids: tf.RaggedTensor, context_ids: tf.RaggedTensor, cls_
                  doc_start=doc_start, doc_length=doc_length,
                  doc_offset=tf.gather(query_length, example_index) + 2,
                  num_windows=num_windows, context_length=context_length,
-                 max_tokens_for_doc=max_tokens_for_doc)
+                 max_tokens_for_doc=max_tokens_for_doc, window_step=window_step)
 
 
 def _first_argmax(values: tf.Tensor) -> tf.Tensor:
@@ -395,7 +398,7 @@ def _first_argmax(values: tf.Tensor) -> tf.Tensor:
   return tf.reduce_min(tf.where(is_max, positions, tf.shape(values)[-1]), axis=-1)
 
 
-def is_max_context(windows: Windows, token_index: tf.Tensor, doc_stride: int) -> tf.Tensor:
+def is_max_context(windows: Windows, token_index: tf.Tensor) -> tf.Tensor:
   """The original `_check_is_max_context` for context tokens of each window.
 
   A token's score in a window is min(left, right context) + 0.01 * window
@@ -405,19 +408,18 @@ def is_max_context(windows: Windows, token_index: tf.Tensor, doc_stride: int) ->
   Args:
     windows: from `build_windows`.
     token_index: int32 [W, k], context-token indices inside window w.
-    doc_stride: as in `build_windows`.
 
   Returns:
     bool [W, k]: whether window w is the token's max-context window.
   """
   num_windows = tf.gather(windows.num_windows, windows.example_index)  # [W]
   candidate = tf.range(tf.reduce_max(tf.concat([windows.num_windows, [0]], 0)))  # [J]
-  span_start = candidate * doc_stride
+  span_start = candidate[None, :] * tf.gather(windows.window_step, windows.example_index)[:, None]  # [W, J]
   span_length = tf.minimum(
-      tf.gather(windows.context_length, windows.example_index)[:, None] - span_start[None, :],
+      tf.gather(windows.context_length, windows.example_index)[:, None] - span_start,
       tf.gather(windows.max_tokens_for_doc, windows.example_index)[:, None])  # [W, J]
   token = token_index[:, :, None]  # [W, k, 1]
-  start = span_start[None, None, :]
+  start = span_start[:, None, :]
   length = span_length[:, None, :]
   contains = ((candidate[None, :] < num_windows[:, None])[:, None, :] &
               (token >= start) & (token < start + length))
@@ -459,7 +461,7 @@ def best_span_per_window(start_logits: tf.Tensor, end_logits: tf.Tensor, windows
   Args:
     start_logits, end_logits: float32 [W, max_seq_length].
     windows: from `build_windows`.
-    settings: n_best_size, max_answer_length, doc_stride.
+    settings: n_best_size, max_answer_length.
   """
   k = min(settings.n_best_size, settings.max_seq_length)
   start_values, start_positions = tf.math.top_k(start_logits, k)
@@ -468,7 +470,7 @@ def best_span_per_window(start_logits: tf.Tensor, end_logits: tf.Tensor, windows
   doc_end = doc_begin + windows.doc_length[:, None]
   to_token = windows.doc_start[:, None] - doc_begin  # sequence position -> context token
   start_ok = ((start_positions >= doc_begin) & (start_positions < doc_end) &
-              is_max_context(windows, start_positions + to_token, settings.doc_stride))
+              is_max_context(windows, start_positions + to_token))
   end_ok = (end_positions >= doc_begin) & (end_positions < doc_end)
   length = end_positions[:, None, :] - start_positions[:, :, None] + 1  # [W, k, k]
   valid = (start_ok[:, :, None] & end_ok[:, None, :] & (length >= 1) &

@@ -105,6 +105,7 @@ def run(config: RunConfig) -> dict:
     InputError: a user mistake (flags, files); nothing half-written is left.
   """
   validate_run_config(config)
+  check_squad_version(config)
   make_output_dir(config.output_dir, "--output_dir")
   if config.cache_dir:
     make_output_dir(config.cache_dir, "--cache_dir")
@@ -183,6 +184,34 @@ def _validate_training_flags(config: RunConfig) -> None:
   if config.train_batch_size % config.gradient_accumulation_steps:
     raise InputError(f"--train_batch_size={config.train_batch_size} does not split into "
                      f"--gradient_accumulation_steps={config.gradient_accumulation_steps} equal micro-batches")
+
+
+def check_squad_version(config: RunConfig) -> None:
+  """Stops, before any model work, a run on SQuAD 2.0 data that needs --version_2_with_negative.
+
+  Without the flag, training on questions without answers fails (the original
+  raises too) and --do_eval cannot score them; predicting alone works (every
+  question gets an answer), with a warning.
+  """
+  if config.version_2_with_negative:
+    return
+  if config.do_train:
+    count, first = squad.unanswerable_questions(config.train_file)
+    if count:
+      raise InputError(f"{config.train_file}: {first}: {_no_answers(count)}; training on it needs "
+                       f"--version_2_with_negative")
+  if config.do_predict:
+    count, first = squad.unanswerable_questions(config.predict_file)
+    if count and config.do_eval:
+      raise InputError(f"{config.predict_file}: {first}: {_no_answers(count)}; scoring it (--do_eval) needs "
+                       f"--version_2_with_negative")
+    if count:
+      logging.warning("%s: %s: %s, but --version_2_with_negative is not set: every question gets a non-empty "
+                      "answer", config.predict_file, first, _no_answers(count))
+
+
+def _no_answers(count: int) -> str:
+  return f"has no answers (SQuAD 2.0 data: {count} question(s) of this file have none)"
 
 
 def _require_file(flag: str, path: str) -> None:
@@ -264,9 +293,12 @@ def cached_features(config: RunConfig, input_file: str, vocab_file: str,
       input_file, path, vocab_file, config.do_lower_case, config.max_seq_length, config.doc_stride,
       config.max_query_length, is_training, config.version_2_with_negative, shuffle=True,
       show_progress=True)
-  logging.info("%d examples -> %d features (%d answers not found in the text were skipped, "
-               "%d questions had several answers: the first was used)", info.num_examples,
-               info.num_features, info.skipped_answers, info.multi_answer_questions)
+  if is_training:
+    logging.info("%d examples -> %d features (%d answers not found in the text were skipped, "
+                 "%d questions had several answers: the first was used)", info.num_examples,
+                 info.num_features, info.skipped_answers, info.multi_answer_questions)
+  else:  # prediction reads no answers: those counts are always 0
+    logging.info("%d examples -> %d features", info.num_examples, info.num_features)
   return path, info
 
 

@@ -206,10 +206,12 @@ def main(argv: Sequence[str]) -> None:
       write_metadata=flag_values.write_metadata, metadata_file=flag_values.metadata_file,
       info_file=flag_values.info_file, show_progress=True,
       num_workers=flag_values.num_preprocess_workers)
-  logging.info("%s: %d examples -> %d features in %.1f s; %d answers not found (skipped), "
-               "%d questions with several answers (first used)", info.input_file, info.num_examples,
-               info.num_features, time.monotonic() - started, info.skipped_answers,
-               info.multi_answer_questions)
+  summary = (f"{info.input_file}: {info.num_examples} examples -> {info.num_features} features in "
+             f"{time.monotonic() - started:.1f} s")
+  if info.is_training:  # prediction reads no answers: those counts are always 0
+    summary += (f"; {info.skipped_answers} answers not found (skipped), "
+                f"{info.multi_answer_questions} questions with several answers (first used)")
+  logging.info("%s", summary)
 
 
 if __name__ == "__main__":

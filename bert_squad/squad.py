@@ -212,6 +212,32 @@ def read_squad_examples(input_file: str, is_training: bool,
   return examples, stats
 
 
+def unanswerable_questions(input_file: str) -> tuple[int, str | None]:
+  """Counts the SQuAD 2.0 questions without an answer (an empty `answers` list) in a file.
+
+  What the original cannot use without `version_2_with_negative`: training
+  raises on them, and SQuAD v1.1 scoring has no gold answer for them. Parts
+  that are not SQuAD-shaped are passed over (`read_squad_examples` names them).
+
+  Returns:
+    (how many, "article <i> ('<title>'), question '<id>'" of the first, or None).
+  """
+  data = load_squad_json(input_file)
+  count, first = 0, None
+  articles = data.get("data")
+  for article_index, article in enumerate(articles if isinstance(articles, list) else []):
+    paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
+    for paragraph in paragraphs if isinstance(paragraphs, list) else []:
+      qas = paragraph.get("qas") if isinstance(paragraph, dict) else None
+      for qa in qas if isinstance(qas, list) else []:
+        if isinstance(qa, dict) and qa.get("answers") == []:
+          count += 1
+          if first is None:
+            title = f" ({article['title']!r})" if isinstance(article.get("title"), str) else ""
+            first = f"article {article_index}{title}, question {qa.get('id')!r}"
+  return count, first
+
+
 def _set_training_answer(example: SquadExample, qa: dict[str, Any], context: str,
                          word_starts: list[int], version_2_with_negative: bool,
                          stats: ReadStats, input_file: str, where: str) -> bool:
@@ -230,7 +256,7 @@ def _set_training_answer(example: SquadExample, qa: dict[str, Any], context: str
     return True
   answers = _field(qa, "answers", list, input_file, where)
   if not answers:
-    hint = "" if version_2_with_negative else " (a SQuAD v2.0 file? set version_2_with_negative)"
+    hint = "" if version_2_with_negative else " (a SQuAD v2.0 file? set --version_2_with_negative)"
     raise located(input_file, where, f"has no answers{hint}")
   for answer_number, answer in enumerate(answers):
     _check_answer(answer, context, input_file, f"{where}, answer {answer_number}")

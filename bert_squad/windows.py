@@ -8,6 +8,7 @@ run_squad.py, step by step:
     document wordpieces;
   * windows start every `doc_stride` document tokens: the stride is the *step*
     between window starts, not the overlap (HF's `doc_stride` is the overlap);
+    a step is never longer than the window, so no document token is skipped;
   * `improve_answer_span` and `max_context_spans` (the original's
     `_improve_answer_span` and `_check_is_max_context`) are the original rules;
   * training: a window that does not hold the whole answer, and every window of
@@ -94,21 +95,21 @@ def training_answer(example: Any) -> TrainingAnswer:
 
 
 def validate_window_params(max_seq_length: int, doc_stride: int, max_query_length: int) -> None:
-  """Raises `InputError`, naming the flag, for settings that cannot make sensible windows."""
+  """Raises `InputError`, naming the flag, for settings that cannot make windows (the original's rules).
+
+  Any `doc_stride` >= 1 is accepted, as by the original: a window never starts
+  after the end of the one before (`doc_spans`), so no document text is
+  skipped; a stride of at least a window's document tokens makes the windows
+  meet without overlap.
+  """
   if max_query_length < 1:
     raise InputError(f"--max_query_length={max_query_length}: must be at least 1")
   if doc_stride < 1:
     raise InputError(f"--doc_stride={doc_stride}: must be at least 1")
-  max_tokens_for_doc = max_seq_length - max_query_length - 3
-  if max_tokens_for_doc < 2:
+  if max_seq_length <= max_query_length + 3:
     raise InputError(
-        f"--max_seq_length={max_seq_length}: leaves only {max_tokens_for_doc} document token(s) per window; it "
-        f"must be at least max_query_length + 5 = {max_query_length + 5} ([CLS] query [SEP] doc [SEP])")
-  if doc_stride >= max_tokens_for_doc:
-    raise InputError(
-        f"--doc_stride={doc_stride}: must be smaller than max_seq_length - max_query_length - 3 = "
-        f"{max_tokens_for_doc} (the document tokens of a window with the longest query); doc_stride is the step "
-        f"between window starts, not the overlap")
+        f"--max_seq_length={max_seq_length}: must be greater than max_query_length + 3 = {max_query_length + 3}, "
+        f"so that a window with the longest question holds a document token ([CLS] query [SEP] doc [SEP])")
 
 
 def tokenize_doc(doc_tokens: Sequence[str], tokenizer: Any,
@@ -192,7 +193,9 @@ def doc_spans(num_doc_tokens: int, max_tokens_for_doc: int, doc_stride: int) -> 
   """Windows of up to `max_tokens_for_doc` tokens starting every `doc_stride` tokens.
 
   The last window ends at the last token; e.g. 10 tokens, 4 per window,
-  stride 3 -> (0, 4), (3, 4), (6, 4).
+  stride 3 -> (0, 4), (3, 4), (6, 4). The step is min(window length,
+  doc_stride), as in the original: a window starts at the latest where the one
+  before ended, so a stride of 4 or more gives (0, 4), (4, 4), (8, 2).
   """
   spans = []
   start = 0

@@ -141,7 +141,7 @@ SQUAD_STRUCTURE_CASES = {
     "no_answers": (lambda d: _first_qa(d).pop("answers"), rf"^{re.escape(FIRST_QUESTION)}: has no 'answers'$"),
     "empty_answers_in_v1": (lambda d: _first_qa(d).update(answers=[]),
                             rf"^{re.escape(FIRST_QUESTION)}: has no answers \(a SQuAD v2.0 file\? set "
-                            r"version_2_with_negative\)$"),
+                            r"--version_2_with_negative\)$"),
     "answer_start_past_the_end": (lambda d: _first_qa(d)["answers"][0].update(answer_start=10_000),
                                   rf"^{re.escape(FIRST_QUESTION)}, answer 0: answer_start 10000 with an answer of 4 "
                                   r"characters is out of range \(the context has \d+ characters\)$"),
@@ -364,10 +364,10 @@ RUN_CASES = {
     "max_seq_length_over_max_position_embeddings": (
         _flags(max_seq_length=256), "max_seq_length 256: the BERT model was only trained up to sequence length 192 "
                                     "(max_position_embeddings)"),
-    "doc_stride_not_below_seq_minus_query": (
-        _flags(doc_stride=93), "--doc_stride=93: must be smaller than max_seq_length - max_query_length - 3 = 93 *"),
+    "doc_stride_zero": (_flags(doc_stride=0), "--doc_stride=0: must be at least 1"),
     "max_seq_length_too_short_for_the_query": (
-        _flags(max_seq_length=36), "--max_seq_length=36: leaves only 1 document token(s) per window; *"),
+        _flags(max_seq_length=35), "--max_seq_length=35: must be greater than max_query_length + 3 = 35, so that a "
+                                   "window with the longest question holds a document token *"),
     "do_train_without_train_file": (_flags(do_train=True), "--do_train needs --train_file"),
     "neither_do_train_nor_do_predict": (_flags(do_predict=False),
                                         "at least one of --do_train or --do_predict must be True"),
@@ -452,6 +452,52 @@ def test_training_flags_do_not_matter_without_do_train(tmp_path):
   pipeline.validate_run_config(config)
 
 
+@pytest.mark.parametrize("doc_stride", [64, 128])
+def test_short_windows_the_original_accepts_are_not_refused(tiny, tmp_path, doc_stride):
+  # max_seq_length 128 with the default max_query_length 64: 61 document tokens for the longest question.
+  pipeline.validate_run_config(pipeline.RunConfig(
+      init_checkpoint=str(tiny / "bert_model.ckpt"), output_dir=str(tmp_path / "out"), do_predict=True,
+      predict_file=str(DEMO_DATA / "squad1.1_demo_dev.json"), max_seq_length=128, doc_stride=doc_stride))
+
+
+V2_TRAIN, V2_DEV = DEMO_DATA / "squad2.0_demo_train.json", DEMO_DATA / "squad2.0_demo_dev.json"
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(do_train=True, train_file=str(V2_TRAIN), do_predict=False),
+     f"{V2_TRAIN}: article 0 ('Marrowick'), question 'df0c5461a8a4f137a1bcd9f7': has no answers (SQuAD 2.0 data: "
+     "155 question(s) of this file have none); training on it needs --version_2_with_negative"),
+    (dict(predict_file=str(V2_DEV), do_eval=True),
+     f"{V2_DEV}: article 0 ('Ilse_Varnholt'), question '98854c373b6d03c14ffffb6f': has no answers (SQuAD 2.0 data: "
+     "33 question(s) of this file have none); scoring it (--do_eval) needs --version_2_with_negative"),
+])
+def test_squad_2_data_without_version_2_with_negative_stops_before_any_model_work(tmp_path, tiny, monkeypatch,
+                                                                                  changes, message):
+  def no_model_work(*args, **kwargs):
+    raise AssertionError("model or features built before the data was checked")
+  monkeypatch.setattr(modeling, "build_span_model", no_model_work)
+  monkeypatch.setattr(preprocess, "build_feature_files", no_model_work)
+  config = pipeline.RunConfig(**{"init_checkpoint": str(tiny / "bert_model.ckpt"), "output_dir": str(tmp_path / "out"),
+                                 "do_predict": True, **WINDOW, **changes})
+  with pytest.raises(InputError) as raised:
+    pipeline.run(config)
+  assert str(raised.value) == message
+  assert not (tmp_path / "out").exists()
+
+
+def test_squad_2_data_predicted_without_do_eval_only_warns(tmp_path, tiny, caplog):
+  config = pipeline.RunConfig(init_checkpoint=str(tiny / "bert_model.ckpt"), output_dir=str(tmp_path / "out"),
+                              do_predict=True, predict_file=str(V2_DEV), **WINDOW)
+  with caplog.at_level(logging.WARNING, logger="absl"):
+    pipeline.check_squad_version(config)
+  assert [r.getMessage() for r in caplog.records] == [
+      f"{V2_DEV}: article 0 ('Ilse_Varnholt'), question '98854c373b6d03c14ffffb6f': has no answers (SQuAD 2.0 data: "
+      "33 question(s) of this file have none), but --version_2_with_negative is not set: every question gets a "
+      "non-empty answer"]
+  pipeline.check_squad_version(pipeline.RunConfig(**{**config.__dict__, "version_2_with_negative": True,
+                                                     "do_eval": True}))
+
+
 # ------------------------------------------------------------------------------------------------
 # The features cache: other parameters, other input, broken files -> rebuilt, never silently reused.
 
@@ -488,6 +534,20 @@ def test_cache_is_reused_only_with_the_same_parameters_and_input(tmp_path, cache
   edited_file = _write(tmp_path / "squad1.1_demo_dev.json", edited)  # other bytes under another name
   path_edited, _, reused, _ = _cached(config, vocab, caplog, input_file=edited_file)
   assert not reused and path_edited != path
+
+
+def test_building_the_cache_logs_only_the_counts_of_its_mode(cache_run, caplog):
+  config, vocab = cache_run
+  _, info, _, _ = _cached(config, vocab, caplog)
+  counts = [r.getMessage() for r in caplog.records if " examples -> " in r.getMessage()]
+  assert counts == [f"{info.num_examples} examples -> {info.num_features} features"]
+  caplog.clear()
+  with caplog.at_level(logging.INFO, logger="absl"):
+    _, info = pipeline.cached_features(config, str(DEMO_DATA / "squad1.1_demo_train.json"), vocab, is_training=True)
+  counts = [r.getMessage() for r in caplog.records if " examples -> " in r.getMessage()]
+  assert counts == [f"{info.num_examples} examples -> {info.num_features} features ({info.skipped_answers} answers "
+                    f"not found in the text were skipped, {info.multi_answer_questions} questions had several "
+                    "answers: the first was used)"]
 
 
 def test_cache_whose_info_records_other_parameters_is_rebuilt(cache_run, caplog):

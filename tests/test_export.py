@@ -139,7 +139,7 @@ def _random_examples(seed: int, count: int) -> list[squad.SquadExample]:
 
 
 @pytest.mark.parametrize("max_seq_length,doc_stride,max_query_length",
-                         [(32, 8, 8), (64, 20, 16), (48, 7, 12)])
+                         [(32, 8, 8), (64, 20, 16), (48, 7, 12), (32, 30, 8), (48, 33, 12)])
 def test_windows_equal_the_python_features(vocab_file, max_seq_length, doc_stride,
                                            max_query_length):
   examples = _random_examples(seed=max_seq_length, count=40)
@@ -158,7 +158,7 @@ def test_windows_equal_the_python_features(vocab_file, max_seq_length, doc_strid
     np.testing.assert_array_equal(windows.inputs[key], [getattr(f, key) for f in expected])
   positions = tf.range(max_seq_length)[None, :]
   token_index = positions - windows.doc_offset[:, None] + windows.doc_start[:, None]
-  max_context = export.is_max_context(windows, token_index, doc_stride).numpy()
+  max_context = export.is_max_context(windows, token_index).numpy()
   for row, feature in zip(max_context, expected):
     assert {p: bool(row[p]) for p in feature.token_is_max_context} == feature.token_is_max_context
   assert max(f.doc_span_index for f in expected) >= 3  # long contexts took several windows
@@ -259,8 +259,9 @@ def test_answer_text_is_the_context_span_where_the_original_differs(vocab_file, 
 
 
 def test_settings_are_checked():
-  with pytest.raises(InputError, match="--doc_stride=40"):
-    export.AnswerSettings(max_seq_length=64, doc_stride=40, max_query_length=24).validate()
+  with pytest.raises(InputError, match="--doc_stride=0"):
+    export.AnswerSettings(max_seq_length=64, doc_stride=0, max_query_length=24).validate()
+  export.AnswerSettings(max_seq_length=64, doc_stride=40, max_query_length=24).validate()  # as the original
   with pytest.raises(InputError, match="--n_best_size=0"):
     export.AnswerSettings(n_best_size=0).validate()
 

@@ -1,6 +1,7 @@
 """Doc-stride windows, answer labels, and the TFRecord / metadata / info files."""
 import dataclasses
 import json
+import pathlib
 import random
 import shutil
 
@@ -22,6 +23,7 @@ WORDS = ("the man went to store and bought a gallon of milk what did he buy ? wh
          "( ) - . 1895 1943 japan ##ese electronics industry").split()
 VOCAB = SPECIALS + WORDS
 MILK = "the man went to the store and bought a gallon of milk"
+DEMO_DATA = pathlib.Path(features.__file__).parent / "demo_data"
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +63,12 @@ def test_doc_spans_step_by_stride_and_end_at_the_last_token():
   assert windows.doc_spans(8, 4, 2) == [(0, 4), (2, 4), (4, 4)]
   assert windows.doc_spans(3, 4, 3) == [(0, 3)]
   assert windows.doc_spans(0, 4, 3) == []
+
+
+@pytest.mark.parametrize("stride", [4, 5, 128])
+def test_doc_spans_with_a_stride_of_a_window_or_more_meet_without_a_gap(stride):
+  # The original steps by min(window length, doc_stride): no document token is ever skipped.
+  assert windows.doc_spans(10, 4, stride) == [(0, 4), (4, 4), (8, 2)]
 
 
 def test_max_context_prefers_the_most_centred_window():
@@ -183,9 +191,9 @@ def test_shared_paragraph_gives_the_same_features(tokenizer):
 @pytest.mark.parametrize("max_seq_length, doc_stride, max_query_length, pattern", [
     (384, 128, 0, r"--max_query_length=0: must be at least 1"),
     (384, 0, 64, r"--doc_stride=0: must be at least 1"),
-    (68, 1, 64, r"--max_seq_length=68: leaves only 1 document token"),
-    (128, 61, 64, r"--doc_stride=61: must be smaller than .* = 61 .*not the overlap"),
-    (384, 317, 64, r"--doc_stride=317"),
+    (384, -5, 64, r"--doc_stride=-5: must be at least 1"),
+    (67, 1, 64, r"^--max_seq_length=67: must be greater than max_query_length \+ 3 = 67, so that a window "
+                r"with the longest question holds a document token"),
 ])
 def test_nonsense_window_parameters_name_the_flag(tokenizer, max_seq_length, doc_stride, max_query_length,
                                                    pattern):
@@ -195,9 +203,45 @@ def test_nonsense_window_parameters_name_the_flag(tokenizer, max_seq_length, doc
                            False)
 
 
-def test_largest_valid_stride_is_accepted():
-  features.validate_window_params(384, 316, 64)
-  features.validate_window_params(71, 1, 64)
+@pytest.mark.parametrize("max_seq_length, doc_stride, max_query_length", [
+    (384, 316, 64), (384, 317, 64), (128, 64, 64), (128, 61, 64), (128, 128, 64), (68, 1, 64), (68, 2, 64)])
+def test_every_window_setting_the_original_accepts_is_accepted(max_seq_length, doc_stride, max_query_length):
+  features.validate_window_params(max_seq_length, doc_stride, max_query_length)
+
+
+@pytest.fixture(scope="module")
+def demo_reference_tokenizer(minilm_dir):
+  reference = tfm_tokenization.FullTokenizer(str(minilm_dir / "vocab.txt"), do_lower_case=True)
+  reference.wordpiece_tokenizer.max_input_chars_per_word = tokenization.MAX_INPUT_CHARS_PER_WORD
+  return reference
+
+
+@pytest.mark.parametrize("doc_stride", [64, 128])
+@pytest.mark.parametrize("name, is_training", [("squad1.1_demo_dev.json", False),
+                                               ("squad1.1_demo_train.json", True)])
+def test_short_windows_equal_squad_lib_and_cover_every_token(minilm_dir, demo_reference_tokenizer, tmp_path,
+                                                             doc_stride, name, is_training):
+  """max_seq_length 128 with the original's doc_stride 128 or 64: accepted, and squad_lib's features."""
+  path = str(DEMO_DATA / name)
+  logging.set_verbosity(logging.WARNING)  # squad_lib logs its first 20 features at INFO
+  reference = []
+  squad_lib.convert_examples_to_features(
+      squad_lib.read_squad_examples(path, is_training, False), demo_reference_tokenizer, 128, doc_stride, 64,
+      is_training,
+      output_fn=reference.append if is_training else lambda f, is_padding: None if is_padding else reference.append(f),
+      batch_size=None if is_training else 64)
+  examples, _ = squad.read_squad_examples(path, is_training, False)
+  ours = features.convert_examples_to_features(
+      examples, tokenization.FullTokenizer(str(minilm_dir / "vocab.txt"), True), 128, doc_stride, 64, is_training)
+  assert len(ours) == len(reference) > len(examples)  # several windows per question
+  for mine, theirs in zip(ours, reference):
+    for field in ("unique_id", "example_index", "doc_span_index", "tokens", "token_to_orig_map",
+                  "token_is_max_context", "input_ids", "input_mask", "segment_ids") + (
+                      ("start_position", "end_position") if is_training else ()):
+      assert getattr(mine, field) == getattr(theirs, field), (field, mine.unique_id)
+  for example_index, example in enumerate(examples):
+    covered = {word for f in ours if f.example_index == example_index for word in f.token_to_orig_map.values()}
+    assert covered == set(range(len(example.doc_tokens))), example.qas_id
 
 
 def _read_records(path, seq_length, is_training):

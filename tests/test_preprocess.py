@@ -223,6 +223,19 @@ def test_cli_writes_the_three_files(tmp_path, squad_file, vocab_file):
   assert len(_record_unique_ids(str(output))) == info.num_features
 
 
+def test_cli_prediction_with_the_originals_short_windows(tmp_path, squad_file, vocab_file):
+  # max_seq_length 128 with the default max_query_length 64: 61 document tokens for the longest question.
+  output = tmp_path / "o" / "dev.tf_record"
+  result = _run_cli(f"--input_file={squad_file}", f"--output_file={output}", f"--vocab_file={vocab_file}",
+                    "--max_seq_length=128", "--doc_stride=64", "--num_preprocess_workers=2")
+  assert result.returncode == 0, result.stderr
+  info = features.read_features_info(str(output) + ".info.json")
+  assert (info.max_seq_length, info.doc_stride, info.max_query_length) == (128, 64, 64)
+  assert f": {info.num_examples} examples -> {info.num_features} features in " in result.stderr
+  # Answers are not read in prediction mode: no training counts.
+  assert "answers not found" not in result.stderr and "several answers" not in result.stderr
+
+
 @pytest.mark.parametrize("case", ["bad_json", "bad_stride", "missing_vocab_flag"])
 def test_cli_bad_input_one_line_exit_2_no_files(tmp_path, squad_file, vocab_file, case):
   out_dir = tmp_path / "o"
@@ -232,8 +245,8 @@ def test_cli_bad_input_one_line_exit_2_no_files(tmp_path, squad_file, vocab_file
     pathlib.Path(squad_file).write_text('{"data": [{"title": "t"}]}', encoding="utf-8")
     expected = f"error: {squad_file}: article 0 ('t'): has no 'paragraphs'"
   elif case == "bad_stride":
-    args.append("--doc_stride=21")
-    expected = "error: --doc_stride=21: must be smaller than"
+    args.append("--doc_stride=0")
+    expected = "error: --doc_stride=0: must be at least 1"
   else:
     args = [a for a in args if not a.startswith("--vocab_file")]
     expected = "error: --vocab_file is required"

@@ -267,7 +267,7 @@ def test_squad_v2_writes_null_odds_and_the_best_threshold(tiny_checkpoint, tmp_p
     (["--do_predict", "--predict_file=/no/such/dev.json"], "--predict_file=/no/such/dev.json: file not found"),
     (["--do_eval", "--do_train", f"--train_file={DEMO_DATA / 'squad1.1_demo_train.json'}"], "--do_eval"),
     (["--do_predict", f"--predict_file={DEMO_DATA / 'squad1.1_demo_dev.json'}", "--max_seq_length=160",
-      "--doc_stride=200"], "--doc_stride"),
+      "--doc_stride=0"], "--doc_stride=0"),
     (["--do_train", f"--train_file={DEMO_DATA / 'squad1.1_demo_train.json'}", "--gradient_accumulation_steps=0"],
      "error: --gradient_accumulation_steps=0: must be positive"),
     (["--do_train", f"--train_file={DEMO_DATA / 'squad1.1_demo_train.json'}", "--save_checkpoints_steps=0"],

@@ -120,6 +120,19 @@ def test_v2_impossible_questions(tmp_path):
     squad.read_squad_examples(path, is_training=True, version_2_with_negative=False)
 
 
+def test_unanswerable_questions_are_those_with_an_empty_answer_list(tmp_path):
+  context = "red green blue"
+  path = _squad_file(tmp_path, [
+      _article(context, [_qa("old", "which?", [{"text": "red", "answer_start": 0}]),
+                         _qa("kept", "which?", [{"text": "red", "answer_start": 0}], is_impossible=True)]),
+      "not an article",
+      _article(context, [_qa("imp", "which?", [], is_impossible=True), _qa("bare", "which?", [])], title="Two"),
+  ])
+  assert squad.unanswerable_questions(path) == (2, "article 2 ('Two'), question 'imp'")
+  assert squad.unanswerable_questions(_squad_file(tmp_path, [_article(context, [
+      _qa("old", "which?", [{"text": "red", "answer_start": 0}])])], name="v1.json")) == (0, None)
+
+
 def test_reads_through_tf_gfile():
   path = "ram://bert_squad_test_squad/dev.json"
   with tf.io.gfile.GFile(path, "w") as f:

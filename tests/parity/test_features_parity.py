@@ -31,6 +31,7 @@ from bert_squad import squad
 from bert_squad import tokenization
 
 MAX_SEQ_LENGTH, DOC_STRIDE, MAX_QUERY_LENGTH = 384, 128, 64
+WINDOW = (MAX_SEQ_LENGTH, DOC_STRIDE, MAX_QUERY_LENGTH)
 # name -> (file under shared/data/squad, version_2_with_negative)
 DATASETS = {
     "dev-v1.1": ("dev-v1.1.json", False),
@@ -71,7 +72,7 @@ def reference(shared_data, reference_tokenizer, tmp_path_factory):
   copies = tmp_path_factory.mktemp("first_answer")
 
   @functools.cache
-  def compute(name, is_training):
+  def compute(name, is_training, window=WINDOW):
     file_name, version_2 = DATASETS[name]
     path = shared_data / "squad" / file_name
     if is_training:
@@ -79,7 +80,7 @@ def reference(shared_data, reference_tokenizer, tmp_path_factory):
     examples = squad_lib.read_squad_examples(str(path), is_training, version_2)
     feats = []
     squad_lib.convert_examples_to_features(
-        examples, reference_tokenizer, MAX_SEQ_LENGTH, DOC_STRIDE, MAX_QUERY_LENGTH, is_training,
+        examples, reference_tokenizer, *window, is_training,
         output_fn=feats.append if is_training else lambda f, is_padding: None if is_padding else feats.append(f),
         batch_size=None if is_training else 64)
     return examples, feats
@@ -92,11 +93,10 @@ def ours(shared_data, our_tokenizer):
   """(name, is_training) -> (our examples, stats, our features), unshuffled."""
 
   @functools.cache
-  def compute(name, is_training):
+  def compute(name, is_training, window=WINDOW):
     file_name, version_2 = DATASETS[name]
     examples, stats = squad.read_squad_examples(str(shared_data / "squad" / file_name), is_training, version_2)
-    feats = features.convert_examples_to_features(examples, our_tokenizer, MAX_SEQ_LENGTH, DOC_STRIDE,
-                                                  MAX_QUERY_LENGTH, is_training)
+    feats = features.convert_examples_to_features(examples, our_tokenizer, *window, is_training)
     return examples, stats, feats
 
   return compute
@@ -162,6 +162,24 @@ def test_feature_files_hold_the_same_features(shared_data, uncased_vocab, refere
     for record_name, field in names.items():
       value = getattr(theirs, field)
       assert list(parsed[record_name].int64_list.value) == (value if isinstance(value, list) else [value])
+
+
+def test_short_windows_equal_squad_lib_also_in_the_files(shared_data, uncased_vocab, reference, ours, tmp_path):
+  """max_seq_length 128, doc_stride 64, max_query_length 64: refused before, accepted by the original."""
+  window = (128, 64, 64)
+  _, reference_features = reference("dev-v1.1", False, window)
+  _, _, feats = ours("dev-v1.1", False, window)
+  assert len(feats) == len(reference_features)
+  for mine, theirs in zip(feats, reference_features):
+    for field in FEATURE_FIELDS:
+      assert getattr(mine, field) == getattr(theirs, field), (field, mine.unique_id)
+  expected = tmp_path / "expected.tf_record"
+  features.write_feature_files(feats, str(expected), f"{expected}.metadata.jsonl", False)
+  built = tmp_path / "built.tf_record"
+  preprocess.build_feature_files(str(shared_data / "squad" / "dev-v1.1.json"), str(built), str(uncased_vocab),
+                                 max_seq_length=128, doc_stride=64, max_query_length=64, num_workers=2)
+  assert built.read_bytes() == expected.read_bytes()
+  assert pathlib.Path(f"{built}.metadata.jsonl").read_bytes() == pathlib.Path(f"{expected}.metadata.jsonl").read_bytes()
 
 
 def test_dataset_counts(ours):
