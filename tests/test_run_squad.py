@@ -155,7 +155,7 @@ def test_a_changed_run_in_a_finished_output_dir_is_refused_naming_what_differs(v
   before = _files(output_dir)
   other_rate = _run(*_run_squad_args(tiny_checkpoint, output_dir, "1.1", "--learning_rate=2e-3"))
   other_data = _run(*_run_squad_args(tiny_checkpoint, output_dir, "1.1",
-                                     f"--train_file={DEMO_DATA / 'squad2.0_demo_train.json'}"))
+                                     f"--train_file={DEMO_DATA / 'squad1.1_demo_dev.json'}"))
   for result in (other_rate, other_data):
     assert result.returncode == 2, result.stderr[-3000:]
     lines = result.stderr.strip().splitlines()
@@ -165,7 +165,7 @@ def test_a_changed_run_in_a_finished_output_dir_is_refused_naming_what_differs(v
     assert lines[0].endswith("Use another --output_dir, or --overwrite_output_dir to discard that run's "
                              "checkpoints and start afresh")
   assert "--learning_rate=0.002 (the run's: 0.001)" in other_rate.stderr
-  assert (f"--train_file={DEMO_DATA / 'squad2.0_demo_train.json'} has other contents than the run's "
+  assert (f"--train_file={DEMO_DATA / 'squad1.1_demo_dev.json'} has other contents than the run's "
           f"{DEMO_DATA / 'squad1.1_demo_train.json'}") in other_data.stderr
   assert _files(output_dir) == before  # neither the old export nor anything else was touched
 
