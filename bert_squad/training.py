@@ -796,7 +796,8 @@ def make_predict_step(model: tf_keras.Model, strategy: tf.distribute.Strategy,
 
 def predict_logits(model: tf_keras.Model, dataset: tf.data.Dataset,
                    strategy: tf.distribute.Strategy, batch_size: int,
-                   jit_compile: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   jit_compile: bool = False, num_features: int | None = None,
+                   log_stream: TextIO | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Runs the span model over every feature of `dataset`, in order.
 
   Args:
@@ -806,6 +807,8 @@ def predict_logits(model: tf_keras.Model, dataset: tf.data.Dataset,
     strategy: one machine's strategy (OneDevice, Mirrored or TPU).
     batch_size: global prediction batch, split across replicas.
     jit_compile: compile the forward pass with XLA.
+    num_features: the features in `dataset`, for the progress bar's total.
+    log_stream: show the batches done (`progress`) there; default: no display.
 
   Returns:
     unique_ids [n] int64, start_logits [n, seq] and end_logits [n, seq]
@@ -818,11 +821,15 @@ def predict_logits(model: tf_keras.Model, dataset: tf.data.Dataset,
   predict_step = make_predict_step(model, strategy, jit_compile)
   padded = _pad_to_full_batches(dataset, batch_size)
   results = [[], [], [], []]
-  for inputs, targets in strategy.experimental_distribute_dataset(padded):
-    passed_on, start_logits, end_logits = predict_step(inputs, targets)
-    for collected, value in zip(results, (passed_on["unique_ids"], passed_on[_IS_REAL],
-                                          start_logits, end_logits)):
-      collected.append(value.numpy())
+  total = None if num_features is None else -(-num_features // batch_size)
+  with progress.Progress(total, "predict", "batches", log_stream or sys.stderr,
+                         enabled=log_stream is not None) as bar:
+    for inputs, targets in strategy.experimental_distribute_dataset(padded):
+      passed_on, start_logits, end_logits = predict_step(inputs, targets)
+      for collected, value in zip(results, (passed_on["unique_ids"], passed_on[_IS_REAL],
+                                            start_logits, end_logits)):
+        collected.append(value.numpy())
+      bar.advance()
   if not results[0]:
     seq_length = dataset.element_spec[0]["input_ids"].shape[-1] or 0
     return (np.zeros([0], np.int64), np.zeros([0, seq_length], np.float32),

@@ -430,8 +430,10 @@ def test_predict_logits_keeps_order_and_the_partial_batch(strategy, data, jit_co
     model = toys.tiny_span_model()
   expected_ids, expected_start, expected_end = _eager_logits(model, data["eval"])
   dataset = input_pipeline.make_dataset(data["eval"], toys.SEQ_LENGTH, 4, False)  # 4+4+2
-  unique_ids, start_logits, end_logits = training.predict_logits(model, dataset, strategy, 4,
-                                                                 jit_compile=jit_compile)
+  log = io.StringIO()
+  unique_ids, start_logits, end_logits = training.predict_logits(
+      model, dataset, strategy, 4, jit_compile=jit_compile, num_features=10, log_stream=log)
+  assert log.getvalue().startswith("predict: 3/3 batches 100% [") and log.getvalue().count("\n") == 1
   assert unique_ids.tolist() == [toys.FIRST_UNIQUE_ID + i for i in range(10)]
   assert unique_ids.tolist() == expected_ids.tolist()
   np.testing.assert_allclose(start_logits, expected_start, atol=1e-5)
