@@ -32,13 +32,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from typing import IO, Callable, Iterable, Mapping, Sequence
+from typing import IO, Iterable, Mapping, Sequence
 
 from absl import flags
 
 from bert_squad import __version__
 from bert_squad import cli
 from bert_squad import io_utils
+from bert_squad import progress as progress_lib
 from bert_squad.errors import InputError
 
 FLAGS = flags.FLAGS
@@ -271,61 +272,6 @@ def _human_bytes(count: float) -> str:
   raise AssertionError("unreachable")
 
 
-def _clock_text(seconds: float) -> str:
-  seconds = int(seconds + 0.5)
-  return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-class ProgressBar:
-  """Bytes, percentage, rate and ETA of one transfer, written to `stream`.
-
-  On a terminal the line is redrawn in place (at most 10 times a second);
-  otherwise (a log file, CI) one line is written every `interval` seconds and
-  one at the end. The rate counts only this run's bytes, not resumed ones.
-  """
-
-  def __init__(self, label: str, total: int | None, start: int, stream: IO[str],
-               interval: float = 10.0, clock: Callable[[], float] = time.monotonic):
-    self._label, self._total, self._start = label, total, start
-    self._stream, self._clock = stream, clock
-    self._in_place = stream.isatty()
-    self._interval = 0.1 if self._in_place else interval
-    self._began = self._last = clock()
-    self._done = start
-
-  def line(self) -> str:
-    elapsed = self._clock() - self._began
-    rate = (self._done - self._start) / elapsed if elapsed > 0 else 0.0
-    text = f"{self._label}: {_human_bytes(self._done)}"
-    if self._total:
-      text = (f"{self._label}: {100 * self._done / self._total:5.1f}% "
-              f"{_human_bytes(self._done)} of {_human_bytes(self._total)}")
-    text += f", {_human_bytes(rate)}/s"
-    if self._total and rate > 0 and self._done < self._total:
-      text += f", ETA {_clock_text((self._total - self._done) / rate)}"
-    return text
-
-  def update(self, done: int) -> None:
-    self._done = done
-    now = self._clock()
-    if now - self._last >= self._interval:
-      self._last = now
-      self._write()
-
-  def finish(self) -> None:
-    self._write()
-    if self._in_place:
-      self._stream.write("\n")
-    self._stream.flush()
-
-  def _write(self) -> None:
-    if self._in_place:
-      self._stream.write("\r" + self.line() + "\x1b[K")
-    else:
-      self._stream.write(self.line() + "\n")
-    self._stream.flush()
-
-
 class _Interrupted(Exception):
   """The transfer stopped early; the `.part` file holds what arrived."""
 
@@ -427,7 +373,8 @@ def _transfer(url: str, part: str, source: Source, target: str, timeout: float,
       progress.write(f"resuming {os.path.basename(target)} at {_human_bytes(offset)}\n")
     elif progress and os.path.exists(part) and os.path.getsize(part):
       progress.write(f"{url} ignores Range requests: downloading from the start\n")
-    bar = ProgressBar(os.path.basename(target), total, offset, progress) if progress else None
+    bar = (progress_lib.Progress(total, os.path.basename(target), "B", progress, initial=offset,
+                                 unit_scale=True, log_every_s=10.0) if progress else None)
     done = offset
     try:
       with open(part, "ab" if offset else "wb") as f:
@@ -436,7 +383,7 @@ def _transfer(url: str, part: str, source: Source, target: str, timeout: float,
           f.write(block)
           done += len(block)
           if bar:
-            bar.update(done)
+            bar.advance(len(block))
     except OSError as e:
       if e.errno in (errno.ENOSPC, errno.EDQUOT):
         raise InputError(f"disk full while writing {part}: {e.strerror}; free some space and "
@@ -451,7 +398,7 @@ def _transfer(url: str, part: str, source: Source, target: str, timeout: float,
       raise _Interrupted(f"connection closed after {_byte_count(done, total)}") from None
     finally:
       if bar:
-        bar.finish()
+        bar.close()
   if total is not None and done != total:
     raise _Interrupted(f"truncated download: got {_byte_count(done, total)}")
 

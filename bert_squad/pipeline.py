@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import re
+import sys
 
 import tensorflow as tf
 import tf_keras
@@ -418,14 +419,14 @@ def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: m
   """
   if model is None:
     model = _model_for_prediction(config, strategy, bert_config, init_checkpoint)
-  predict_record, _ = cached_features(config, config.predict_file, vocab_file, is_training=False)
+  predict_record, info = cached_features(config, config.predict_file, vocab_file, is_training=False)
   dataset = input_pipeline.make_dataset(predict_record, config.max_seq_length,
                                         config.predict_batch_size, False)
   use_xla = config.use_xla if config.predict_use_xla is None else config.predict_use_xla
   logging.info("predicting %s%s", config.predict_file, " (XLA)" if use_xla else "")
   unique_ids, start_logits, end_logits = training.predict_logits(
       model, dataset, _prediction_strategy(strategy), config.predict_batch_size,
-      jit_compile=use_xla)
+      jit_compile=use_xla, num_features=info.num_features, log_stream=sys.stderr)
   logits_file = os.path.join(config.output_dir, postprocess.LOGITS_FILE)
   postprocess.save_logits(logits_file, unique_ids, start_logits, end_logits)
   files = postprocess.rewrite_predictions(

@@ -16,7 +16,7 @@ calls it too); the flags are defined only when this module runs as a script.
 """
 import sys
 import time
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import bert_squad  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from absl import flags
@@ -27,6 +27,7 @@ from bert_squad import feature_workers
 from bert_squad import features
 from bert_squad import gc_utils
 from bert_squad import io_utils
+from bert_squad import progress
 from bert_squad import squad
 from bert_squad import tokenization
 from bert_squad.errors import InputError
@@ -59,7 +60,7 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
       ~400 MB nobody reads).
     metadata_file, info_file: default `<output_file>.metadata.jsonl` and
       `<output_file>.info.json`.
-    show_progress: draw a progress line with ETA on stderr.
+    show_progress: show the examples done, rate and ETA on stderr (`progress`).
     num_workers: processes that tokenize and encode, this one included
       (`feature_workers`); default: one per CPU core this process may use; 1
       does everything in this process. The output is the same for any number.
@@ -109,7 +110,8 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
     qas_ids = [example.qas_id for example in examples]  # example_chunks frees the examples as it goes
     encoded_chunks = encode(feature_workers.example_chunks(examples, is_training))
     if show_progress:
-      encoded_chunks = _with_progress(encoded_chunks, len(examples), "examples")
+      encoded_chunks = progress.iterate(encoded_chunks, len(examples), "features", "examples",
+                                        sys.stderr, count=lambda chunk: chunk.num_examples)
     cut_questions = 0
 
     def windows_of(chunks: Iterable[feature_workers.EncodedChunk]):
@@ -131,41 +133,6 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
       io_utils.remove_if_exists(path)
     raise
   return info
-
-
-def _with_progress(chunks: Iterable[feature_workers.EncodedChunk], total: int, unit: str,
-                   min_interval_s: float = 0.5) -> Iterator[feature_workers.EncodedChunk]:
-  """Yields the encoded chunks, drawing "done/total unit  pct  ETA h:mm:ss" on stderr.
-
-  A small own bar rather than tf_keras's Progbar: that one writes to stdout
-  and would load Keras for a job that does not need it.
-  """
-  start = last_draw = time.monotonic()
-  interactive = sys.stderr.isatty()
-  done = 0
-  for chunk in chunks:
-    yield chunk
-    done += chunk.num_examples
-    now = time.monotonic()
-    if now - last_draw >= (min_interval_s if interactive else 30.0):
-      _draw_progress(done, total, unit, now - start, interactive)
-      last_draw = now
-  _draw_progress(done, total, unit, time.monotonic() - start, interactive)
-  if interactive:
-    sys.stderr.write("\n")
-
-
-def _draw_progress(done: int, total: int, unit: str, elapsed_s: float, interactive: bool) -> None:
-  remaining_s = elapsed_s / done * (total - done) if done else 0.0
-  line = (f"{done}/{total} {unit} {100 * done // max(total, 1)}%  "
-          f"elapsed {_clock(elapsed_s)}  ETA {_clock(remaining_s)}")
-  sys.stderr.write(f"\r{line}" if interactive else f"{line}\n")
-  sys.stderr.flush()
-
-
-def _clock(seconds: float) -> str:
-  minutes, secs = divmod(int(seconds), 60)
-  return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 def define_flags() -> None:

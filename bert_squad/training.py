@@ -39,6 +39,7 @@ from matplotlib.figure import Figure
 
 from bert_squad import distribution
 from bert_squad import io_utils
+from bert_squad import progress
 from bert_squad.errors import InputError
 
 HISTORY_FILE = "train_history.json"
@@ -373,48 +374,6 @@ def current_learning_rate(optimizer) -> float:
   return float(tf_keras.backend.get_value(learning_rate))
 
 
-class _Progress:
-  """The progress bar: one line redrawn in place on a TTY, log lines otherwise."""
-
-  def __init__(self, stream: TextIO, total_steps: int, initial_step: int):
-    self._stream = stream
-    self._total = total_steps
-    self._tty = hasattr(stream, "isatty") and stream.isatty()
-    self._start_time = time.time()
-    self._start_step = initial_step
-    self._drawn = False
-
-  def _eta(self, step: int) -> str:
-    done = step - self._start_step
-    if done <= 0:
-      return "?"
-    seconds = (time.time() - self._start_time) / done * (self._total - step)
-    return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds < 86400 \
-        else f"{seconds / 86400:.1f}d"
-
-  def _line(self, point: dict) -> str:
-    width = len(str(self._total))
-    return (f"step {point['step']:>{width}}/{self._total} "
-            f"loss {point['loss']:.4f} lr {point['learning_rate']:.3g} "
-            f"{point['examples_per_second']:.1f} ex/s ETA {self._eta(point['step'])}")
-
-  def show(self, point: dict, is_log_step: bool) -> None:
-    """Redraws the bar (TTY) or, at log steps, prints a line (no TTY)."""
-    if self._tty:
-      self._stream.write("\r" + self._line(point) + "\033[K")
-      self._drawn = True
-    elif is_log_step:
-      self._stream.write(self._line(point) + "\n")
-    self._stream.flush()
-
-  def message(self, text: str) -> None:
-    if self._drawn:
-      self._stream.write("\n")
-      self._drawn = False
-    self._stream.write(text + "\n")
-    self._stream.flush()
-
-
 def read_history(output_dir: str) -> list[dict]:
   """The logged points of train_history.json in `output_dir` ([] if none)."""
   path = os.path.join(output_dir, HISTORY_FILE)
@@ -462,7 +421,9 @@ class _Logger:
     self._optimizer = optimizer
     self._loss_scale_optimizer = loss_scale_optimizer
     self._chief = chief
-    self._progress = _Progress(stream, config.num_train_steps, initial_step)
+    self._progress = progress.Progress(config.num_train_steps, "train", "steps", stream,
+                                       initial=initial_step, log_every_s=None, enabled=chief)
+    self._step = initial_step
     self._writer = (tf.summary.create_file_writer(os.path.join(config.output_dir, TENSORBOARD_DIR))
                     if chief else tf.summary.create_noop_writer())
     self.history = [p for p in read_history(config.output_dir) if p["step"] <= initial_step]
@@ -495,11 +456,14 @@ class _Logger:
         "examples_per_second": done * self._config.train_batch_size
                                / max(time.time() - self._since_time, 1e-9),
     }
-    if self._chief:
-      self._progress.show(point, log_now)
+    self._progress.advance(step - self._step, postfix=(
+        f"loss {point['loss']:.4f} lr {point['learning_rate']:.3g} "
+        f"{point['examples_per_second']:.1f} ex/s"))
+    self._step = step
     self._report_loss_scale_drop(step)
     if not log_now:
       return
+    self._progress.log_line()
     if self._loss_scale_optimizer is not None:
       point["loss_scale"] = float(self._loss_scale_optimizer.loss_scale)
     self.history.append(point)
@@ -523,6 +487,7 @@ class _Logger:
     self._loss_scale = loss_scale
 
   def finish(self) -> None:
+    self._progress.close()
     if self._chief and self.history:
       plot_history(self.history, os.path.join(self._config.output_dir, CURVES_FILE))
     self._writer.close()
@@ -707,7 +672,7 @@ def train(model: tf_keras.Model,
       seq_length, train_batch_size // k, True, seed=seed)`.
     strategy: the `tf.distribute` strategy.
     config: see `TrainConfig`.
-    log_stream: where the progress bar goes (default stderr).
+    log_stream: where the progress bar (`progress`) goes (default stderr).
 
   Returns:
     A `TrainResult`.
@@ -831,7 +796,8 @@ def make_predict_step(model: tf_keras.Model, strategy: tf.distribute.Strategy,
 
 def predict_logits(model: tf_keras.Model, dataset: tf.data.Dataset,
                    strategy: tf.distribute.Strategy, batch_size: int,
-                   jit_compile: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   jit_compile: bool = False, num_features: int | None = None,
+                   log_stream: TextIO | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Runs the span model over every feature of `dataset`, in order.
 
   Args:
@@ -841,6 +807,8 @@ def predict_logits(model: tf_keras.Model, dataset: tf.data.Dataset,
     strategy: one machine's strategy (OneDevice, Mirrored or TPU).
     batch_size: global prediction batch, split across replicas.
     jit_compile: compile the forward pass with XLA.
+    num_features: the features in `dataset`, for the progress bar's total.
+    log_stream: show the batches done (`progress`) there; default: no display.
 
   Returns:
     unique_ids [n] int64, start_logits [n, seq] and end_logits [n, seq]
@@ -853,11 +821,15 @@ def predict_logits(model: tf_keras.Model, dataset: tf.data.Dataset,
   predict_step = make_predict_step(model, strategy, jit_compile)
   padded = _pad_to_full_batches(dataset, batch_size)
   results = [[], [], [], []]
-  for inputs, targets in strategy.experimental_distribute_dataset(padded):
-    passed_on, start_logits, end_logits = predict_step(inputs, targets)
-    for collected, value in zip(results, (passed_on["unique_ids"], passed_on[_IS_REAL],
-                                          start_logits, end_logits)):
-      collected.append(value.numpy())
+  total = None if num_features is None else -(-num_features // batch_size)
+  with progress.Progress(total, "predict", "batches", log_stream or sys.stderr,
+                         enabled=log_stream is not None) as bar:
+    for inputs, targets in strategy.experimental_distribute_dataset(padded):
+      passed_on, start_logits, end_logits = predict_step(inputs, targets)
+      for collected, value in zip(results, (passed_on["unique_ids"], passed_on[_IS_REAL],
+                                            start_logits, end_logits)):
+        collected.append(value.numpy())
+      bar.advance()
   if not results[0]:
     seq_length = dataset.element_spec[0]["input_ids"].shape[-1] or 0
     return (np.zeros([0], np.int64), np.zeros([0, seq_length], np.float32),

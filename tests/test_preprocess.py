@@ -232,6 +232,8 @@ def test_cli_prediction_with_the_originals_short_windows(tmp_path, squad_file, v
   info = features.read_features_info(str(output) + ".info.json")
   assert (info.max_seq_length, info.doc_stride, info.max_query_length) == (128, 64, 64)
   assert f": {info.num_examples} examples -> {info.num_features} features in " in result.stderr
+  progress_line = f"features: {info.num_examples}/{info.num_examples} examples 100% ["
+  assert progress_line in result.stderr and "\r" not in result.stderr  # stderr is not a terminal here
   # Answers are not read in prediction mode: no training counts.
   assert "answers not found" not in result.stderr and "several answers" not in result.stderr
 

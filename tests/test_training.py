@@ -9,6 +9,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -261,7 +262,9 @@ def test_logs_tensorboard_history_and_curves(tmp_path, strategy, data, initial_w
   # Progress without a TTY: one line per log step.
   lines = log.strip().splitlines()
   assert [line.split()[1] for line in lines] == ["10/40", "20/40", "30/40", "40/40"]
-  assert all(" loss " in line and " lr " in line and " ex/s ETA " in line for line in lines)
+  assert all(line.startswith("train: ") and "\r" not in line and re.search(
+      r" steps +\d+% \[\d\d:\d\d<\d\d:\d\d, .*, loss \d\.\d{4} lr 0\.003 \d+\.\d ex/s\]$", line)
+             for line in lines), lines
 
   history = training.read_history(str(tmp_path))
   assert history == result.history
@@ -361,16 +364,14 @@ def test_sigterm_saves_a_checkpoint_and_stops(tmp_path, strategy, data, initial_
   assert (tmp_path / training.CURVES_FILE).exists()
 
 
-def test_progress_bar_redraws_one_line_on_a_terminal():
+def test_progress_bar_redraws_one_line_on_a_terminal(tmp_path, strategy, data, initial_weights):
   terminal = _Terminal()
-  progress = training._Progress(terminal, total_steps=100, initial_step=0)
-  point = {"step": 10, "loss": 1.5, "learning_rate": 3e-5, "examples_per_second": 80.0}
-  progress.show(point, is_log_step=False)
-  progress.show(dict(point, step=20), is_log_step=True)
-  progress.message("done")
+  _train_in_process(strategy, data, initial_weights, tmp_path, steps=20, batch=16, steps_per_loop=5,
+                    log_steps=10, log_stream=terminal)
   text = terminal.getvalue()
-  assert text.count("\r") == 2 and text.count("\n") == 2  # the bar ends before "done"
-  assert "step  20/100 loss 1.5000 lr 3e-05 80.0 ex/s ETA " in text
+  assert text.count("\n") == 1 and text.endswith("\n")  # one line, redrawn after every loop
+  assert text.count("\r") >= 4 and "train: 100%|" in text and " 20/20 [" in text
+  assert re.search(r"loss \d\.\d{4} lr [\d.e-]+ \d+\.\d ex/s\]", text)
 
 
 # --------------------------------------------------------------- checks
@@ -429,8 +430,10 @@ def test_predict_logits_keeps_order_and_the_partial_batch(strategy, data, jit_co
     model = toys.tiny_span_model()
   expected_ids, expected_start, expected_end = _eager_logits(model, data["eval"])
   dataset = input_pipeline.make_dataset(data["eval"], toys.SEQ_LENGTH, 4, False)  # 4+4+2
-  unique_ids, start_logits, end_logits = training.predict_logits(model, dataset, strategy, 4,
-                                                                 jit_compile=jit_compile)
+  log = io.StringIO()
+  unique_ids, start_logits, end_logits = training.predict_logits(
+      model, dataset, strategy, 4, jit_compile=jit_compile, num_features=10, log_stream=log)
+  assert log.getvalue().startswith("predict: 3/3 batches 100% [") and log.getvalue().count("\n") == 1
   assert unique_ids.tolist() == [toys.FIRST_UNIQUE_ID + i for i in range(10)]
   assert unique_ids.tolist() == expected_ids.tolist()
   np.testing.assert_allclose(start_logits, expected_start, atol=1e-5)
