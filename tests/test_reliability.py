@@ -31,7 +31,7 @@ from tests.run_testlib import DEMO_DATA
 from tests.run_testlib import REPO_ROOT
 
 NUM_STEPS = 485 // 16
-STEP_LINE = re.compile(rf"^step\s+(\d+)/{NUM_STEPS} ")
+STEP_LINE = re.compile(rf"^train: (\d+)/{NUM_STEPS} steps ")
 # Each kill lands at a step drawn here; the seed is in every assertion message.
 SEED = random.SystemRandom().randrange(1 << 30)
 
