@@ -18,12 +18,12 @@ import json  # noqa: E402
 import sys  # noqa: E402
 from typing import Sequence  # noqa: E402
 
-from bert_squad import evaluation  # noqa: E402
-from bert_squad import io_utils  # noqa: E402
-from bert_squad.cli import exit_on_closed_stdout  # noqa: E402
-from bert_squad.cli import fail  # noqa: E402
-from bert_squad.errors import InputError  # noqa: E402
-from bert_squad.errors import disk_full_message  # noqa: E402
+from bert_squad.answers import evaluation  # noqa: E402
+from bert_squad.common import io_utils  # noqa: E402
+from bert_squad.common.cli import exit_on_closed_stdout  # noqa: E402
+from bert_squad.common.cli import fail  # noqa: E402
+from bert_squad.common.errors import disk_full_message  # noqa: E402
+from bert_squad.common.errors import InputError  # noqa: E402
 
 _V2_ONLY_FLAGS = "--na-prob-file, --na-prob-thresh and --out-image-dir"
 

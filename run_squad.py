@@ -21,8 +21,8 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"  # before TensorFlow: tf-models-official
 
 from absl import flags  # noqa: E402
 
-from bert_squad import cli  # noqa: E402
 from bert_squad import pipeline  # noqa: E402
+from bert_squad.common import cli  # noqa: E402
 
 # --- Flags of Google's original run_squad.py (same names, meanings and defaults) ---
 flags.DEFINE_string("bert_config_file", None,

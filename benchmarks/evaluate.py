@@ -21,7 +21,7 @@ import zlib
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bert_squad import evaluation  # noqa: E402  # pylint: disable=g-import-not-at-top
+from bert_squad.answers import evaluation  # noqa: E402  # pylint: disable=g-import-not-at-top
 
 
 def write_na_probs(predictions_path: pathlib.Path, out_path: pathlib.Path) -> None:

@@ -10,13 +10,13 @@
 For each size (Google's small BERTs: L layers, hidden H, H/64 heads, intermediate
 4H, vocab 30522) both sides get the same random batch:
 
-ours   `modeling.build_span_model` + `optimization.create_optimizer`, trained
-       by the training loop's own step: `training._make_train_loop` over
-       `training._StepFunctions` (forward, span_loss, gradients, None dropped,
-       dense embedding gradients, apply), the function `training.train` calls
+ours   `span_model.build_span_model` + `optimization.create_optimizer`, trained
+       by the training loop's own step: `loop._make_train_loop` over
+       `loop._StepFunctions` (forward, span_loss, gradients, None dropped,
+       dense embedding gradients, apply), the function `loop.train` calls
        for every loop of updates, here one call per repetition of N steps.
-       Prediction runs `training.make_predict_step`, the step
-       `training.predict_logits` uses (the forward pass under `strategy.run`),
+       Prediction runs `loop.make_predict_step`, the step
+       `loop.predict_logits` uses (the forward pass under `strategy.run`),
        without and with XLA (`jit_compile`).
 ref    tf-models-official `BertSpanLabeler` over a `BertEncoder` of the same
        size + `official.nlp.optimization.create_optimizer` (its legacy
@@ -48,9 +48,9 @@ rounds (meaningful on CPUs only).
 
 The models run on the first GPU when one is visible, else on the CPU.
 `--dtype=float16` or `bfloat16` builds both models under the Keras
-mixed-precision policy (`training.set_precision`, as run_squad.py's `--dtype`);
+mixed-precision policy (`loop.set_precision`, as run_squad.py's `--dtype`);
 in float16 both train steps use a dynamic `LossScaleOptimizer`, ours the way
-`training.train` wraps it.
+`loop.train` wraps it.
 """
 import argparse
 import dataclasses
@@ -80,11 +80,11 @@ from official.nlp import optimization as tfm_optimization  # noqa: E402
 from official.nlp.modeling import models as tfm_models  # noqa: E402
 from official.nlp.modeling import networks as tfm_networks  # noqa: E402
 
-from bert_squad import distribution  # noqa: E402
-from bert_squad import io_utils  # noqa: E402
-from bert_squad import modeling  # noqa: E402
-from bert_squad import optimization  # noqa: E402
-from bert_squad import training  # noqa: E402
+from bert_squad.common import io_utils  # noqa: E402
+from bert_squad.modeling import span_model  # noqa: E402
+from bert_squad.training import distribution  # noqa: E402
+from bert_squad.training import loop  # noqa: E402
+from bert_squad.training import optimization  # noqa: E402
 
 DEFAULT_SIZES = ("L2/H128", "L4/H256", "L4/H512", "L8/H512", "L12/H768")
 VOCAB_SIZE = 30522  # Google's uncased WordPiece vocabulary
@@ -96,20 +96,20 @@ MIN_TRAIN_BATCH = 4
 Runner = Callable[[int], None]
 
 
-def small_bert_config(size: str) -> modeling.BertConfig:
+def small_bert_config(size: str) -> span_model.BertConfig:
   """The config of Google's small BERT "L<layers>/H<hidden>" (e.g. "L4/H256")."""
   match = re.fullmatch(r"L(\d+)/H(\d+)", size)
   if not match or int(match[2]) % 64:
     raise ValueError(f"size {size!r}: expected L<layers>/H<hidden>, hidden a multiple of 64")
   layers, hidden = int(match[1]), int(match[2])
-  return modeling.BertConfig(
+  return span_model.BertConfig(
       vocab_size=VOCAB_SIZE, hidden_size=hidden, num_hidden_layers=layers,
       num_attention_heads=hidden // 64, intermediate_size=4 * hidden, hidden_act="gelu",
       hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, max_position_embeddings=512,
       type_vocab_size=2, initializer_range=0.02)
 
 
-def forward_flops_per_example(config: modeling.BertConfig, seq_length: int) -> float:
+def forward_flops_per_example(config: span_model.BertConfig, seq_length: int) -> float:
   """Model FLOPs of one forward pass over one example (2 FLOPs per multiply-add).
 
   Per token every weight matrix of the encoder does one multiply-add per
@@ -191,14 +191,14 @@ def random_batch(batch_size: int, seq_length: int, vocab_size: int,
 # ------------------------------------------------------------------ ours
 
 
-def build_ours(config: modeling.BertConfig, seq_length: int, strategy: tf.distribute.Strategy,
+def build_ours(config: span_model.BertConfig, seq_length: int, strategy: tf.distribute.Strategy,
                fused_update: bool = False):
   """This project's span model and optimizer, built under `strategy`.
 
   `fused_update`: the XLA-compiled optimizer update that `run_squad.py --use_xla` uses.
   """
   with strategy.scope():
-    model = modeling.build_span_model(config, seq_length)
+    model = span_model.build_span_model(config, seq_length)
     optimizer = optimization.create_optimizer(5e-5, num_train_steps=10000, num_warmup_steps=1000,
                                               fused_update=fused_update)
   return model, optimizer
@@ -206,20 +206,20 @@ def build_ours(config: modeling.BertConfig, seq_length: int, strategy: tf.distri
 
 def ours_train_runner(model, optimizer, strategy: tf.distribute.Strategy, batch,
                       use_xla: bool = False, dtype: str = "float32") -> Runner:
-  """n updates of `training.train`'s own loop function on the repeated `batch`."""
+  """n updates of `loop.train`'s own loop function on the repeated `batch`."""
   inputs, targets = batch
   targets = {k: v for k, v in targets.items() if k != "unique_ids"}
   batch_size = int(inputs["input_ids"].shape[0])
   with strategy.scope():
-    applying_optimizer = training._wrap_for_precision(optimizer, dtype)  # pylint: disable=protected-access
+    applying_optimizer = loop._wrap_for_precision(optimizer, dtype)  # pylint: disable=protected-access
   loss_scale_optimizer = applying_optimizer if applying_optimizer is not optimizer else None
-  steps = training._StepFunctions(  # pylint: disable=protected-access
-      model, applying_optimizer, modeling.span_loss, strategy,
+  steps = loop._StepFunctions(  # pylint: disable=protected-access
+      model, applying_optimizer, span_model.span_loss, strategy,
       micro_batch_global=batch_size, accumulation_steps=1,
       loss_scale_optimizer=loss_scale_optimizer, use_xla=use_xla)
   with strategy.scope():
     step_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
-  train_loop = training._make_train_loop(steps, step_counter)  # pylint: disable=protected-access
+  train_loop = loop._make_train_loop(steps, step_counter)  # pylint: disable=protected-access
   dataset_fn = lambda _: tf.data.Dataset.from_tensors((inputs, targets)).repeat()  # noqa: E731
   iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
 
@@ -232,9 +232,9 @@ def ours_train_runner(model, optimizer, strategy: tf.distribute.Strategy, batch,
 
 def ours_predict_runner(model, strategy: tf.distribute.Strategy, batch,
                         jit_compile: bool) -> Runner:
-  """n prediction batches through `training.predict_logits`'s own prediction step."""
+  """n prediction batches through `loop.predict_logits`'s own prediction step."""
   inputs, targets = batch
-  predict_step = training.make_predict_step(model, strategy, jit_compile)
+  predict_step = loop.make_predict_step(model, strategy, jit_compile)
 
   def run(num_steps: int) -> None:
     for _ in range(num_steps):
@@ -247,13 +247,13 @@ def ours_predict_runner(model, strategy: tf.distribute.Strategy, batch,
 # ------------------------------------------------------------- reference
 
 
-def build_reference(config: modeling.BertConfig):
+def build_reference(config: span_model.BertConfig):
   """tf-models-official's `BertSpanLabeler` and BERT optimizer for `config`."""
   encoder = tfm_networks.BertEncoder(
       vocab_size=config.vocab_size, hidden_size=config.hidden_size,
       num_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
       max_sequence_length=config.max_position_embeddings, type_vocab_size=config.type_vocab_size,
-      inner_dim=config.intermediate_size, inner_activation=modeling.ACTIVATIONS[config.hidden_act],
+      inner_dim=config.intermediate_size, inner_activation=span_model.ACTIVATIONS[config.hidden_act],
       output_dropout=config.hidden_dropout_prob,
       attention_dropout=config.attention_probs_dropout_prob,
       initializer=tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range))
@@ -278,7 +278,7 @@ def reference_train_runner(model, optimizer, batch, dtype: str = "float32") -> R
   def train_step(inputs, start_positions, end_positions):
     with tf.GradientTape() as tape:
       start_logits, end_logits = model(inputs, training=True)
-      loss = tf.reduce_mean(modeling.span_loss(start_positions, end_positions,
+      loss = tf.reduce_mean(span_model.span_loss(start_positions, end_positions,
                                                tf.cast(start_logits, tf.float32),
                                                tf.cast(end_logits, tf.float32)))
       scaled_loss = scaler.get_scaled_loss(loss) if scaler else loss
@@ -410,11 +410,11 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
   below `MIN_TRAIN_BATCH`); a repetition runs `steps` steps, by default
   about `flops_per_repeat`. Each phase also times one `peak_matmul_size`^2
   matmul (in `dtype`) per round, for the peak and the CPU-time MFU. The
-  models are built under `dtype`'s Keras policy (`training.set_precision`),
+  models are built under `dtype`'s Keras policy (`loop.set_precision`),
   on the first GPU if there is one.
   """
   config = small_bert_config(size)
-  training.set_precision(dtype)
+  loop.set_precision(dtype)
   strategy = distribution.make_strategy(
       "one_device", num_gpus=min(1, len(tf.config.list_physical_devices("GPU"))))
   forward_flops = forward_flops_per_example(config, seq_length)
@@ -452,7 +452,7 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
                     matmul_flops)
   del predict_runners, model, optimizer, ref_model, ref_optimizer
   tf_keras.backend.clear_session()
-  training.set_precision("float32")
+  loop.set_precision("float32")
   gc.collect()
   return SizeResult(size, params, train, predict, train_flops, forward_flops)
 

@@ -1,6 +1,6 @@
 """Training-loop speed with compiled calls of `--log_steps` updates against one call to the end.
 
-`training.train` ends each compiled call at the next log step off TPUs, so that
+`loop.train` ends each compiled call at the next log step off TPUs, so that
 progress, history and TensorBoard follow `--log_steps`. This times what that
 costs: the same run (a small random BERT on the embedded demo data, seeded)
 with `log_steps=--log_steps` (calls of that many updates, plus a log each)
@@ -32,19 +32,19 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 import bert_squad  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tf_keras  # noqa: E402
 
-from bert_squad import distribution  # noqa: E402
-from bert_squad import input_pipeline  # noqa: E402
-from bert_squad import modeling  # noqa: E402
-from bert_squad import optimization  # noqa: E402
 from bert_squad import preprocess  # noqa: E402
-from bert_squad import training  # noqa: E402
+from bert_squad.modeling import span_model  # noqa: E402
+from bert_squad.training import distribution  # noqa: E402
+from bert_squad.training import input_pipeline  # noqa: E402
+from bert_squad.training import loop  # noqa: E402
+from bert_squad.training import optimization  # noqa: E402
 
 DEMO_TRAIN = REPO_ROOT / "bert_squad" / "demo_data" / "squad1.1_demo_train.json"
 
 
-def _bert_config(size: str) -> modeling.BertConfig:
+def _bert_config(size: str) -> span_model.BertConfig:
   layers, hidden = (int(n) for n in re.fullmatch(r"L(\d+)/H(\d+)", size).groups())
-  return modeling.BertConfig(
+  return span_model.BertConfig(
       vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=hidden // 64,
       intermediate_size=4 * hidden, hidden_act="gelu", hidden_dropout_prob=0.1,
       attention_probs_dropout_prob=0.1, max_position_embeddings=512, type_vocab_size=2,
@@ -61,19 +61,19 @@ def _vocab_file() -> str:
 
 
 def _train_seconds(args, record: str, steps: int, log_steps: int, folder: str) -> float:
-  """Wall seconds of one `training.train` call of `steps` updates from a fresh model."""
+  """Wall seconds of one `loop.train` call of `steps` updates from a fresh model."""
   tf_keras.utils.set_random_seed(args.seed)
   strategy = distribution.make_strategy("one_device")
   with strategy.scope():
-    model = modeling.build_span_model(_bert_config(args.size), args.seq_length)
+    model = span_model.build_span_model(_bert_config(args.size), args.seq_length)
     optimizer = optimization.create_optimizer(3e-5, steps, 0)
   dataset_fn = functools.partial(input_pipeline.make_dataset, record, args.seq_length, args.batch, True,
                                  seed=args.seed)
-  config = training.TrainConfig(output_dir=folder, num_train_steps=steps, train_batch_size=args.batch,
+  config = loop.TrainConfig(output_dir=folder, num_train_steps=steps, train_batch_size=args.batch,
                                 steps_per_loop=1000, save_checkpoints_steps=1000, log_steps=log_steps,
                                 handle_signals=False)
   start = time.perf_counter()
-  training.train(model, optimizer, modeling.span_loss, dataset_fn, strategy, config, log_stream=io.StringIO())
+  loop.train(model, optimizer, span_model.span_loss, dataset_fn, strategy, config, log_stream=io.StringIO())
   return time.perf_counter() - start
 
 

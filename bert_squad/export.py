@@ -35,13 +35,13 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 from official.nlp.tools import tokenization as tfm_tokenization
 
-from bert_squad import checkpoints
-from bert_squad import cli
-from bert_squad import features
-from bert_squad import io_utils
-from bert_squad import modeling
-from bert_squad import tokenization
-from bert_squad.errors import InputError
+from bert_squad.common import cli
+from bert_squad.common import io_utils
+from bert_squad.common.errors import InputError
+from bert_squad.data import features
+from bert_squad.data import tokenization
+from bert_squad.modeling import checkpoints
+from bert_squad.modeling import span_model
 
 FLAGS = flags.FLAGS
 
@@ -529,7 +529,7 @@ def null_score_per_example(start_logits: tf.Tensor, end_logits: tf.Tensor,
 class SquadServingModule(tf.Module):
   """The span model with the `logits` and `answer` functions (see the module docstring)."""
 
-  def __init__(self, model: modeling.BertSpanModel, vocab_file: str, settings: AnswerSettings,
+  def __init__(self, model: span_model.BertSpanModel, vocab_file: str, settings: AnswerSettings,
                answer_signature: bool = True):
     super().__init__()
     self._settings = settings
@@ -541,7 +541,7 @@ class SquadServingModule(tf.Module):
     self.vocab_file = tf.saved_model.Asset(vocab_file)
     ids_spec = tf.TensorSpec([None, None], tf.int32)
     self.logits = tf.function(
-        self._logits, input_signature=[ids_spec] * len(modeling.INPUT_KEYS))
+        self._logits, input_signature=[ids_spec] * len(span_model.INPUT_KEYS))
     if answer_signature:
       self.tokenizer = WordpieceTokenizerWithOffsets(self.vocab_file, settings.do_lower_case)
       text_spec = [tf.TensorSpec([None], tf.string, name="question"),
@@ -620,7 +620,7 @@ def _check_new_export_dir(export_dir: str) -> None:
   io_utils.make_output_dir(os.path.dirname(export_dir) or ".", "--export_dir", export_dir)
 
 
-def save_serving_model(model: modeling.BertSpanModel, vocab_file: str, settings: AnswerSettings,
+def save_serving_model(model: span_model.BertSpanModel, vocab_file: str, settings: AnswerSettings,
                        export_dir: str, answer_signature: bool = True) -> str:
   """Writes the SavedModel of a span model to `export_dir` (which must not exist).
 
@@ -639,7 +639,7 @@ def save_serving_model(model: modeling.BertSpanModel, vocab_file: str, settings:
     `export_dir`.
   """
   settings.validate()
-  modeling.validate_config(model.bert_config, settings.max_seq_length, vocab_file)
+  span_model.validate_config(model.bert_config, settings.max_seq_length, vocab_file)
   tokenization.check_do_lower_case(settings.do_lower_case, vocab_file,
                                    tokenization.load_vocab(vocab_file))
   export_dir = export_dir.rstrip("/")
@@ -677,11 +677,11 @@ def export_checkpoint(checkpoint_dir: str, export_dir: str, settings: AnswerSett
   folder = os.path.dirname(prefix)
   vocab_file = os.path.join(folder, "vocab.txt")
   config_file = os.path.join(folder, "bert_config.json")
-  config = modeling.BertConfig.from_json_file(config_file)
+  config = span_model.BertConfig.from_json_file(config_file)
   tokenization.check_do_lower_case(settings.do_lower_case, vocab_file,
                                    tokenization.load_vocab(vocab_file), prefix)
   logging.info("exporting %s with %s and %s", prefix, config_file, vocab_file)
-  model = modeling.build_span_model(config)
+  model = span_model.build_span_model(config)
   loaded = checkpoints.load_google_checkpoint(model, prefix)
   if not any(name.startswith(checkpoints.SQUAD_HEAD_SCOPE) for name in loaded):
     raise InputError(f"{prefix}: no SQuAD head ({checkpoints.SQUAD_HEAD_SCOPE}*); export a "

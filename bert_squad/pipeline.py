@@ -20,30 +20,31 @@ import functools
 import importlib.util
 import json
 import os
-import re
 import sys
 
 import tensorflow as tf
 import tf_keras
 from absl import logging
 
-from bert_squad import checkpoints
 from bert_squad import convert
-from bert_squad import distribution
-from bert_squad import evaluation
-from bert_squad import features as features_lib
-from bert_squad import input_pipeline
-from bert_squad import modeling
-from bert_squad import optimization
 from bert_squad import postprocess
 from bert_squad import preprocess
-from bert_squad import run_settings
-from bert_squad import squad
-from bert_squad import tokenization
-from bert_squad import training
-from bert_squad.errors import InputError
-from bert_squad.io_utils import make_output_dir
-from bert_squad.io_utils import write_json
+from bert_squad.answers import evaluation
+from bert_squad.common import errors
+from bert_squad.common import io_utils
+from bert_squad.common.errors import InputError
+from bert_squad.common.io_utils import make_output_dir
+from bert_squad.common.io_utils import write_json
+from bert_squad.data import features as features_lib
+from bert_squad.data import squad
+from bert_squad.data import tokenization
+from bert_squad.modeling import checkpoints
+from bert_squad.modeling import span_model
+from bert_squad.training import distribution
+from bert_squad.training import input_pipeline
+from bert_squad.training import loop
+from bert_squad.training import optimization
+from bert_squad.training import run_settings
 
 PYPI_PREFIX = "pypi:"
 EVAL_FILE = "eval.json"
@@ -111,9 +112,9 @@ def run(config: RunConfig) -> dict:
   if config.cache_dir:
     make_output_dir(config.cache_dir, "--cache_dir")
   bert_config_file, vocab_file, init_checkpoint = resolve_pretrained(config)
-  bert_config = modeling.BertConfig.from_json_file(bert_config_file)
+  bert_config = span_model.BertConfig.from_json_file(bert_config_file)
   vocab = tokenization.load_vocab(vocab_file)  # names the broken line of a bad vocab before counting its lines
-  modeling.validate_config(bert_config, config.max_seq_length, vocab_file)
+  span_model.validate_config(bert_config, config.max_seq_length, vocab_file)
   tokenization.check_do_lower_case(config.do_lower_case, vocab_file, vocab, init_checkpoint)
   if config.deterministic:
     distribution.set_determinism(config.seed)
@@ -131,7 +132,7 @@ def run(config: RunConfig) -> dict:
         "--output_dir": config.output_dir, "--train_file": config.train_file,
         "--predict_file": config.predict_file, "--init_checkpoint": init_checkpoint,
         "--cache_dir": config.cache_dir})
-  training.set_precision(config.dtype)
+  loop.set_precision(config.dtype)
 
   model = None
   if config.do_train:
@@ -223,12 +224,6 @@ def _require_file(flag: str, path: str) -> None:
     raise InputError(f"--{flag}={path}: is a folder, expected a file")
 
 
-def _first_line(error: Exception) -> str:
-  """The first line of an error's message, without TensorFlow's "{{function_node ...}}" and "[Op:...]"."""
-  text = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", getattr(error, "message", None) or str(error))
-  return text.strip().splitlines()[0] if text.strip() else type(error).__name__
-
-
 def resolve_pretrained(config: RunConfig) -> tuple[str, str, str | None]:
   """(bert_config_file, vocab_file, init_checkpoint) after defaults and conversions.
 
@@ -278,8 +273,8 @@ def cached_features(config: RunConfig, input_file: str, vocab_file: str,
   info_path = features_lib.features_info_path(path)
   if not config.overwrite_cache and tf.io.gfile.exists(info_path):
     expected = dict(
-        format_version=features_lib.FORMAT_VERSION, input_sha256=features_lib.file_sha256(input_file),
-        vocab_sha256=features_lib.file_sha256(vocab_file), do_lower_case=config.do_lower_case,
+        format_version=features_lib.FORMAT_VERSION, input_sha256=io_utils.file_sha256(input_file),
+        vocab_sha256=io_utils.file_sha256(vocab_file), do_lower_case=config.do_lower_case,
         max_seq_length=config.max_seq_length, doc_stride=config.doc_stride,
         max_query_length=config.max_query_length, is_training=is_training,
         version_2_with_negative=config.version_2_with_negative, shuffle_seed=shuffle_seed)
@@ -320,7 +315,7 @@ def _cached_features_problem(path: str, expected: dict) -> str | None:
   try:
     num_records = int(tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
   except tf.errors.OpError as e:
-    return f"unreadable TFRecord ({_first_line(e)})"
+    return f"unreadable TFRecord ({errors.first_line(e)})"
   if num_records != info.num_features:
     return f"{num_records} records, but {info.num_features} were written"
   metadata_path = features_lib.feature_metadata_path(path)
@@ -334,7 +329,7 @@ def _cached_features_problem(path: str, expected: dict) -> str | None:
   return None
 
 
-def _load_initial_weights(model: modeling.BertSpanModel, init_checkpoint: str | None) -> list[str]:
+def _load_initial_weights(model: span_model.BertSpanModel, init_checkpoint: str | None) -> list[str]:
   """Loads --init_checkpoint (Google checkpoint or HF safetensors); returns the Google names loaded."""
   if not init_checkpoint:
     logging.warning("no --init_checkpoint: the encoder starts from random weights")
@@ -344,8 +339,8 @@ def _load_initial_weights(model: modeling.BertSpanModel, init_checkpoint: str | 
   return checkpoints.load_google_checkpoint(model, init_checkpoint)
 
 
-def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: modeling.BertConfig,
-           vocab_file: str, init_checkpoint: str | None) -> modeling.BertSpanModel:
+def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: span_model.BertConfig,
+           vocab_file: str, init_checkpoint: str | None) -> span_model.BertSpanModel:
   """Fine-tunes, resuming from output_dir/checkpoints; exports to output_dir/export."""
   settings, paths = _run_settings(config, bert_config, vocab_file, init_checkpoint)
   export_dir = os.path.join(config.output_dir, checkpoints.RUN_EXPORT_DIR)
@@ -357,7 +352,7 @@ def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: mod
       logging.info("--overwrite_output_dir: deleted the earlier training state (%s)", ", ".join(discarded))
   # The weights load before the features are built, so a bad checkpoint stops the run at once.
   with strategy.scope():
-    model = modeling.build_span_model(bert_config, config.max_seq_length)
+    model = span_model.build_span_model(bert_config, config.max_seq_length)
     _load_initial_weights(model, init_checkpoint)
   train_record, info = cached_features(config, config.train_file, vocab_file, is_training=True)
   num_steps = optimization.num_train_steps(info.num_examples, config.train_batch_size,
@@ -372,7 +367,7 @@ def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: mod
   micro_batch = config.train_batch_size // config.gradient_accumulation_steps
   dataset_fn = functools.partial(input_pipeline.make_dataset, train_record, config.max_seq_length,
                                  micro_batch, True, seed=config.seed)
-  train_config = training.TrainConfig(
+  train_config = loop.TrainConfig(
       output_dir=config.output_dir, num_train_steps=num_steps,
       train_batch_size=config.train_batch_size,
       steps_per_loop=config.iterations_per_loop,
@@ -382,14 +377,14 @@ def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: mod
       use_xla=config.use_xla)
   if distribution.is_chief(strategy):
     run_settings.record(config.output_dir, settings, paths)
-  training.train(model, optimizer, modeling.span_loss, dataset_fn, strategy, train_config)
+  loop.train(model, optimizer, span_model.span_loss, dataset_fn, strategy, train_config)
   if distribution.is_chief(strategy):
     checkpoints.export_google_checkpoint(model, vocab_file, export_dir)
     logging.info("exported the fine-tuned model in Google's format to %s", export_dir)
   return model
 
 
-def _run_settings(config: RunConfig, bert_config: modeling.BertConfig, vocab_file: str,
+def _run_settings(config: RunConfig, bert_config: span_model.BertConfig, vocab_file: str,
                   init_checkpoint: str | None) -> tuple[dict, dict[str, str | None]]:
   """(settings, paths): what defines the training run (see `run_settings`), and the files it reads.
 
@@ -397,8 +392,8 @@ def _run_settings(config: RunConfig, bert_config: modeling.BertConfig, vocab_fil
   weights, the schedule, the global batch and the seed (data order, dropout).
   """
   settings = {
-      "train_file_sha256": features_lib.file_sha256(config.train_file),
-      "vocab_file_sha256": features_lib.file_sha256(vocab_file),
+      "train_file_sha256": io_utils.file_sha256(config.train_file),
+      "vocab_file_sha256": io_utils.file_sha256(vocab_file),
       "init_checkpoint_sha256": run_settings.checkpoint_sha256(init_checkpoint),
       "bert_config": bert_config.to_dict(),
       **{flag: getattr(config, flag) for flag in (
@@ -409,9 +404,9 @@ def _run_settings(config: RunConfig, bert_config: modeling.BertConfig, vocab_fil
   return settings, paths
 
 
-def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: modeling.BertConfig,
+def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: span_model.BertConfig,
              vocab_file: str, init_checkpoint: str | None,
-             model: modeling.BertSpanModel | None) -> postprocess.PredictionFiles:
+             model: span_model.BertSpanModel | None) -> postprocess.PredictionFiles:
   """Runs the model over the predict features; writes the logits and the prediction files.
 
   The prediction files are written from the saved logits by the same function
@@ -424,7 +419,7 @@ def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: m
                                         config.predict_batch_size, False)
   use_xla = config.use_xla if config.predict_use_xla is None else config.predict_use_xla
   logging.info("predicting %s%s", config.predict_file, " (XLA)" if use_xla else "")
-  unique_ids, start_logits, end_logits = training.predict_logits(
+  unique_ids, start_logits, end_logits = loop.predict_logits(
       model, dataset, _prediction_strategy(strategy), config.predict_batch_size,
       jit_compile=use_xla, num_features=info.num_features, log_stream=sys.stderr)
   logits_file = os.path.join(config.output_dir, postprocess.LOGITS_FILE)
@@ -448,11 +443,11 @@ def _prediction_strategy(strategy: tf.distribute.Strategy) -> tf.distribute.Stra
 
 
 def _model_for_prediction(config: RunConfig, strategy: tf.distribute.Strategy,
-                          bert_config: modeling.BertConfig,
-                          init_checkpoint: str | None) -> modeling.BertSpanModel:
+                          bert_config: span_model.BertConfig,
+                          init_checkpoint: str | None) -> span_model.BertSpanModel:
   """The fine-tuned weights in output_dir if there are any (as the original), else init_checkpoint."""
   with _prediction_strategy(strategy).scope():
-    model = modeling.build_span_model(bert_config, config.max_seq_length)
+    model = span_model.build_span_model(bert_config, config.max_seq_length)
   latest = tf.train.latest_checkpoint(config.output_dir)
   if latest:
     logging.info("predicting with the fine-tuned weights of %s", latest)

@@ -38,14 +38,15 @@ import tensorflow as tf
 
 from official.nlp.tools import tokenization
 
-from bert_squad import cli
-from bert_squad import features as features_lib
-from bert_squad import gc_utils
-from bert_squad import squad
-from bert_squad.errors import InputError
-from bert_squad.io_utils import atomic_open
-from bert_squad.io_utils import atomic_path
-from bert_squad.io_utils import make_output_dir
+from bert_squad.common import cli
+from bert_squad.common import gc_utils
+from bert_squad.common import io_utils
+from bert_squad.common.errors import InputError
+from bert_squad.common.io_utils import atomic_open
+from bert_squad.common.io_utils import atomic_path
+from bert_squad.common.io_utils import make_output_dir
+from bert_squad.data import features as features_lib
+from bert_squad.data import squad
 
 PREDICTIONS_FILE = "predictions.json"
 NBEST_FILE = "nbest_predictions.json"
@@ -938,7 +939,7 @@ def _check_features_source(predict_file: str, feature_metadata_file: str) -> Non
   if not tf.io.gfile.exists(info_file):
     return
   info = features_lib.read_features_info(info_file)
-  if features_lib.file_sha256(predict_file) != info.input_sha256:
+  if io_utils.file_sha256(predict_file) != info.input_sha256:
     raise InputError(
         f"{predict_file}: not the file the features of {feature_metadata_file} were built from "
         f"(their {info_file} names {info.input_file}, with other content)")

@@ -27,9 +27,9 @@ from absl import flags
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  pylint: disable=unused-import  (registers the tokenizer ops)
 
-from bert_squad import cli
 from bert_squad import export
-from bert_squad.errors import InputError
+from bert_squad.common import cli
+from bert_squad.common.errors import InputError
 
 FLAGS = flags.FLAGS
 

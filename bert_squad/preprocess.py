@@ -22,15 +22,15 @@ import bert_squad  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loa
 from absl import flags
 from absl import logging
 
-from bert_squad import cli
-from bert_squad import feature_workers
-from bert_squad import features
-from bert_squad import gc_utils
-from bert_squad import io_utils
-from bert_squad import progress
-from bert_squad import squad
-from bert_squad import tokenization
-from bert_squad.errors import InputError
+from bert_squad.common import cli
+from bert_squad.common import gc_utils
+from bert_squad.common import io_utils
+from bert_squad.common import progress
+from bert_squad.common.errors import InputError
+from bert_squad.data import feature_workers
+from bert_squad.data import features
+from bert_squad.data import squad
+from bert_squad.data import tokenization
 
 
 def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_lower_case: bool = True,
@@ -93,8 +93,8 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
     metadata_file = (metadata_file or features.feature_metadata_path(output_file)) if write_metadata else None
     info_file = info_file or features.features_info_path(output_file)
     info = features.FeaturesInfo(
-        input_file=input_file, input_sha256=features.file_sha256(input_file),
-        vocab_file=vocab_file, vocab_sha256=features.file_sha256(vocab_file),
+        input_file=input_file, input_sha256=io_utils.file_sha256(input_file),
+        vocab_file=vocab_file, vocab_sha256=io_utils.file_sha256(vocab_file),
         do_lower_case=do_lower_case, max_seq_length=max_seq_length, doc_stride=doc_stride,
         max_query_length=max_query_length, is_training=is_training,
         version_2_with_negative=version_2_with_negative, shuffle_seed=shuffle_seed,

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from bert_squad import modeling
+from bert_squad.modeling import span_model
 
 
-def google_shapes(config: modeling.BertConfig, with_squad_head: bool = True) -> dict[str, tuple]:
+def google_shapes(config: span_model.BertConfig, with_squad_head: bool = True) -> dict[str, tuple]:
   """Name -> shape of every tensor of a Google BERT checkpoint for `config`."""
   h, i = config.hidden_size, config.intermediate_size
   shapes = {
@@ -109,7 +109,7 @@ def _gelu(x, exact):
   return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
 
-def numpy_span_logits(t: dict[str, np.ndarray], config: modeling.BertConfig,
+def numpy_span_logits(t: dict[str, np.ndarray], config: span_model.BertConfig,
                       input_ids, input_mask, segment_ids) -> tuple[np.ndarray, np.ndarray]:
   """BERT + the SQuAD head in float64 numpy, as the original computes them."""
   ids, mask, segments = map(np.asarray, (input_ids, input_mask, segment_ids))

@@ -15,7 +15,7 @@ import tensorflow as tf
 from official.nlp.data import squad_lib
 
 from bert_squad import export
-from bert_squad import tokenization
+from bert_squad.data import tokenization
 
 # The SQuAD reader's whitespace (`bert_squad.squad`): the original joins the
 # words of an answer span with one space.

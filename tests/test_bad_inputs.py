@@ -24,12 +24,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_squad import features as features_lib
-from bert_squad import modeling
 from bert_squad import pipeline
 from bert_squad import postprocess
 from bert_squad import preprocess
-from bert_squad.errors import InputError
+from bert_squad.common.errors import InputError
+from bert_squad.data import features as features_lib
+from bert_squad.modeling import span_model
 from tests import run_testlib
 from tests.run_testlib import DEMO_DATA
 from tests.run_testlib import REPO_ROOT
@@ -289,7 +289,7 @@ def _corrupt_checkpoint_index(tmp_path, tiny):
 
 def _other_models_training_state(tmp_path, tiny):
   """output_dir already holds a resumable checkpoint of a model with another intermediate size."""
-  other = modeling.build_span_model(modeling.BertConfig(**{**TINY.to_dict(), "intermediate_size": 96}))
+  other = span_model.build_span_model(span_model.BertConfig(**{**TINY.to_dict(), "intermediate_size": 96}))
   tf.train.CheckpointManager(tf.train.Checkpoint(model=other), str(tmp_path / "out"), max_to_keep=1).save(5)
   return {"do_train": True, "train_file": str(DEMO_DATA / "squad1.1_demo_train.json"), "do_predict": False}
 
@@ -418,7 +418,7 @@ def test_bad_run_names_the_file_or_flag_and_leaves_old_outputs(tmp_path, tiny, c
 
 def test_unwritable_cache_dir_is_refused_before_the_model_is_built(tmp_path, tiny, monkeypatch):
   _write(tmp_path / "a-file", "x")
-  monkeypatch.setattr(modeling, "build_span_model", lambda *args, **kwargs: pytest.fail("the model was built"))
+  monkeypatch.setattr(span_model, "build_span_model", lambda *args, **kwargs: pytest.fail("the model was built"))
   config = pipeline.RunConfig(init_checkpoint=str(tiny / "bert_model.ckpt"), output_dir=str(tmp_path / "out"),
                               do_predict=True, predict_file=str(DEMO_DATA / "squad1.1_demo_dev.json"),
                               cache_dir=str(tmp_path / "a-file" / "cache"), **WINDOW)
@@ -475,7 +475,7 @@ def test_squad_2_data_without_version_2_with_negative_stops_before_any_model_wor
                                                                                   changes, message):
   def no_model_work(*args, **kwargs):
     raise AssertionError("model or features built before the data was checked")
-  monkeypatch.setattr(modeling, "build_span_model", no_model_work)
+  monkeypatch.setattr(span_model, "build_span_model", no_model_work)
   monkeypatch.setattr(preprocess, "build_feature_files", no_model_work)
   config = pipeline.RunConfig(**{"init_checkpoint": str(tiny / "bert_model.ckpt"), "output_dir": str(tmp_path / "out"),
                                  "do_predict": True, **WINDOW, **changes})

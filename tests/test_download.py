@@ -24,7 +24,7 @@ import zipfile
 import pytest
 
 from bert_squad import download
-from bert_squad.errors import InputError
+from bert_squad.common.errors import InputError
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 CONTENT = bytes(range(256)) * 1200  # 307,200 bytes

@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-from bert_squad import evaluation
-from bert_squad import io_utils
-from bert_squad.errors import InputError
+from bert_squad.answers import evaluation
+from bert_squad.common import io_utils
+from bert_squad.common.errors import InputError
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 CLI = REPO_ROOT / "evaluate_v2.py"

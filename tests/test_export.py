@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_squad import checkpoints
 from bert_squad import export
-from bert_squad import features
-from bert_squad import modeling
 from bert_squad import predict
-from bert_squad import squad
-from bert_squad import tokenization
-from bert_squad.errors import InputError
+from bert_squad.common.errors import InputError
+from bert_squad.data import features
+from bert_squad.data import squad
+from bert_squad.data import tokenization
+from bert_squad.modeling import checkpoints
+from bert_squad.modeling import span_model
 from tests import export_testlib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,7 +46,7 @@ TRICKY_TEXTS = [
     "e\u0301\u0327 (w5-w6).",
 ]
 
-TINY_CONFIG = modeling.BertConfig(
+TINY_CONFIG = span_model.BertConfig(
     vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
     intermediate_size=64, hidden_act="gelu", hidden_dropout_prob=0.1,
     attention_probs_dropout_prob=0.1, max_position_embeddings=128, type_vocab_size=2,
@@ -154,7 +154,7 @@ def test_windows_equal_the_python_features(vocab_file, max_seq_length, doc_strid
                                  max_seq_length, doc_stride)
   assert windows.example_index.numpy().tolist() == [f.example_index for f in expected]
   assert windows.window_index.numpy().tolist() == [f.doc_span_index for f in expected]
-  for key in modeling.INPUT_KEYS:
+  for key in span_model.INPUT_KEYS:
     np.testing.assert_array_equal(windows.inputs[key], [getattr(f, key) for f in expected])
   positions = tf.range(max_seq_length)[None, :]
   token_index = positions - windows.doc_offset[:, None] + windows.doc_start[:, None]
@@ -274,8 +274,8 @@ CONTEXTS = ["w3 w4 (w5) unaffable w6 w7, w8 w9. " * 6, "Café w1 w2 fuß w3 日�
             "w5\tw6  w7"]
 
 
-def _tiny_model(seed: int = 1) -> modeling.BertSpanModel:
-  model = modeling.build_span_model(TINY_CONFIG)
+def _tiny_model(seed: int = 1) -> span_model.BertSpanModel:
+  model = span_model.build_span_model(TINY_CONFIG)
   rng = np.random.default_rng(seed)
   for variable in model.variables:
     variable.assign(rng.normal(0, 0.3, variable.shape).astype(np.float32))
@@ -313,7 +313,7 @@ def _assert_same_answers(actual: dict[str, list], expected: dict[str, list]) -> 
 
 def _window_inputs():
   full_inputs = {key: np.zeros([3, SETTINGS.max_seq_length], np.int32)
-                 for key in modeling.INPUT_KEYS}
+                 for key in span_model.INPUT_KEYS}
   full_inputs["input_ids"][:, :7] = [[2, 5, 6, 3, 7, 8, 3]] * 3
   full_inputs["input_mask"][:, :7] = 1
   full_inputs["segment_ids"][:, 4:7] = 1

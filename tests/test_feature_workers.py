@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from bert_squad import feature_workers
-from bert_squad import features
-from bert_squad import records
-from bert_squad import squad
-from bert_squad import tokenization
+from bert_squad.data import feature_workers
+from bert_squad.data import features
+from bert_squad.data import records
+from bert_squad.data import squad
+from bert_squad.data import tokenization
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
@@ -181,7 +181,7 @@ def test_no_chunks_no_results(vocab_file):
 
 
 def test_worker_imports_no_tensorflow():
-  code = ("import sys; from bert_squad import feature_workers; "
+  code = ("import sys; from bert_squad.data import feature_workers; "
           "assert not {'tensorflow', 'official', 'google.protobuf'} & set(sys.modules), sorted(sys.modules)")
   result = subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
                           env={"PYTHONPATH": str(REPO_ROOT)}, timeout=120)

@@ -11,19 +11,20 @@ from official.nlp.tools import tokenization as tfm_tokenization
 import pytest
 import tensorflow as tf
 
-from bert_squad import features
-from bert_squad import squad
-from bert_squad import records
-from bert_squad import tokenization
-from bert_squad import windows
-from bert_squad.errors import InputError
+import bert_squad
+from bert_squad.common.errors import InputError
+from bert_squad.data import features
+from bert_squad.data import records
+from bert_squad.data import squad
+from bert_squad.data import tokenization
+from bert_squad.data import windows
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ("the man went to store and bought a gallon of milk what did he buy ? when was born leader john smith "
          "( ) - . 1895 1943 japan ##ese electronics industry").split()
 VOCAB = SPECIALS + WORDS
 MILK = "the man went to the store and bought a gallon of milk"
-DEMO_DATA = pathlib.Path(features.__file__).parent / "demo_data"
+DEMO_DATA = pathlib.Path(bert_squad.__file__).parent / "demo_data"
 
 
 @pytest.fixture(scope="module")

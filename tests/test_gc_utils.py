@@ -3,7 +3,7 @@ import gc
 
 import pytest
 
-from bert_squad import gc_utils
+from bert_squad.common import gc_utils
 
 
 def test_pauses_and_restores_an_enabled_collector():

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 import training_toys as toys
-from bert_squad import input_pipeline
+from bert_squad.training import input_pipeline
 
 SEQ = toys.SEQ_LENGTH
 

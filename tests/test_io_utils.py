@@ -4,8 +4,8 @@ import os
 import pytest
 import tensorflow as tf
 
-from bert_squad import io_utils
-from bert_squad.errors import InputError
+from bert_squad.common import io_utils
+from bert_squad.common.errors import InputError
 
 
 @pytest.mark.parametrize("scheme", ["", "file://", "ram://"])

@@ -1,8 +1,8 @@
 """One training step from a Google-format checkpoint equals the original's step.
 
-The project's path -- `bert_config.json` -> `modeling.build_span_model`,
+The project's path -- `bert_config.json` -> `span_model.build_span_model`,
 `checkpoints.load_google_checkpoint` (SQuAD head included),
-`optimization.create_optimizer`, `training.train` over a feature TFRecord
+`optimization.create_optimizer`, `loop.train` over a feature TFRecord
 written by `bert_squad.features`, then `checkpoints.export_google_checkpoint`
 -- runs ONE update (dropout 0, the batch is the whole data set). The
 reference is computed here from the formulas of google-research/bert, not
@@ -31,13 +31,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_squad import checkpoints
-from bert_squad import distribution
-from bert_squad import features
-from bert_squad import input_pipeline
-from bert_squad import modeling
-from bert_squad import optimization
-from bert_squad import training
+from bert_squad.data import features
+from bert_squad.modeling import checkpoints
+from bert_squad.modeling import span_model
+from bert_squad.training import distribution
+from bert_squad.training import input_pipeline
+from bert_squad.training import loop
+from bert_squad.training import optimization
 from tests import checkpoint_testlib as testlib
 
 BERT_CONFIG = {
@@ -46,7 +46,7 @@ BERT_CONFIG = {
     "attention_probs_dropout_prob": 0.0, "max_position_embeddings": 32, "type_vocab_size": 2,
     "initializer_range": 0.02,
 }
-CONFIG = modeling.BertConfig.from_dict(BERT_CONFIG)
+CONFIG = span_model.BertConfig.from_dict(BERT_CONFIG)
 SEQ_LENGTH = 24
 NUM_FEATURES = 4  # == train_batch_size: the one step sees the whole data set
 SEED = 7
@@ -314,19 +314,19 @@ def train_one_step(run_files: dict, output_dir, num_warmup_steps: int) -> dict:
     "m", "v": the optimizer's moments by Google name; "result": the
     TrainResult; "history_file": train_history.json; "loaded": the names loaded.
   """
-  bert_config = modeling.BertConfig.from_json_file(run_files["bert_config_file"])
-  modeling.validate_config(bert_config, SEQ_LENGTH, run_files["vocab_file"])
+  bert_config = span_model.BertConfig.from_json_file(run_files["bert_config_file"])
+  span_model.validate_config(bert_config, SEQ_LENGTH, run_files["vocab_file"])
   strategy = distribution.make_strategy("one_device", num_gpus=0)
   with strategy.scope():
-    model = modeling.build_span_model(bert_config, SEQ_LENGTH)
+    model = span_model.build_span_model(bert_config, SEQ_LENGTH)
     loaded = checkpoints.load_google_checkpoint(model, run_files["init_checkpoint"])
     optimizer = optimization.create_optimizer(INIT_LR, SCHEDULE_STEPS, num_warmup_steps)
   dataset_fn = functools.partial(input_pipeline.make_dataset, run_files["train_record"],
                                  SEQ_LENGTH, NUM_FEATURES, True, seed=SEED)
-  config = training.TrainConfig(output_dir=str(output_dir / "train"), num_train_steps=1,
+  config = loop.TrainConfig(output_dir=str(output_dir / "train"), num_train_steps=1,
                                 train_batch_size=NUM_FEATURES, steps_per_loop=1,
                                 save_checkpoints_steps=1, log_steps=1, handle_signals=False)
-  result = training.train(model, optimizer, modeling.span_loss, dataset_fn, strategy, config,
+  result = loop.train(model, optimizer, span_model.span_loss, dataset_fn, strategy, config,
                           log_stream=io.StringIO())
   prefix = checkpoints.export_google_checkpoint(model, run_files["vocab_file"],
                                                 str(output_dir / "export"))
@@ -341,8 +341,8 @@ def train_one_step(run_files: dict, output_dir, num_warmup_steps: int) -> dict:
         continue
       values[name] = _slot_in_google_layout(weight, slot)
   return {"exported": exported, "result": result, "loaded": loaded, **moments,
-          "history_file": training.read_history(config.output_dir),
-          "learning_rate": training.current_learning_rate(optimizer)}
+          "history_file": loop.read_history(config.output_dir),
+          "learning_rate": loop.current_learning_rate(optimizer)}
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
-from bert_squad import optimization  # noqa: E402
-from bert_squad.errors import InputError  # noqa: E402
+from bert_squad.common.errors import InputError  # noqa: E402
+from bert_squad.training import optimization  # noqa: E402
 
 BATCH_SIZE = 4
 SEQ_LENGTH = 3

@@ -13,13 +13,13 @@ import sys
 import numpy as np
 import pytest
 
-from bert_squad import features as features_lib
 from bert_squad import postprocess
-from bert_squad import squad
-from bert_squad.errors import InputError
-from bert_squad.features import InputFeatures
+from bert_squad.common.errors import InputError
+from bert_squad.data import features as features_lib
+from bert_squad.data import squad
+from bert_squad.data.features import InputFeatures
+from bert_squad.data.squad import SquadExample
 from bert_squad.postprocess import RawResult
-from bert_squad.squad import SquadExample
 
 SEQ = 16
 LOW = -10.0

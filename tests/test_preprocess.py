@@ -10,14 +10,14 @@ import sys
 import pytest
 import tensorflow as tf
 
-from bert_squad import feature_workers
-from bert_squad import features
 from bert_squad import preprocess
-from bert_squad import records
-from bert_squad import squad
-from bert_squad import tokenization
-from bert_squad import windows
-from bert_squad.errors import InputError
+from bert_squad.common.errors import InputError
+from bert_squad.data import feature_workers
+from bert_squad.data import features
+from bert_squad.data import records
+from bert_squad.data import squad
+from bert_squad.data import tokenization
+from bert_squad.data import windows
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 VOCAB = "[PAD] [UNK] [CLS] [SEP] the man went to store and bought a gallon of milk what did he buy who ? .".split()

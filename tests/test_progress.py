@@ -4,7 +4,7 @@ from unittest import mock
 
 from tqdm import std
 
-from bert_squad import progress
+from bert_squad.common import progress
 
 
 class _Terminal(io.StringIO):

@@ -2,8 +2,8 @@
 import pytest
 import tensorflow as tf
 
-from bert_squad import features
-from bert_squad import records
+from bert_squad.data import features
+from bert_squad.data import records
 
 
 def _protobuf_example(fields):

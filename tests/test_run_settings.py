@@ -5,8 +5,8 @@ import pathlib
 import pytest
 import tensorflow as tf
 
-from bert_squad import run_settings
-from bert_squad.errors import InputError
+from bert_squad.common.errors import InputError
+from bert_squad.training import run_settings
 
 SETTINGS = {"train_file_sha256": "aa", "bert_config": {"hidden_size": 64, "num_hidden_layers": 2},
             "learning_rate": 3e-5, "seed": 1}

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bert_squad import export
-from bert_squad.errors import InputError
+from bert_squad.common.errors import InputError
 from tests import run_testlib
 from tests.run_testlib import DEMO_DATA
 from tests.run_testlib import REPO_ROOT

@@ -6,8 +6,8 @@ import re
 import pytest
 import tensorflow as tf
 
-from bert_squad import squad
-from bert_squad.errors import InputError
+from bert_squad.common.errors import InputError
+from bert_squad.data import squad
 
 
 def _squad_file(tmp_path, articles, name="train.json"):

@@ -7,7 +7,7 @@ import sys
 
 import tensorflow as tf
 
-from bert_squad import tfrecord
+from bert_squad.data import tfrecord
 from tests.run_testlib import DEMO_DATA
 from tests.run_testlib import REPO_ROOT
 

@@ -5,8 +5,8 @@ import re
 from official.nlp.tools import tokenization as tfm_tokenization
 import pytest
 
-from bert_squad import tokenization
-from bert_squad.errors import InputError
+from bert_squad.common.errors import InputError
+from bert_squad.data import tokenization
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["un", "##aff", "##able", "grace", "gr", "##aceful", "hello", "Hello", "world", "cafe", "café", "a", "##a",

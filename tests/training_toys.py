@@ -129,9 +129,9 @@ PREDICTIONS_FILE = "predictions.npz"
 
 def _train_one(args, strategy_name: str, output_dir: str) -> dict:
   """Trains with one strategy; the chief writes WEIGHTS_FILE (and PREDICTIONS_FILE)."""
-  from bert_squad import distribution
-  from bert_squad import input_pipeline
-  from bert_squad import training
+  from bert_squad.training import distribution
+  from bert_squad.training import input_pipeline
+  from bert_squad.training import loop
 
   strategy = distribution.make_strategy(strategy_name)
   with strategy.scope():
@@ -142,20 +142,20 @@ def _train_one(args, strategy_name: str, output_dir: str) -> dict:
       seed=args.seed, shuffle_buffer_size=args.shuffle_buffer)
   if args.slow_seconds:
     dataset_fn = _slowed(dataset_fn, args.slow_seconds)
-  config = training.TrainConfig(
+  config = loop.TrainConfig(
       output_dir=output_dir, num_train_steps=args.steps, train_batch_size=args.batch,
       steps_per_loop=args.steps_per_loop, save_checkpoints_steps=args.save_steps,
       log_steps=args.log_steps, gradient_accumulation_steps=args.accumulation)
   try:
-    result = training.train(model, optimizer, span_loss, dataset_fn, strategy, config)
-  except training.TrainingInterrupted as e:
+    result = loop.train(model, optimizer, span_loss, dataset_fn, strategy, config)
+  except loop.TrainingInterrupted as e:
     print(json.dumps({"interrupted_step": e.step, "checkpoint": e.checkpoint_path}))
     sys.exit(130)
   if distribution.is_chief(strategy):
     np.savez(os.path.join(output_dir, WEIGHTS_FILE), *model_weights(model))
   if args.predict_data:
     dataset = input_pipeline.make_dataset(args.predict_data, SEQ_LENGTH, args.predict_batch, False)
-    unique_ids, start_logits, end_logits = training.predict_logits(
+    unique_ids, start_logits, end_logits = loop.predict_logits(
         model, dataset, strategy, args.predict_batch)
     np.savez(os.path.join(output_dir, PREDICTIONS_FILE), unique_ids=unique_ids,
              start_logits=start_logits, end_logits=end_logits)
@@ -189,7 +189,7 @@ def main(argv: list[str]) -> None:
   args = parser.parse_args(argv)
 
   _configure_devices(args.logical_cpus)
-  from bert_squad import distribution
+  from bert_squad.training import distribution
   distribution.set_determinism(args.seed)
   names = args.strategy.split(",")
   outcomes = {}

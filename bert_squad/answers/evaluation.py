@@ -21,8 +21,8 @@ import re
 import string
 from typing import Any, Mapping, Sequence
 
-from bert_squad import io_utils
-from bert_squad.errors import located
+from bert_squad.common import io_utils
+from bert_squad.common.errors import located
 
 Score = int | float  # the official scripts mix both; keeping the type keeps sums identical
 

@@ -19,12 +19,12 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from absl import logging
 
-from bert_squad import io_utils
-from bert_squad import records
-from bert_squad import tfrecord
-from bert_squad import windows
-from bert_squad.errors import located
-from bert_squad.squad import SquadExample
+from bert_squad.common import io_utils
+from bert_squad.common.errors import located
+from bert_squad.data import records
+from bert_squad.data import tfrecord
+from bert_squad.data import windows
+from bert_squad.data.squad import SquadExample
 
 # `unique_id` of the first feature, as in the original.
 FIRST_UNIQUE_ID = records.FIRST_UNIQUE_ID
@@ -394,18 +394,6 @@ def read_features_info(path: str) -> FeaturesInfo:
     raise located(path, "", f"not a features info file ({e})") from None
 
 
-def file_sha256(path: str) -> str:
-  """Hex sha256 of a file's bytes (local or gs://), read in 1 MiB chunks."""
-  digest = hashlib.sha256()
-  try:
-    with io_utils.open_for_reading(path, "rb") as f:
-      while chunk := f.read(1 << 20):
-        digest.update(chunk)
-  except FileNotFoundError:
-    raise located(path, "", "file not found") from None
-  return digest.hexdigest()
-
-
 def features_cache_key(input_file: str, vocab_file: str, do_lower_case: bool, max_seq_length: int,
                        doc_stride: int, max_query_length: int, is_training: bool,
                        version_2_with_negative: bool, shuffle_seed: int | None) -> str:
@@ -415,8 +403,8 @@ def features_cache_key(input_file: str, vocab_file: str, do_lower_case: bool, ma
   """
   description = json.dumps({
       "format_version": FORMAT_VERSION,
-      "input_sha256": file_sha256(input_file),
-      "vocab_sha256": file_sha256(vocab_file),
+      "input_sha256": io_utils.file_sha256(input_file),
+      "vocab_sha256": io_utils.file_sha256(vocab_file),
       "do_lower_case": do_lower_case,
       "max_seq_length": max_seq_length,
       "doc_stride": doc_stride,

@@ -27,8 +27,8 @@ import re
 from typing import Iterable, Mapping
 import unicodedata
 
-from bert_squad import io_utils
-from bert_squad.errors import located
+from bert_squad.common import io_utils
+from bert_squad.common.errors import located
 
 # google-research/bert's WordpieceTokenizer maps longer words to [UNK].
 MAX_INPUT_CHARS_PER_WORD = 200

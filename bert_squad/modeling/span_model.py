@@ -21,8 +21,8 @@ import tf_keras
 from official.modeling import tf_utils
 from official.nlp.modeling import networks
 
-from bert_squad.errors import InputError
-from bert_squad.errors import located
+from bert_squad.common.errors import InputError
+from bert_squad.common.errors import located
 
 # The model's input features, each int32 [batch, seq] (the original's names).
 INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")

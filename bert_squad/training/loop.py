@@ -37,10 +37,11 @@ import tf_keras
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bert_squad import distribution
-from bert_squad import io_utils
-from bert_squad import progress
-from bert_squad.errors import InputError
+from bert_squad.common import errors
+from bert_squad.common import io_utils
+from bert_squad.common import progress
+from bert_squad.common.errors import InputError
+from bert_squad.training import distribution
 
 HISTORY_FILE = "train_history.json"
 CURVES_FILE = "training_curves.png"
@@ -330,7 +331,7 @@ class _Checkpointer:
         self._checkpoint.restore(latest).expect_partial()
       except (ValueError, AssertionError, tf.errors.OpError) as e:
         raise InputError(
-            f"{latest}: cannot resume from this checkpoint in {self._output_dir} ({_first_line(e)}); it was "
+            f"{latest}: cannot resume from this checkpoint in {self._output_dir} ({errors.first_line(e)}); it was "
             "written by another model or is damaged: use another --output_dir or delete its ckpt-* files") from None
     return latest
 
@@ -356,11 +357,6 @@ class _Checkpointer:
       tf.io.gfile.rmtree(prefix + "_temp")
     for path in tf.io.gfile.glob(prefix + ".*"):
       tf.io.gfile.remove(path)
-
-
-def _first_line(error: Exception) -> str:
-  text = getattr(error, "message", None) or str(error)
-  return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 # ---------------------------------------------------------------- logging

@@ -11,7 +11,6 @@ object checkpoints written by `training.train`, apart from the Google export;
 `load_training_checkpoint` reads the model out of them.
 """
 import dataclasses
-import hashlib
 import uuid
 from typing import Callable, Mapping, Sequence
 
@@ -21,9 +20,10 @@ import tensorflow as tf
 import tf_keras
 from absl import logging
 
-from bert_squad import io_utils
-from bert_squad import modeling
-from bert_squad.errors import InputError
+from bert_squad.common import errors
+from bert_squad.common import io_utils
+from bert_squad.common.errors import InputError
+from bert_squad.modeling import span_model
 
 CHECKPOINT_NAME = "bert_model.ckpt"
 # Where run_squad.py writes the fine-tuned model, in Google's format, inside its output_dir.
@@ -153,7 +153,7 @@ def _squad_head_weights(head: tf_keras.layers.Dense) -> list[MappedWeight]:
           MappedWeight(f"{SQUAD_HEAD_SCOPE}output_bias", head.bias, (two,))]
 
 
-def google_weight_map(model: modeling.BertSpanModel) -> dict[str, MappedWeight]:
+def google_weight_map(model: span_model.BertSpanModel) -> dict[str, MappedWeight]:
   """Google name -> `MappedWeight` for every variable of the span model."""
   encoder = model.encoder
   find = _VariableFinder(encoder.weights)
@@ -234,7 +234,7 @@ def _open_google_checkpoint(checkpoint_path: str):
   try:
     return tf.train.load_checkpoint(checkpoint_path)
   except (tf.errors.OpError, ValueError) as e:
-    raise InputError(f"{checkpoint_path}: unreadable checkpoint: {_first_line(e)}") from None
+    raise InputError(f"{checkpoint_path}: unreadable checkpoint: {errors.first_line(e)}") from None
 
 
 def checkpoint_in_folder(folder: str, flag: str) -> str:
@@ -263,20 +263,16 @@ def checkpoint_in_folder(folder: str, flag: str) -> str:
                    "does not exist)")
 
 
-def _first_line(error: Exception) -> str:
-  return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
 def _read_google_tensor(reader, name: str, checkpoint_path: str) -> np.ndarray:
   """One tensor; a truncated or corrupt data file is an InputError."""
   try:
     return reader.get_tensor(name)
   except (tf.errors.OpError, IndexError, ValueError) as e:
     raise InputError(f"{checkpoint_path}: cannot read variable {name} (truncated or corrupt "
-                     f"data file?): {_first_line(e)}") from None
+                     f"data file?): {errors.first_line(e)}") from None
 
 
-def load_google_checkpoint(model: modeling.BertSpanModel, checkpoint_path: str) -> list[str]:
+def load_google_checkpoint(model: span_model.BertSpanModel, checkpoint_path: str) -> list[str]:
   """Loads Google's original `bert_model.ckpt` (pre-trained or SQuAD-fine-tuned).
 
   Args:
@@ -333,26 +329,17 @@ def _hf_name(google_name: str) -> tuple[str, bool]:
   return path, False
 
 
-def file_sha256(path: str) -> str:
-  """Hex sha256 of a file (read through `tf.io.gfile`)."""
-  digest = hashlib.sha256()
-  with tf.io.gfile.GFile(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def verify_sha256(path: str, expected_sha256: str) -> None:
   """InputError unless the file's sha256 is `expected_sha256`."""
   if not tf.io.gfile.exists(path):
     raise InputError(f"{path}: file not found")
-  actual = file_sha256(path)
+  actual = io_utils.file_sha256(path)
   if actual != expected_sha256.lower():
     raise InputError(f"{path}: sha256 {actual} is not the expected {expected_sha256}; "
                      "the file is corrupt or not the published one")
 
 
-def load_safetensors(model: modeling.BertSpanModel, path: str,
+def load_safetensors(model: span_model.BertSpanModel, path: str,
                      expected_sha256: str | None = None) -> list[str]:
   """Loads a Hugging Face BERT `model.safetensors` (numpy API, no torch).
 
@@ -397,7 +384,7 @@ def load_safetensors(model: modeling.BertSpanModel, path: str,
         value = f.get_tensor(file_names[name])
         values[name] = value.T if hf_names[name][1] else value
   except safetensors.SafetensorError as e:
-    raise InputError(f"{path}: unreadable safetensors file: {_first_line(e)}") from None
+    raise InputError(f"{path}: unreadable safetensors file: {errors.first_line(e)}") from None
   _assign(weights, values)
   return names
 
@@ -416,7 +403,7 @@ def _write_google_checkpoint(prefix: str, tensors: Mapping[str, np.ndarray]) -> 
                     tensors=[tensors[n] for n in names])
 
 
-def export_google_checkpoint(model: modeling.BertSpanModel, vocab_file: str, output_dir: str,
+def export_google_checkpoint(model: span_model.BertSpanModel, vocab_file: str, output_dir: str,
                              include_squad_head: bool = True) -> str:
   """Writes the model in Google's original format, atomically.
 
@@ -438,7 +425,7 @@ def export_google_checkpoint(model: modeling.BertSpanModel, vocab_file: str, out
     The checkpoint prefix, `output_dir/bert_model.ckpt`.
   """
   config = model.bert_config
-  modeling.validate_config(config, None, vocab_file)
+  span_model.validate_config(config, None, vocab_file)
   tensors = {name: weight.to_google() for name, weight in google_weight_map(model).items()
              if include_squad_head or not name.startswith(SQUAD_HEAD_SCOPE)}
   output_dir = output_dir.rstrip("/")
@@ -502,4 +489,4 @@ def load_training_checkpoint(model: tf_keras.Model, checkpoint_path: str) -> Non
     status = tf.train.Checkpoint(model=model).restore(checkpoint_path)
     status.expect_partial().assert_existing_objects_matched()
   except (AssertionError, ValueError) as e:
-    raise InputError(f"{checkpoint_path}: does not fit the model: {_first_line(e)}") from None
+    raise InputError(f"{checkpoint_path}: does not fit the model: {errors.first_line(e)}") from None

@@ -21,7 +21,7 @@ TensorFlow, so worker processes start fast.
 """
 from typing import Any, NamedTuple, Sequence
 
-from bert_squad.errors import InputError
+from bert_squad.common.errors import InputError
 
 # Named tuples rather than dataclasses here: lighter, and `dataclasses` imports
 # `inspect`, which costs each worker process ~20 ms and 3 MB at start.

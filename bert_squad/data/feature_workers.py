@@ -33,10 +33,10 @@ import threading
 import traceback
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, NamedTuple, Sequence
 
+from bert_squad.data import records
+from bert_squad.data import tokenization
+from bert_squad.data import windows
 import bert_squad
-from bert_squad import records
-from bert_squad import tokenization
-from bert_squad import windows
 
 # Examples per chunk (more to finish a paragraph): large enough that the
 # per-chunk overhead is small, small enough that writing starts early.
@@ -44,7 +44,7 @@ CHUNK_EXAMPLES = 128
 # Pipe capacity asked for (Linux's default maximum): more than a chunk's results.
 PIPE_BYTES = 1 << 20
 # What a worker process runs (imported by name, so that pickles name this module, not __main__).
-_WORKER_MAIN = "from bert_squad import feature_workers; feature_workers.main()"
+_WORKER_MAIN = "from bert_squad.data import feature_workers; feature_workers.main()"
 
 
 class EncodingSettings(NamedTuple):

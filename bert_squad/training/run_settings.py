@@ -18,10 +18,9 @@ import re
 import tensorflow as tf
 from absl import logging
 
-from bert_squad import features as features_lib
-from bert_squad import io_utils
-from bert_squad import training
-from bert_squad.errors import InputError
+from bert_squad.common import io_utils
+from bert_squad.common.errors import InputError
+from bert_squad.training import loop
 
 SETTINGS_FILE = "run_settings.json"
 FORMAT_VERSION = 1
@@ -38,8 +37,8 @@ def checkpoint_sha256(init_checkpoint: str | None) -> str | None:
   if not init_checkpoint:
     return None
   if init_checkpoint.endswith(".safetensors"):
-    return features_lib.file_sha256(init_checkpoint)
-  return features_lib.file_sha256(init_checkpoint + ".index")
+    return io_utils.file_sha256(init_checkpoint)
+  return io_utils.file_sha256(init_checkpoint + ".index")
 
 
 def _settings_path(output_dir: str) -> str:
@@ -121,9 +120,9 @@ def discard_training_state(output_dir: str, export_dir: str) -> list[str]:
     return []
   names = tf.io.gfile.listdir(output_dir)
   doomed = [os.path.join(output_dir, name) for name in names
-            if _CHECKPOINT_FILE.fullmatch(name) or name in (SETTINGS_FILE, training.HISTORY_FILE,
-                                                             training.CURVES_FILE)]
-  doomed += tf.io.gfile.glob(os.path.join(output_dir, training.TENSORBOARD_DIR, "events.out.tfevents.*"))
+            if _CHECKPOINT_FILE.fullmatch(name) or name in (SETTINGS_FILE, loop.HISTORY_FILE,
+                                                             loop.CURVES_FILE)]
+  doomed += tf.io.gfile.glob(os.path.join(output_dir, loop.TENSORBOARD_DIR, "events.out.tfevents.*"))
   for path in doomed:
     tf.io.gfile.remove(path)
   if tf.io.gfile.isdir(export_dir):

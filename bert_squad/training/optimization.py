@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 import tf_keras
 
-from bert_squad.errors import InputError
+from bert_squad.common.errors import InputError
 
 # Name fragments of the variables that the original never decays. With
 # tf-models-official's BertEncoder they match every LayerNorm gamma/beta

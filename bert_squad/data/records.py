@@ -22,7 +22,7 @@ The file framing around each record is `tfrecord.entry`.
 from json import encoder as json_encoder
 from typing import Mapping, Sequence
 
-from bert_squad import windows
+from bert_squad.data import windows
 
 # `unique_id` of the first feature, as in the original.
 FIRST_UNIQUE_ID = 1000000000

@@ -10,12 +10,13 @@ paths, so light tools (the evaluator) start in milliseconds.
 """
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import uuid
 from typing import Any, Iterator
 
-from bert_squad.errors import InputError
+from bert_squad.common.errors import InputError
 
 
 def is_remote(path: str) -> bool:
@@ -49,6 +50,22 @@ def read_bytes(path: str) -> bytes:
   """The whole file (see `open_for_reading` for paths and errors)."""
   with open_for_reading(path, "rb") as f:
     return f.read()
+
+
+def file_sha256(path: str) -> str:
+  """Hex sha256 of a file's bytes (local or gs://), read in 1 MiB blocks.
+
+  Raises:
+    InputError: "<path>: file not found".
+  """
+  digest = hashlib.sha256()
+  try:
+    with open_for_reading(path, "rb") as f:
+      while block := f.read(1 << 20):
+        digest.update(block)
+  except FileNotFoundError:
+    raise InputError(f"{path}: file not found") from None
+  return digest.hexdigest()
 
 
 def make_output_dir(folder: str, flag: str, flag_value: str | None = None) -> None:

@@ -11,8 +11,8 @@ from typing import Callable, NoReturn, Sequence
 from absl import app
 from absl import logging as absl_logging
 
-from bert_squad.errors import InputError
-from bert_squad.errors import disk_full_message
+from bert_squad.common.errors import disk_full_message
+from bert_squad.common.errors import InputError
 
 
 def fail(message: str) -> None:

@@ -21,6 +21,12 @@ class InputError(ValueError):
   EXIT_CODE = 2
 
 
+def first_line(error: BaseException) -> str:
+  """The first line of an error's message, without TensorFlow's "{{function_node ...}}" and "[Op:...]"."""
+  text = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", getattr(error, "message", None) or str(error))
+  return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
 def located(path: str, where: str, problem: str) -> InputError:
   """Builds an `InputError` that reads "<path>: <where>: <problem>"."""
   parts = [p for p in (path, where, problem) if p]

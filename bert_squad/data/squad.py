@@ -24,8 +24,8 @@ from typing import Any
 
 from absl import logging
 
-from bert_squad import io_utils
-from bert_squad.errors import located
+from bert_squad.common import io_utils
+from bert_squad.common.errors import located
 
 # The original shuffles the training examples once with this seed before
 # converting them to features (google-research/bert run_squad.py).

@@ -16,7 +16,7 @@ import os
 import tensorflow as tf
 import tf_keras
 
-from bert_squad.errors import InputError
+from bert_squad.common.errors import InputError
 
 STRATEGY_NAMES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 
