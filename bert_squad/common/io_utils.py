@@ -13,6 +13,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from typing import Any, Iterator
 
@@ -186,3 +187,20 @@ def write_json(path: str, obj: Any, indent: int | None = 4) -> None:
   """Writes `obj` as JSON to `path` atomically (UTF-8, non-ASCII kept)."""
   with atomic_open(path, "w") as f:
     f.write(json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def human_bytes(count: float) -> str:
+  """A byte count for people: 999 -> `999 B`, 307200 -> `307.2 kB` (powers of 1000, up to GB)."""
+  for unit in ("B", "kB", "MB", "GB"):
+    if count < 1000 or unit == "GB":
+      return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+    count /= 1000
+  raise AssertionError("unreachable")
+
+
+def check_free_space(folder: str, needed: int, what: str) -> None:
+  """Raises `InputError` (`disk full: ...`) unless `folder`'s disk has `needed` bytes free."""
+  free = shutil.disk_usage(folder).free
+  if needed > free:
+    raise InputError(f"disk full: {what} needs {human_bytes(needed)} more in {folder}, "
+                     f"only {human_bytes(free)} free")

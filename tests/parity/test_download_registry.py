@@ -18,7 +18,8 @@ import zipfile
 
 import pytest
 
-from bert_squad import download
+from bert_squad.releases import registry
+from bert_squad.releases import transfer
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 BASE_CONFIG = "google-checkpoints/uncased_L-12_H-768_A-12-with-optimizer-slots/bert_config.json"
@@ -46,8 +47,8 @@ def mirror(tmp_path, monkeypatch):
   httpd.server_close()
 
 
-def _mirror_path(folder: pathlib.Path, source: download.Source) -> pathlib.Path:
-  path = folder / download.mirrored_url(source.url, "x").removeprefix("x/")
+def _mirror_path(folder: pathlib.Path, source: registry.Source) -> pathlib.Path:
+  path = folder / registry.mirrored_url(source.url, "x").removeprefix("x/")
   path.parent.mkdir(parents=True, exist_ok=True)
   return path
 
@@ -55,9 +56,9 @@ def _mirror_path(folder: pathlib.Path, source: download.Source) -> pathlib.Path:
 def test_real_dev_v11_passes_the_published_sha256(shared_data, mirror, tmp_path):
   folder, base = mirror
   real = shared_data / "squad" / "dev-v1.1.json"
-  _mirror_path(folder, download.REGISTRY["dev-v1.1.json"]).symlink_to(real)
+  _mirror_path(folder, registry.REGISTRY["dev-v1.1.json"]).symlink_to(real)
   env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-  env.update({"no_proxy": "*", download.MIRROR_ENV: base})
+  env.update({"no_proxy": "*", registry.MIRROR_ENV: base})
   result = subprocess.run([sys.executable, "-m", "bert_squad.download", "--name=dev-v1.1.json",
                            f"--output_dir={tmp_path / 'out'}", "--retries=0", "--timeout=10"],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env)
@@ -68,7 +69,7 @@ def test_real_dev_v11_passes_the_published_sha256(shared_data, mirror, tmp_path)
 
 def test_google_vocab_and_config_pass_the_published_member_sha256(shared_data, mirror, tmp_path):
   folder, base = mirror
-  base_uncased = download.REGISTRY["uncased_L-12_H-768_A-12"]
+  base_uncased = registry.REGISTRY["uncased_L-12_H-768_A-12"]
   real_files = {"vocab.txt": shared_data / "bert" / "vocab-uncased.txt",
                 "bert_config.json": shared_data / "bert" / BASE_CONFIG}
   buffer = io.BytesIO()  # laid out like Google's 2018 zip: one top folder
@@ -79,7 +80,7 @@ def test_google_vocab_and_config_pass_the_published_member_sha256(shared_data, m
   # The weights are not in ../shared: check the two members that are.
   published = {name: base_uncased.member_sha256[name] for name in real_files}
   source = dataclasses.replace(base_uncased, member_sha256=published)
-  result = download.download(source, str(tmp_path / "out"), mirror=base, timeout=10, retries=0)
+  result = transfer.download(source, str(tmp_path / "out"), mirror=base, timeout=10, retries=0)
   assert result.verification == "sha256 of 2 unpacked files verified"
-  assert download.REGISTRY["uncased_L-24_H-1024_A-16"].member_sha256["vocab.txt"] == (
+  assert registry.REGISTRY["uncased_L-24_H-1024_A-16"].member_sha256["vocab.txt"] == (
       published["vocab.txt"])

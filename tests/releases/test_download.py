@@ -1,4 +1,4 @@
-"""Tests for bert_squad/download.py against HTTP servers on 127.0.0.1.
+"""Tests for bert_squad.download and bert_squad/releases/ against HTTP servers on 127.0.0.1.
 
 No test leaves the machine: every server is a thread of this process bound to
 127.0.0.1 on an ephemeral port, proxies are switched off, and every socket
@@ -23,12 +23,15 @@ import zipfile
 
 import pytest
 
-from bert_squad import download
+from bert_squad.common import io_utils
 from bert_squad.common.errors import InputError
+from bert_squad.releases import archives
+from bert_squad.releases import registry
+from bert_squad.releases import transfer
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONTENT = bytes(range(256)) * 1200  # 307,200 bytes
-SMALL_BERT = download.REGISTRY["uncased_L-2_H-128_A-2"]
+SMALL_BERT = registry.REGISTRY["uncased_L-2_H-128_A-2"]
 SMALL_BERT_PATH = "/storage.googleapis.com/bert_models/2020_02_20/uncased_L-2_H-128_A-2.zip"
 
 
@@ -125,7 +128,7 @@ def loopback_only(monkeypatch):
   for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
     monkeypatch.delenv(var, raising=False)
   monkeypatch.setenv("no_proxy", "*")
-  monkeypatch.delenv(download.MIRROR_ENV, raising=False)
+  monkeypatch.delenv(registry.MIRROR_ENV, raising=False)
   urllib.request.install_opener(None)  # rebuilt from this environment on the next urlopen
   yield
   urllib.request.install_opener(None)
@@ -150,14 +153,14 @@ def _sha256(data: bytes) -> str:
   return hashlib.sha256(data).hexdigest()
 
 
-def _file_source(url: str, sha256: str | None = None) -> download.Source:
-  return download.Source("data.bin", url, download.FILE, sha256)
+def _file_source(url: str, sha256: str | None = None) -> registry.Source:
+  return registry.Source("data.bin", url, registry.FILE, sha256)
 
 
 def _fetch(source, target, **kwargs):
   kwargs.setdefault("timeout", 5)
   kwargs.setdefault("retries", 0)
-  download.fetch(source.url, str(target), source, **kwargs)
+  transfer.fetch(source.url, str(target), source, **kwargs)
 
 
 def _zip_bytes(members: dict[str, bytes]) -> bytes:
@@ -174,7 +177,7 @@ CHECKPOINT_FILES = {"bert_config.json": b'{"hidden_size": 128}\n', "vocab.txt": 
 
 def _run_cli(*args, env_extra=None):
   env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-  env.pop(download.MIRROR_ENV, None)
+  env.pop(registry.MIRROR_ENV, None)
   env.update({"no_proxy": "*", **(env_extra or {})})
   result = subprocess.run([sys.executable, "-m", "bert_squad.download", *args], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=60, env=env)
@@ -294,8 +297,8 @@ def test_a_server_that_never_answers_times_out(tmp_path):
 
 def test_dns_failure_message():
   source = _file_source("https://no-such-host.invalid/data.bin")
-  error = download._network_error(source.url, socket.gaierror(-2, "Name or service not known"),
-                                  source, "/out/data.bin")
+  error = transfer.network_error(source.url, socket.gaierror(-2, "Name or service not known"),
+                                 source, "/out/data.bin")
   assert str(error) == ("network unreachable: https://no-such-host.invalid/data.bin: cannot "
                         "resolve the host (Name or service not known); download it by hand from "
                         "https://no-such-host.invalid/data.bin and put it in /out/data.bin")
@@ -312,8 +315,8 @@ def test_disk_full_is_a_clear_error(server, tmp_path):
 
 def test_not_enough_free_space_is_refused_before_downloading(server, tmp_path, monkeypatch):
   source = _file_source(server.add("/data.bin", CONTENT))
-  usage = download.shutil.disk_usage(tmp_path)
-  monkeypatch.setattr(download.shutil, "disk_usage",
+  usage = io_utils.shutil.disk_usage(tmp_path)
+  monkeypatch.setattr(io_utils.shutil, "disk_usage",
                       lambda path: usage._replace(free=len(CONTENT) - 1))
   with pytest.raises(InputError, match=r"^disk full: data.bin needs 307.2 kB more in .*, only "
                      r"307.2 kB free$"):
@@ -329,13 +332,13 @@ def test_checkpoint_is_unpacked_into_a_folder_named_after_it(server, tmp_path, t
   # Google's 2018 zips hold one top folder, the 2020 small BERTs none: both end up flat.
   archive = _zip_bytes({top_folder + name: data for name, data in CHECKPOINT_FILES.items()})
   server.add(SMALL_BERT_PATH, archive)
-  result = download.download(SMALL_BERT, str(tmp_path), mirror=server.base, timeout=5, retries=0)
+  result = transfer.download(SMALL_BERT, str(tmp_path), mirror=server.base, timeout=5, retries=0)
   folder = tmp_path / "uncased_L-2_H-128_A-2"
   assert result.path == str(folder)
   assert result.verification == "sha256 check skipped: no checksum is known"
   assert {p.name: p.read_bytes() for p in folder.iterdir()} == CHECKPOINT_FILES
   assert sorted(p.name for p in tmp_path.iterdir()) == ["uncased_L-2_H-128_A-2"]  # zip deleted
-  assert download.run_squad_flags(str(folder)) == [
+  assert registry.run_squad_flags(str(folder)) == [
       f"--vocab_file={folder}/vocab.txt", f"--bert_config_file={folder}/bert_config.json",
       f"--init_checkpoint={folder}/bert_model.ckpt"]
 
@@ -344,39 +347,39 @@ def test_member_sha256_are_checked(server, tmp_path):
   archive = _zip_bytes({"ckpt/" + name: data for name, data in CHECKPOINT_FILES.items()})
   published = {name: _sha256(data) for name, data in CHECKPOINT_FILES.items()
                if name.endswith((".json", ".txt"))}
-  source = download.Source("ckpt", server.add("/ckpt.zip", archive), download.CHECKPOINT,
+  source = registry.Source("ckpt", server.add("/ckpt.zip", archive), registry.CHECKPOINT,
                            member_sha256=published)
-  result = download.download(source, str(tmp_path / "good"), timeout=5, retries=0)
+  result = transfer.download(source, str(tmp_path / "good"), timeout=5, retries=0)
   assert result.verification == "sha256 of 2 unpacked files verified"
 
   tampered = dataclasses.replace(source, member_sha256=dict(published, **{"vocab.txt": "0" * 64}))
-  with pytest.raises(download.ArchiveError, match=r"ckpt.zip: vocab.txt: sha256 mismatch: "
+  with pytest.raises(archives.ArchiveError, match=r"ckpt.zip: vocab.txt: sha256 mismatch: "
                      rf"expected 0{{64}}, got {published['vocab.txt']}; the archive was removed"):
-    download.download(tampered, str(tmp_path / "bad"), timeout=5, retries=0)
+    transfer.download(tampered, str(tmp_path / "bad"), timeout=5, retries=0)
   assert list((tmp_path / "bad").iterdir()) == []  # no folder, no zip, no scratch folder
 
 
 def test_zip_slip_is_refused(server, tmp_path):
   archive = _zip_bytes({"vocab.txt": b"a\n", "../escaped.txt": b"outside"})
-  source = download.Source("evil", server.add("/evil.zip", archive), download.CHECKPOINT)
+  source = registry.Source("evil", server.add("/evil.zip", archive), registry.CHECKPOINT)
   out = tmp_path / "out"
-  with pytest.raises(download.ArchiveError, match=r"unsafe path in the archive: '../escaped.txt'"):
-    download.download(source, str(out), timeout=5, retries=0)
+  with pytest.raises(archives.ArchiveError, match=r"unsafe path in the archive: '../escaped.txt'"):
+    transfer.download(source, str(out), timeout=5, retries=0)
   assert not (tmp_path / "escaped.txt").exists()
   assert list(out.iterdir()) == []
 
 
 def test_a_corrupt_zip_is_removed_so_the_next_run_downloads_it_again(server, tmp_path):
-  source = download.Source("broken", server.add("/broken.zip", b"<html>error page</html>"),
-                           download.CHECKPOINT)
-  with pytest.raises(download.ArchiveError, match=r"broken.zip: not a valid zip archive"):
-    download.download(source, str(tmp_path), timeout=5, retries=0)
+  source = registry.Source("broken", server.add("/broken.zip", b"<html>error page</html>"),
+                           registry.CHECKPOINT)
+  with pytest.raises(archives.ArchiveError, match=r"broken.zip: not a valid zip archive"):
+    transfer.download(source, str(tmp_path), timeout=5, retries=0)
   assert list(tmp_path.iterdir()) == []
 
 
 def test_a_zip_left_by_an_earlier_run_is_unpacked_without_downloading(server, tmp_path):
   (tmp_path / "uncased_L-2_H-128_A-2.zip").write_bytes(_zip_bytes(CHECKPOINT_FILES))
-  download.download(SMALL_BERT, str(tmp_path), mirror=server.base, timeout=5, retries=0)
+  transfer.download(SMALL_BERT, str(tmp_path), mirror=server.base, timeout=5, retries=0)
   assert (tmp_path / "uncased_L-2_H-128_A-2" / "vocab.txt").read_bytes() == b"[PAD]\n[UNK]\n"
   assert server.requests == []
 
@@ -384,22 +387,22 @@ def test_a_zip_left_by_an_earlier_run_is_unpacked_without_downloading(server, tm
 def test_a_file_put_there_by_hand_is_checked_against_the_published_sha256(server, tmp_path):
   source = _file_source(server.add("/data.bin", CONTENT), _sha256(CONTENT))
   (tmp_path / "data.bin").write_bytes(CONTENT)
-  result = download.download(source, str(tmp_path), timeout=5, retries=0)
+  result = transfer.download(source, str(tmp_path), timeout=5, retries=0)
   assert result.verification == "already present, sha256 verified"
   (tmp_path / "data.bin").write_bytes(CONTENT[:-1])
   with pytest.raises(InputError, match=r"data.bin: sha256 mismatch: expected .*; delete it \(or "
                      r"pass --overwrite\) to download it again$"):
-    download.download(source, str(tmp_path), timeout=5, retries=0)
+    transfer.download(source, str(tmp_path), timeout=5, retries=0)
   assert server.requests == []
 
 
 def test_existing_results_are_kept_unless_overwrite(server, tmp_path):
   url = server.add("/data.bin", CONTENT)
   (tmp_path / "data.bin").write_bytes(b"old")
-  result = download.download(_file_source(url), str(tmp_path), timeout=5, retries=0)
+  result = transfer.download(_file_source(url), str(tmp_path), timeout=5, retries=0)
   assert result.verification.startswith("already present")
   assert (tmp_path / "data.bin").read_bytes() == b"old" and server.requests == []
-  download.download(_file_source(url), str(tmp_path), timeout=5, retries=0, overwrite=True)
+  transfer.download(_file_source(url), str(tmp_path), timeout=5, retries=0, overwrite=True)
   assert (tmp_path / "data.bin").read_bytes() == CONTENT
 
 
@@ -407,16 +410,16 @@ def test_existing_results_are_kept_unless_overwrite(server, tmp_path):
 
 
 def test_registry_holds_the_releases_of_the_original_readme():
-  small = [s for s in download.REGISTRY.values() if "/2020_02_20/" in s.url]
+  small = [s for s in registry.REGISTRY.values() if "/2020_02_20/" in s.url]
   assert len(small) == 24
   assert {s.url.rsplit("/", 1)[1] for s in small} == {
       f"uncased_L-{layers}_H-{hidden}_A-{hidden // 64}.zip"
       for layers in (2, 4, 6, 8, 10, 12) for hidden in (128, 256, 512, 768)}
   for name in ("uncased_L-12_H-768_A-12", "cased_L-12_H-768_A-12", "uncased_L-24_H-1024_A-16",
                "wwm_uncased_L-24_H-1024_A-16"):
-    assert download.REGISTRY[name].url.endswith(f"/{name}.zip")
-  assert "/2018_10_18/" in download.REGISTRY["uncased_L-12_H-768_A-12"].url
-  for source in download.REGISTRY.values():
+    assert registry.REGISTRY[name].url.endswith(f"/{name}.zip")
+  assert "/2018_10_18/" in registry.REGISTRY["uncased_L-12_H-768_A-12"].url
+  for source in registry.REGISTRY.values():
     assert source.url.startswith("https://")
     for digest in [source.sha256 or "0" * 64, *source.member_sha256.values()]:
       assert len(digest) == 64 and set(digest) <= set("0123456789abcdef")
@@ -435,33 +438,33 @@ ORIGINAL_CASE_CHECKED = {
 @pytest.mark.parametrize("name", ORIGINAL_CASE_CHECKED)
 def test_registry_holds_every_release_of_the_originals_case_check_with_its_casing(name):
   lower_cased, release = ORIGINAL_CASE_CHECKED[name]
-  source = download.REGISTRY[name]
-  assert source.kind == download.CHECKPOINT
+  source = registry.REGISTRY[name]
+  assert source.kind == registry.CHECKPOINT
   assert source.url == f"https://storage.googleapis.com/bert_models/{release}/{name}.zip"
   assert ("uncased" in source.description.lower()) == lower_cased, source.description
 
 
 def test_resolve_names_expands_groups_once_and_rejects_unknown_names():
-  names = [s.name for s in download.resolve_names(["squad_v1.1", "dev-v1.1.json", "squad_v2.0"])]
+  names = [s.name for s in registry.resolve_names(["squad_v1.1", "dev-v1.1.json", "squad_v2.0"])]
   assert names == ["train-v1.1.json", "dev-v1.1.json", "evaluate-v1.1.py", "train-v2.0.json",
                    "dev-v2.0.json", "evaluate-v2.0.py"]
   with pytest.raises(InputError, match=r"--name=uncased_L-12_H-768: unknown name; did you mean "
                      r"uncased_L-12_H-768_A-12"):
-    download.resolve_names(["uncased_L-12_H-768"])
+    registry.resolve_names(["uncased_L-12_H-768"])
 
 
 def test_mirror_keeps_host_and_path():
-  source = download.REGISTRY["evaluate-v1.1.py"]
-  assert download.mirrored_url(source.url, "http://mirror.example:8080/bert/") == (
+  source = registry.REGISTRY["evaluate-v1.1.py"]
+  assert registry.mirrored_url(source.url, "http://mirror.example:8080/bert/") == (
       "http://mirror.example:8080/bert/worksheets.codalab.org/rest/bundles/"
       "0xbcd57bee090b421c982906709c8c27e1/contents/blob/")
-  assert download.mirrored_url(source.url, None) == source.url
+  assert registry.mirrored_url(source.url, None) == source.url
 
 
 def test_a_wget_x_copy_served_by_a_static_server_is_a_working_mirror(tmp_path):
   # `wget -x URL` saves the evaluator's ".../contents/blob/" URL as
   # ".../contents/blob/index.html"; the stock http.server serves it back at that URL.
-  evaluator = download.REGISTRY["evaluate-v1.1.py"]
+  evaluator = registry.REGISTRY["evaluate-v1.1.py"]
   fake_script = b"print('evaluator')\n"
   saved = (tmp_path / "mirror" / "worksheets.codalab.org" /
            urllib.parse.urlsplit(evaluator.url).path.strip("/") / "index.html")
@@ -472,7 +475,7 @@ def test_a_wget_x_copy_served_by_a_static_server_is_a_working_mirror(tmp_path):
   threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
   try:
     source = dataclasses.replace(evaluator, sha256=_sha256(fake_script))
-    result = download.download(source, str(tmp_path / "out"),
+    result = transfer.download(source, str(tmp_path / "out"),
                                mirror=f"http://127.0.0.1:{httpd.server_address[1]}", timeout=5)
   finally:
     httpd.shutdown()
@@ -494,7 +497,7 @@ class _QuietStaticHandler(http.server.SimpleHTTPRequestHandler):
 def test_cli_downloads_a_registry_name_from_the_mirror_variable(server, tmp_path):
   server.add(SMALL_BERT_PATH, _zip_bytes(CHECKPOINT_FILES))
   code, stdout, stderr = _run_cli("--name=uncased_L-2_H-128_A-2", f"--output_dir={tmp_path}",
-                                  env_extra={download.MIRROR_ENV: server.base})
+                                  env_extra={registry.MIRROR_ENV: server.base})
   assert code == 0, stderr
   folder = tmp_path / "uncased_L-2_H-128_A-2"
   assert stdout.splitlines() == [f"--vocab_file={folder}/vocab.txt",
@@ -542,7 +545,7 @@ def test_cli_errors_are_one_line_with_exit_code_2(server, closed_port, tmp_path,
                             "error: --sha256 needs exactly one file"),
       "not_published": (["--name=dev-v1.1.json", "--sha256=" + "ab" * 32],
                         f"error: --sha256={'ab' * 32}: dev-v1.1.json has the published sha256 "
-                        f"{download.REGISTRY['dev-v1.1.json'].sha256}"),
+                        f"{registry.REGISTRY['dev-v1.1.json'].sha256}"),
   }[case]
   output_dir = [] if case == "no_output" else [f"--output_dir={tmp_path}"]
   code, stdout, stderr = _run_cli(*args, *output_dir, "--retries=0", "--timeout=5")
@@ -565,7 +568,7 @@ def test_cli_output_dir_under_a_file_is_one_line_before_downloading(server, tmp_
 def test_cli_list_prints_every_name_and_url():
   code, stdout, _ = _run_cli("--list")
   assert code == 0
-  for source in download.REGISTRY.values():
+  for source in registry.REGISTRY.values():
     assert any(line.startswith(source.name + " ") and line.endswith(source.url)
                for line in stdout.splitlines()), source.name
   assert "squad_v1.1" in stdout and "squad_v2.0" in stdout
