@@ -6,6 +6,8 @@
 like a Google checkpoint and returns the Google names (list[str]) it assigned.
 `verify_sha256` checks a file against a published hash first.
 """
+from typing import Mapping
+
 import safetensors
 import tensorflow as tf
 
@@ -52,6 +54,33 @@ def verify_sha256(path: str, expected_sha256: str) -> None:
                      "the file is corrupt or not the published one")
 
 
+def _scan_file_names(f, hf_names: Mapping[str, tuple[str, bool]]
+                     ) -> tuple[dict[str, list[int]], dict[str, str], list[str]]:
+  """Matches an open safetensors file's tensor names to the model's Google names.
+
+  Args:
+    f: the file opened with `safetensors.safe_open(..., framework="np")`.
+    hf_names: Google name -> (Hugging Face name, whether HF stores the transpose).
+
+  Returns:
+    (shapes, file_names, unexpected): Google name -> shape in Google's layout,
+    Google name -> the name as the file spells it, and the file's names that
+    are neither the model's nor known unused ones.
+  """
+  google_names = {hf_name: name for name, (hf_name, _) in hf_names.items()}
+  shapes, file_names, unexpected = {}, {}, []
+  for file_name in f.keys():
+    name = file_name.removeprefix("bert.")
+    if name in google_names:
+      google_name = google_names[name]
+      shape = f.get_slice(file_name).get_shape()
+      shapes[google_name] = shape[::-1] if hf_names[google_name][1] else shape
+      file_names[google_name] = file_name
+    elif not name.startswith(_HF_UNUSED):
+      unexpected.append(file_name)
+  return shapes, file_names, unexpected
+
+
 def load_safetensors(model: span_model.BertSpanModel, path: str,
                      expected_sha256: str | None = None) -> list[str]:
   """Loads a Hugging Face BERT `model.safetensors` (numpy API, no torch).
@@ -77,19 +106,9 @@ def load_safetensors(model: span_model.BertSpanModel, path: str,
     raise InputError(f"{path}: file not found")
   weights = weight_map.google_weight_map(model)
   hf_names = {name: _hf_name(name) for name in weights}  # -> (HF name, transposed)
-  google_names = {hf_name: name for name, (hf_name, _) in hf_names.items()}
   try:
     with safetensors.safe_open(path, framework="np") as f:
-      shapes, file_names, unexpected = {}, {}, []
-      for file_name in f.keys():
-        name = file_name.removeprefix("bert.")
-        if name in google_names:
-          google_name = google_names[name]
-          shape = f.get_slice(file_name).get_shape()
-          shapes[google_name] = shape[::-1] if hf_names[google_name][1] else shape
-          file_names[google_name] = file_name
-        elif not name.startswith(_HF_UNUSED):
-          unexpected.append(file_name)
+      shapes, file_names, unexpected = _scan_file_names(f, hf_names)
       names = weight_map.plan_loading(weights, shapes, unexpected, path,
                                       source_name=lambda n: file_names.get(n, hf_names[n][0]))
       values = {}

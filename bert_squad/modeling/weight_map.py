@@ -173,10 +173,10 @@ def is_unused(name: str) -> bool:
 
 
 def plan_loading(weights: Mapping[str, MappedWeight],
-                  shapes: Mapping[str, Sequence[int]],
-                  unexpected: Sequence[str],
-                  source: str,
-                  source_name: Callable[[str], str]) -> list[str]:
+                 shapes: Mapping[str, Sequence[int]],
+                 unexpected: Sequence[str],
+                 source: str,
+                 source_name: Callable[[str], str]) -> list[str]:
   """Checks a checkpoint's names and shapes against the model.
 
   Every encoder variable must be present with its shape; `cls/squad/*` is
