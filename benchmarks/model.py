@@ -81,6 +81,7 @@ from official.nlp.modeling import models as tfm_models  # noqa: E402
 from official.nlp.modeling import networks as tfm_networks  # noqa: E402
 
 from bert_squad.common import io_utils  # noqa: E402
+from bert_squad.modeling import model_config  # noqa: E402
 from bert_squad.modeling import span_model  # noqa: E402
 from bert_squad.training import distribution  # noqa: E402
 from bert_squad.training import loop  # noqa: E402
@@ -96,20 +97,20 @@ MIN_TRAIN_BATCH = 4
 Runner = Callable[[int], None]
 
 
-def small_bert_config(size: str) -> span_model.BertConfig:
+def small_bert_config(size: str) -> model_config.BertConfig:
   """The config of Google's small BERT "L<layers>/H<hidden>" (e.g. "L4/H256")."""
   match = re.fullmatch(r"L(\d+)/H(\d+)", size)
   if not match or int(match[2]) % 64:
     raise ValueError(f"size {size!r}: expected L<layers>/H<hidden>, hidden a multiple of 64")
   layers, hidden = int(match[1]), int(match[2])
-  return span_model.BertConfig(
+  return model_config.BertConfig(
       vocab_size=VOCAB_SIZE, hidden_size=hidden, num_hidden_layers=layers,
       num_attention_heads=hidden // 64, intermediate_size=4 * hidden, hidden_act="gelu",
       hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, max_position_embeddings=512,
       type_vocab_size=2, initializer_range=0.02)
 
 
-def forward_flops_per_example(config: span_model.BertConfig, seq_length: int) -> float:
+def forward_flops_per_example(config: model_config.BertConfig, seq_length: int) -> float:
   """Model FLOPs of one forward pass over one example (2 FLOPs per multiply-add).
 
   Per token every weight matrix of the encoder does one multiply-add per
@@ -191,7 +192,7 @@ def random_batch(batch_size: int, seq_length: int, vocab_size: int,
 # ------------------------------------------------------------------ ours
 
 
-def build_ours(config: span_model.BertConfig, seq_length: int, strategy: tf.distribute.Strategy,
+def build_ours(config: model_config.BertConfig, seq_length: int, strategy: tf.distribute.Strategy,
                fused_update: bool = False):
   """This project's span model and optimizer, built under `strategy`.
 
@@ -247,13 +248,13 @@ def ours_predict_runner(model, strategy: tf.distribute.Strategy, batch,
 # ------------------------------------------------------------- reference
 
 
-def build_reference(config: span_model.BertConfig):
+def build_reference(config: model_config.BertConfig):
   """tf-models-official's `BertSpanLabeler` and BERT optimizer for `config`."""
   encoder = tfm_networks.BertEncoder(
       vocab_size=config.vocab_size, hidden_size=config.hidden_size,
       num_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
       max_sequence_length=config.max_position_embeddings, type_vocab_size=config.type_vocab_size,
-      inner_dim=config.intermediate_size, inner_activation=span_model.ACTIVATIONS[config.hidden_act],
+      inner_dim=config.intermediate_size, inner_activation=model_config.ACTIVATIONS[config.hidden_act],
       output_dropout=config.hidden_dropout_prob,
       attention_dropout=config.attention_probs_dropout_prob,
       initializer=tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range))

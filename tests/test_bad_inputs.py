@@ -29,6 +29,7 @@ from bert_squad import postprocess
 from bert_squad import preprocess
 from bert_squad.common.errors import InputError
 from bert_squad.data import features as features_lib
+from bert_squad.modeling import model_config
 from bert_squad.modeling import span_model
 from tests import run_testlib
 from tests.run_testlib import DEMO_DATA
@@ -289,7 +290,7 @@ def _corrupt_checkpoint_index(tmp_path, tiny):
 
 def _other_models_training_state(tmp_path, tiny):
   """output_dir already holds a resumable checkpoint of a model with another intermediate size."""
-  other = span_model.build_span_model(span_model.BertConfig(**{**TINY.to_dict(), "intermediate_size": 96}))
+  other = span_model.build_span_model(model_config.BertConfig(**{**TINY.to_dict(), "intermediate_size": 96}))
   tf.train.CheckpointManager(tf.train.Checkpoint(model=other), str(tmp_path / "out"), max_to_keep=1).save(5)
   return {"do_train": True, "train_file": str(DEMO_DATA / "squad1.1_demo_train.json"), "do_predict": False}
 

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from bert_squad import pipeline
-from bert_squad.modeling import checkpoints
+from bert_squad.modeling import google_format
 from bert_squad.modeling import span_model
 from tests import run_testlib
 from tests.run_testlib import DEMO_DATA
@@ -86,7 +86,7 @@ def test_every_output_is_written_through_gfile(ram_run):
 def test_exported_model_on_gfile_loads_back(ram_run):
   root, _, _ = ram_run
   model = span_model.build_span_model(TINY)
-  checkpoints.load_google_checkpoint(model, f"{root}/run/export/bert_model.ckpt")
+  google_format.load_google_checkpoint(model, f"{root}/run/export/bert_model.ckpt")
   with tf.io.gfile.GFile(f"{root}/run/predict_logits.npz", "rb") as f:
     with np.load(f) as logits:
       assert logits["start_logits"].shape[1] == 160

@@ -24,7 +24,8 @@ from bert_squad.common.errors import InputError
 from bert_squad.data import features
 from bert_squad.data import squad
 from bert_squad.data import tokenization
-from bert_squad.modeling import checkpoints
+from bert_squad.modeling import google_format
+from bert_squad.modeling import model_config
 from bert_squad.modeling import span_model
 from tests import export_testlib
 
@@ -46,7 +47,7 @@ TRICKY_TEXTS = [
     "e\u0301\u0327 (w5-w6).",
 ]
 
-TINY_CONFIG = span_model.BertConfig(
+TINY_CONFIG = model_config.BertConfig(
     vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
     intermediate_size=64, hidden_act="gelu", hidden_dropout_prob=0.1,
     attention_probs_dropout_prob=0.1, max_position_embeddings=128, type_vocab_size=2,
@@ -416,7 +417,7 @@ def test_export_refuses_an_existing_folder(exported, vocab_file):
 
 def test_export_refuses_a_checkpoint_without_squad_head(vocab_file, tmp_path):
   folder = str(tmp_path / "pretrained")
-  checkpoints.export_google_checkpoint(_tiny_model(), vocab_file, folder, include_squad_head=False)
+  google_format.export_google_checkpoint(_tiny_model(), vocab_file, folder, include_squad_head=False)
   with pytest.raises(InputError, match="no SQuAD head"):
     export.export_checkpoint(folder, str(tmp_path / "out"), SETTINGS)
   assert not os.path.exists(tmp_path / "out")
@@ -434,7 +435,7 @@ def _run_module(module: str, *args: str, stdin: str | None = None):
 def test_export_and_predict_command_lines(vocab_file, tmp_path):
   model = _tiny_model(seed=3)
   checkpoint_dir = str(tmp_path / "fine_tuned")
-  checkpoints.export_google_checkpoint(model, vocab_file, checkpoint_dir)
+  google_format.export_google_checkpoint(model, vocab_file, checkpoint_dir)
   export_dir = str(tmp_path / "serving" / "1")
   code, out, err = _run_module(
       "bert_squad.export", f"--checkpoint_dir={checkpoint_dir}", f"--export_dir={export_dir}",
@@ -475,7 +476,7 @@ def test_export_names_a_missing_folder_or_file(tmp_path, vocab_file):
   with pytest.raises(InputError, match=f"^--checkpoint_dir={tmp_path}/missing: folder not found$"):
     export.export_checkpoint(f"{tmp_path}/missing", f"{tmp_path}/out", SETTINGS)
   folder = tmp_path / "fine_tuned"
-  checkpoints.export_google_checkpoint(_tiny_model(), vocab_file, str(folder))
+  google_format.export_google_checkpoint(_tiny_model(), vocab_file, str(folder))
   (folder / "bert_config.json").unlink()
   with pytest.raises(InputError, match=f"^{folder}/bert_config.json: file not found"):
     export.export_checkpoint(str(folder), f"{tmp_path}/out", SETTINGS)
@@ -484,8 +485,8 @@ def test_export_names_a_missing_folder_or_file(tmp_path, vocab_file):
 def test_export_refuses_a_casing_the_vocab_contradicts_before_loading(vocab_file, tmp_path,
                                                                       monkeypatch):
   folder = str(tmp_path / "fine_tuned")
-  checkpoints.export_google_checkpoint(_tiny_model(), vocab_file, folder)
-  monkeypatch.setattr(checkpoints, "load_google_checkpoint", None)  # must not be reached
+  google_format.export_google_checkpoint(_tiny_model(), vocab_file, folder)
+  monkeypatch.setattr(google_format, "load_google_checkpoint", None)  # must not be reached
   cased_settings = dataclasses.replace(SETTINGS, do_lower_case=False)
   with pytest.raises(InputError, match=f"^{folder}/vocab.txt: an uncased vocabulary .*, but "
                                        "--do_lower_case=False; use --do_lower_case=True$"):

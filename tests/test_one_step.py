@@ -1,9 +1,9 @@
 """One training step from a Google-format checkpoint equals the original's step.
 
 The project's path -- `bert_config.json` -> `span_model.build_span_model`,
-`checkpoints.load_google_checkpoint` (SQuAD head included),
+`google_format.load_google_checkpoint` (SQuAD head included),
 `optimization.create_optimizer`, `loop.train` over a feature TFRecord
-written by `bert_squad.features`, then `checkpoints.export_google_checkpoint`
+written by `bert_squad.features`, then `google_format.export_google_checkpoint`
 -- runs ONE update (dropout 0, the batch is the whole data set). The
 reference is computed here from the formulas of google-research/bert, not
 from the project's model:
@@ -32,8 +32,10 @@ import pytest
 import tensorflow as tf
 
 from bert_squad.data import features
-from bert_squad.modeling import checkpoints
+from bert_squad.modeling import google_format
+from bert_squad.modeling import model_config
 from bert_squad.modeling import span_model
+from bert_squad.modeling import weight_map
 from bert_squad.training import distribution
 from bert_squad.training import input_pipeline
 from bert_squad.training import loop
@@ -46,7 +48,7 @@ BERT_CONFIG = {
     "attention_probs_dropout_prob": 0.0, "max_position_embeddings": 32, "type_vocab_size": 2,
     "initializer_range": 0.02,
 }
-CONFIG = span_model.BertConfig.from_dict(BERT_CONFIG)
+CONFIG = model_config.BertConfig.from_dict(BERT_CONFIG)
 SEQ_LENGTH = 24
 NUM_FEATURES = 4  # == train_batch_size: the one step sees the whole data set
 SEED = 7
@@ -129,7 +131,7 @@ def run_files(tmp_path_factory) -> dict:
   model_dir = folder / "google_model"
   model_dir.mkdir()
   tensors = testlib.random_tensors(testlib.google_shapes(CONFIG), seed=SEED)
-  prefix = testlib.write_tf1_checkpoint(str(model_dir / checkpoints.CHECKPOINT_NAME), tensors)
+  prefix = testlib.write_tf1_checkpoint(str(model_dir / google_format.CHECKPOINT_NAME), tensors)
   (model_dir / "bert_config.json").write_text(json.dumps(BERT_CONFIG), encoding="utf-8")
   (model_dir / "vocab.txt").write_text("".join(t + "\n" for t in VOCAB), encoding="utf-8")
   feature_list = _training_features()
@@ -301,7 +303,7 @@ def reference(run_files) -> dict:
 # -------------------------------------------------- the project's one step
 
 
-def _slot_in_google_layout(weight: checkpoints.MappedWeight, slot: tf.Variable) -> np.ndarray:
+def _slot_in_google_layout(weight: weight_map.MappedWeight, slot: tf.Variable) -> np.ndarray:
   value = slot.numpy()
   return value.T if weight.transpose else value.reshape(weight.google_shape)
 
@@ -314,12 +316,12 @@ def train_one_step(run_files: dict, output_dir, num_warmup_steps: int) -> dict:
     "m", "v": the optimizer's moments by Google name; "result": the
     TrainResult; "history_file": train_history.json; "loaded": the names loaded.
   """
-  bert_config = span_model.BertConfig.from_json_file(run_files["bert_config_file"])
-  span_model.validate_config(bert_config, SEQ_LENGTH, run_files["vocab_file"])
+  bert_config = model_config.BertConfig.from_json_file(run_files["bert_config_file"])
+  model_config.validate_config(bert_config, SEQ_LENGTH, run_files["vocab_file"])
   strategy = distribution.make_strategy("one_device", num_gpus=0)
   with strategy.scope():
     model = span_model.build_span_model(bert_config, SEQ_LENGTH)
-    loaded = checkpoints.load_google_checkpoint(model, run_files["init_checkpoint"])
+    loaded = google_format.load_google_checkpoint(model, run_files["init_checkpoint"])
     optimizer = optimization.create_optimizer(INIT_LR, SCHEDULE_STEPS, num_warmup_steps)
   dataset_fn = functools.partial(input_pipeline.make_dataset, run_files["train_record"],
                                  SEQ_LENGTH, NUM_FEATURES, True, seed=SEED)
@@ -328,12 +330,12 @@ def train_one_step(run_files: dict, output_dir, num_warmup_steps: int) -> dict:
                                 save_checkpoints_steps=1, log_steps=1, handle_signals=False)
   result = loop.train(model, optimizer, span_model.span_loss, dataset_fn, strategy, config,
                           log_stream=io.StringIO())
-  prefix = checkpoints.export_google_checkpoint(model, run_files["vocab_file"],
+  prefix = google_format.export_google_checkpoint(model, run_files["vocab_file"],
                                                 str(output_dir / "export"))
   reader = tf.train.load_checkpoint(prefix)
   exported = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
   moments = {"m": {}, "v": {}}
-  for name, weight in checkpoints.google_weight_map(model).items():
+  for name, weight in weight_map.google_weight_map(model).items():
     for slot_name, values in moments.items():
       try:
         slot = optimizer.get_slot(weight.variable, slot_name)

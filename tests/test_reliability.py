@@ -21,7 +21,7 @@ import tensorflow as tf
 import tf_keras
 
 import training_toys as toys
-from bert_squad.modeling import checkpoints
+from bert_squad.modeling import google_format
 from bert_squad.training import distribution
 from bert_squad.training import input_pipeline
 from bert_squad.training import loop
@@ -81,7 +81,7 @@ def _run_until_step(command: list[str], step: int, signum: int) -> tuple[int, st
 
 
 def _export_tensors(output_dir: pathlib.Path) -> dict[str, np.ndarray]:
-  prefix = str(output_dir / "export" / checkpoints.CHECKPOINT_NAME)
+  prefix = str(output_dir / "export" / google_format.CHECKPOINT_NAME)
   reader = tf.train.load_checkpoint(prefix)
   return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 

