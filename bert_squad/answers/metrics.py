@@ -1,22 +1,27 @@
-"""SQuAD scores, identical to the official `evaluate-v2.0.py` / `evaluate-v1.1.py`.
+"""SQuAD files and answers -> per-question and total scores, identical to the official evaluators.
 
-"Identical" means the same numbers to the last digit: every score is built
-from the same Python values (ints where the official scripts have ints,
-floats where they have floats), summed in the same order with the same
-operations, and scaled by `100.0` at the same point. The official scripts'
-quirks are kept on purpose (see `docs/evaluation.md`); where they crash
-(missing predictions in v2.0, bad files) this module raises `InputError`
-or follows the documented rule instead.
+Reads the gold file (`Dataset` of `GoldQuestion`s), predictions ({id: text})
+and no-answer probabilities ({id: number}); scores one answer (`score_v1`,
+`score_v2`: (exact, F1)), all of v1.1 (`evaluate_v1`) or every predicted
+question of v2.0 (`raw_scores_v2`), and totals them (`summary`).
+
+"Identical" means the same numbers to the last digit as the official
+`evaluate-v2.0.py` / `evaluate-v1.1.py`: every score is built from the same
+Python values (ints where the official scripts have ints, floats where they
+have floats), summed in the same order with the same operations, and scaled
+by `100.0` at the same point. The official scripts' quirks are kept on
+purpose (see `docs/evaluation.md`); where they crash (missing predictions in
+v2.0, bad files) this module raises `InputError` or follows the documented
+rule instead.
 
 No TensorFlow here: local files are read with `open`, and `tf.io.gfile` is
 imported only for `gs://` paths, so scoring the v2.0 dev set takes well under
-a second. matplotlib is imported only when images are asked for.
+a second.
 """
 import collections
 import dataclasses
 import json
 import numbers
-import os
 import re
 import string
 from typing import Any, Mapping, Sequence
@@ -151,11 +156,11 @@ def load_na_probs(path: str) -> dict[str, float]:
   """Reads `{question id: no-answer probability or score}` (any real numbers)."""
   na_probs = _expect(read_json(path), dict, path, "",
                      "no-answer probabilities (question id -> number)")
-  _check_numbers(na_probs, path)
+  check_numbers(na_probs, path)
   return na_probs
 
 
-def _check_numbers(na_probs: Mapping[str, Any], name: str) -> None:
+def check_numbers(na_probs: Mapping[str, Any], name: str) -> None:
   # JSON booleans are not numbers, although Python would compare them as 0 / 1.
   for qid, value in na_probs.items():
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -263,14 +268,6 @@ def evaluate_v1(dataset: Dataset, predictions: Mapping[str, str]) -> dict[str, f
   return {"exact_match": 100.0 * exact_match / total, "f1": 100.0 * f1 / total}
 
 
-def version_warning(dataset: Dataset, expected_version: str = "1.1") -> str | None:
-  """The v1.1 script's stderr warning when the file's "version" differs."""
-  if dataset.version == expected_version:
-    return None
-  got = "no version" if dataset.version is None else f"v-{dataset.version}"
-  return f"Evaluation expects v-{expected_version}, but got dataset with {got}"
-
-
 # ---------------------------------------------------------------------------
 # SQuAD v2.0.
 
@@ -316,215 +313,9 @@ def apply_no_answer_threshold(scores: Mapping[str, Score], na_probs: Mapping[str
           for qid, score in scores.items()}
 
 
-def _summary(exact: Mapping[str, Score], f1: Mapping[str, Score],
-             qids: Sequence[str]) -> list[tuple[str, Score]]:
+def summary(exact: Mapping[str, Score], f1: Mapping[str, Score],
+            qids: Sequence[str]) -> list[tuple[str, Score]]:
   total = len(qids)
   return [("exact", 100.0 * sum(exact[k] for k in qids) / total),
           ("f1", 100.0 * sum(f1[k] for k in qids) / total),
           ("total", total)]
-
-
-def _check_na_probs_cover(na_probs: Mapping[str, float], scored: Mapping[str, Score],
-                          na_probs_name: str) -> None:
-  _check_numbers(na_probs, na_probs_name)
-  uncovered = [qid for qid in scored if qid not in na_probs]
-  if uncovered:
-    raise located(na_probs_name, "",
-                  f"no no-answer probability for {len(uncovered)} predicted "
-                  f"question(s), e.g. '{uncovered[0]}'")
-
-
-def _ranked_by_na_prob(na_probs: Mapping[str, float]) -> list[str]:
-  """All ids by rising na_prob, ties in file order (a stable sort of every id)."""
-  return sorted(na_probs, key=na_probs.__getitem__)
-
-
-def _best_threshold(scores: Mapping[str, Score], predictions: Mapping[str, str],
-                    na_probs: Mapping[str, float],
-                    has_answer: Mapping[str, bool]) -> tuple[float, float]:
-  """Best score over "answer only where na_prob <= t", and that t.
-
-  Starts from "no answer everywhere" (the unanswerable questions are right)
-  and lets the questions in rising na_prob answer one by one. An answered
-  unanswerable question costs 1 whenever its prediction is a non-empty
-  string, even one that normalizes to "" (the official rule).
-  """
-  current = sum(1 for qid in scores if not has_answer[qid])
-  best, best_thresh = current, 0.0
-  for qid in _ranked_by_na_prob(na_probs):
-    if qid not in scores:
-      continue
-    if has_answer[qid]:
-      current += scores[qid]
-    elif predictions[qid]:
-      current += -1
-    if current > best:
-      best, best_thresh = current, na_probs[qid]
-  return 100.0 * best / len(scores), best_thresh
-
-
-def _best_thresholds(raw: RawScores, predictions: Mapping[str, str],
-                     na_probs: Mapping[str, float]) -> list[tuple[str, Score]]:
-  best_exact, exact_thresh = _best_threshold(raw.exact, predictions, na_probs, raw.has_answer)
-  best_f1, f1_thresh = _best_threshold(raw.f1, predictions, na_probs, raw.has_answer)
-  return [("best_exact", best_exact), ("best_exact_thresh", exact_thresh),
-          ("best_f1", best_f1), ("best_f1_thresh", f1_thresh)]
-
-
-def find_best_thresholds(dataset: Dataset, predictions: Mapping[str, str],
-                         na_probs: Mapping[str, float],
-                         predictions_name: str = "predictions",
-                         na_probs_name: str = "na_probs") -> "collections.OrderedDict[str, Score]":
-  """`best_exact`, `best_exact_thresh`, `best_f1`, `best_f1_thresh`.
-
-  For `run_squad.py`: `na_probs` is the null-odds dict (score_null minus the
-  best non-null score per id, as written to null_odds.json); the best F1
-  threshold is the `null_score_diff_threshold` to predict with.
-  """
-  raw = raw_scores_v2(dataset, predictions, predictions_name)
-  _check_na_probs_cover(na_probs, raw.exact, na_probs_name)
-  return collections.OrderedDict(_best_thresholds(raw, predictions, na_probs))
-
-
-@dataclasses.dataclass
-class PrecisionRecallCurve:
-  """Points of a precision-recall curve (start at precision 1, recall 0) and its AP in %."""
-  precisions: list[float]
-  recalls: list[float]
-  average_precision: float
-
-
-def precision_recall_curve(scores: Mapping[str, Score], na_probs: Mapping[str, float],
-                           has_answer: Mapping[str, bool]) -> PrecisionRecallCurve:
-  """Answering in rising na_prob order: a point wherever a threshold fits.
-
-  Args:
-    scores: question id -> score of its answer (counts for answerable ids).
-    na_probs: question id -> no-answer probability; ids without a score skipped.
-    has_answer: question id -> whether it is answerable, for every scored id.
-  """
-  num_answerable = sum(1 for qid in scores if has_answer[qid])
-  ranked = [qid for qid in _ranked_by_na_prob(na_probs) if qid in scores]
-  true_positives = 0.0
-  precisions, recalls = [1.0], [0.0]
-  average_precision = 0.0
-  for i, qid in enumerate(ranked):
-    if has_answer[qid]:
-      true_positives += scores[qid]
-    precision = true_positives / float(i + 1)
-    recall = true_positives / float(num_answerable)
-    if i == len(ranked) - 1 or na_probs[qid] != na_probs[ranked[i + 1]]:
-      average_precision += precision * (recall - recalls[-1])
-      precisions.append(precision)
-      recalls.append(recall)
-  return PrecisionRecallCurve(precisions, recalls, 100.0 * average_precision)
-
-
-def precision_recall_curves(raw: RawScores,
-                            na_probs: Mapping[str, float]) -> dict[str, PrecisionRecallCurve]:
-  """The exact, F1 and oracle (answerable or not) curves; {} if nothing is answerable."""
-  if not any(raw.has_answer.values()):
-    return {}
-  oracle = {qid: float(v) for qid, v in raw.has_answer.items()}
-  return {name: precision_recall_curve(scores, na_probs, raw.has_answer)
-          for name, scores in (("exact", raw.exact), ("f1", raw.f1), ("oracle", oracle))}
-
-
-_CURVE_TITLES = {
-    "exact": "Precision-Recall curve for Exact Match score",
-    "f1": "Precision-Recall curve for F1 score",
-    "oracle": "Oracle Precision-Recall curve (binary task of HasAns vs. NoAns)",
-}
-
-
-def evaluate_v2(dataset: Dataset, predictions: Mapping[str, str],
-                na_probs: Mapping[str, float] | None = None, na_prob_thresh: float = 1.0,
-                out_image_dir: str | None = None, predictions_name: str = "predictions",
-                na_probs_name: str = "na_probs") -> "collections.OrderedDict[str, Score]":
-  """What `evaluate-v2.0.py` prints, in its key order.
-
-  Args:
-    dataset: the gold file.
-    predictions: question id -> answer text ("" = no answer). Questions
-      without one are left out of every total; extra ids are ignored.
-    na_probs: question id -> no-answer probability (`--na-prob-file`); None
-      means 0.0 for every id. Given, the result also holds the best_* keys.
-    na_prob_thresh: answers whose na_prob exceeds it become "no answer".
-    out_image_dir: with `na_probs`, adds the pr_*_ap keys and writes the
-      precision-recall curves and na_prob histograms there as PNG.
-    predictions_name, na_probs_name: name the inputs in error messages.
-
-  Returns:
-    exact, f1, total, HasAns_{exact,f1,total}, NoAns_{exact,f1,total} (each
-    group only where it has questions), then best_exact, best_exact_thresh,
-    best_f1, best_f1_thresh, pr_exact_ap, pr_f1_ap, pr_oracle_ap as given.
-  """
-  raw = raw_scores_v2(dataset, predictions, predictions_name)
-  if na_probs is None:
-    thresholded_probs = {qid: 0.0 for qid in predictions}
-  else:
-    _check_na_probs_cover(na_probs, raw.exact, na_probs_name)
-    thresholded_probs = na_probs
-  exact = apply_no_answer_threshold(raw.exact, thresholded_probs, raw.has_answer, na_prob_thresh)
-  f1 = apply_no_answer_threshold(raw.f1, thresholded_probs, raw.has_answer, na_prob_thresh)
-  result = collections.OrderedDict(_summary(exact, f1, list(exact)))
-  for prefix, answerable in (("HasAns", True), ("NoAns", False)):
-    qids = [qid for qid, has in raw.has_answer.items() if has == answerable]
-    if qids:
-      result.update((f"{prefix}_{key}", value) for key, value in _summary(exact, f1, qids))
-  if na_probs is not None:
-    result.update(_best_thresholds(raw, predictions, na_probs))
-    if out_image_dir:
-      io_utils.make_output_dir(out_image_dir, "--out-image-dir")
-      curves = precision_recall_curves(raw, na_probs)
-      plot_pr_curves(curves, out_image_dir)
-      result.update((f"pr_{name}_ap", curve.average_precision) for name, curve in curves.items())
-      plot_na_prob_histograms(raw, na_probs, out_image_dir)
-  return result
-
-
-# ---------------------------------------------------------------------------
-# Images (matplotlib, Agg) and output files.
-
-
-def _new_axes() -> tuple[Any, Any]:
-  """A pyplot-free Agg figure (no global state, no display needed) and its axes."""
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  figure = Figure()
-  FigureCanvasAgg(figure)
-  return figure, figure.add_subplot()
-
-
-def plot_pr_curves(curves: Mapping[str, PrecisionRecallCurve], out_dir: str) -> None:
-  """Writes pr_<name>.png per curve: a step plot with the area under it shaded."""
-  for name, curve in curves.items():
-    figure, axes = _new_axes()
-    axes.step(curve.recalls, curve.precisions, color="b", alpha=0.2, where="post")
-    axes.fill_between(curve.recalls, curve.precisions, step="post", alpha=0.2, color="b")
-    axes.set_xlabel("Recall")
-    axes.set_ylabel("Precision")
-    axes.set_xlim([0.0, 1.05])
-    axes.set_ylim([0.0, 1.05])
-    axes.set_title(_CURVE_TITLES[name])
-    _save_png(figure, os.path.join(out_dir, f"pr_{name}.png"))
-
-
-def plot_na_prob_histograms(raw: RawScores, na_probs: Mapping[str, float],
-                            out_dir: str) -> None:
-  """Writes na_prob_hist_hasAns.png / _noAns.png: share of questions per na_prob bin."""
-  for name, answerable in (("hasAns", True), ("noAns", False)):
-    values = [na_probs[qid] for qid, has in raw.has_answer.items() if has == answerable]
-    if not values:
-      continue
-    figure, axes = _new_axes()
-    axes.hist(values, weights=[1.0 / len(values)] * len(values), bins=20, range=(0.0, 1.0))
-    axes.set_xlabel("Model probability of no-answer")
-    axes.set_ylabel("Proportion of dataset")
-    axes.set_title(f"Histogram of no-answer probability: {name}")
-    _save_png(figure, os.path.join(out_dir, f"na_prob_hist_{name}.png"))
-
-
-def _save_png(figure: Any, path: str) -> None:
-  with io_utils.atomic_open(path, "wb") as f:
-    figure.savefig(f, format="png")
