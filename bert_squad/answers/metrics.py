@@ -161,6 +161,7 @@ def load_na_probs(path: str) -> dict[str, float]:
 
 
 def check_numbers(na_probs: Mapping[str, Any], name: str) -> None:
+  """Raises `InputError` naming `name` and the question whose value is not a real number."""
   # JSON booleans are not numbers, although Python would compare them as 0 / 1.
   for qid, value in na_probs.items():
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -315,6 +316,7 @@ def apply_no_answer_threshold(scores: Mapping[str, Score], na_probs: Mapping[str
 
 def summary(exact: Mapping[str, Score], f1: Mapping[str, Score],
             qids: Sequence[str]) -> list[tuple[str, Score]]:
+  """[("exact", %), ("f1", %), ("total", count)] over `qids`, summed in their order."""
   total = len(qids)
   return [("exact", 100.0 * sum(exact[k] for k in qids) / total),
           ("f1", 100.0 * sum(f1[k] for k in qids) / total),

@@ -15,6 +15,7 @@ from bert_squad.common.errors import located
 
 def check_na_probs_cover(na_probs: Mapping[str, float], scored: Mapping[str, metrics.Score],
                          na_probs_name: str) -> None:
+  """Raises `InputError` when a na_prob is not a number or a scored question has none."""
   metrics.check_numbers(na_probs, na_probs_name)
   uncovered = [qid for qid in scored if qid not in na_probs]
   if uncovered:
@@ -54,6 +55,7 @@ def _best_threshold(scores: Mapping[str, metrics.Score], predictions: Mapping[st
 
 def best_thresholds(raw: metrics.RawScores, predictions: Mapping[str, str],
                     na_probs: Mapping[str, float]) -> list[tuple[str, metrics.Score]]:
+  """best_exact, best_exact_thresh, best_f1, best_f1_thresh as (key, value), the official order."""
   best_exact, exact_thresh = _best_threshold(raw.exact, predictions, na_probs, raw.has_answer)
   best_f1, f1_thresh = _best_threshold(raw.f1, predictions, na_probs, raw.has_answer)
   return [("best_exact", best_exact), ("best_exact_thresh", exact_thresh),
