@@ -19,6 +19,7 @@ import sys  # noqa: E402
 from typing import Sequence  # noqa: E402
 
 from bert_squad.answers import evaluation  # noqa: E402
+from bert_squad.answers import metrics  # noqa: E402
 from bert_squad.common import io_utils  # noqa: E402
 from bert_squad.common.cli import exit_on_closed_stdout  # noqa: E402
 from bert_squad.common.cli import fail  # noqa: E402
@@ -73,7 +74,7 @@ def warn_missing(args: argparse.Namespace, missing: Sequence[str], consequence: 
          f"{args.data_file}, e.g. '{missing[0]}': {consequence} (-v lists them)")
 
 
-def report_counts(args: argparse.Namespace, dataset: evaluation.Dataset,
+def report_counts(args: argparse.Namespace, dataset: metrics.Dataset,
                   predictions: dict[str, str]) -> None:
   """With -v: how many questions were scored and how many predictions ignored."""
   if not args.verbose:
@@ -96,30 +97,30 @@ def write_result(result: dict, text_for_stdout: str, out_file: str | None) -> No
 def evaluate_squad_v1(args: argparse.Namespace) -> None:
   if args.na_prob_file or args.na_prob_thresh is not None or args.out_image_dir:
     raise InputError(f"{_V2_ONLY_FLAGS} apply to --squad-version 2.0 only")
-  dataset = evaluation.load_dataset(args.data_file)
+  dataset = metrics.load_dataset(args.data_file)
   version_warning = evaluation.version_warning(dataset, "1.1")
   if version_warning:
     warn(version_warning)
-  predictions = evaluation.load_predictions(args.pred_file)
+  predictions = metrics.load_predictions(args.pred_file)
   # The official v1.1 script scores another dataset's predictions as 0 without a word.
-  evaluation.check_predictions_match(dataset, predictions, args.pred_file)
-  result = evaluation.evaluate_v1(dataset, predictions)
+  metrics.check_predictions_match(dataset, predictions, args.pred_file)
+  result = metrics.evaluate_v1(dataset, predictions)
   report_counts(args, dataset, predictions)
-  warn_missing(args, evaluation.missing_predictions(dataset, predictions),
+  warn_missing(args, metrics.missing_predictions(dataset, predictions),
                "it scores 0")
   write_result(result, json.dumps(result), args.out_file)
 
 
 def evaluate_squad_v2(args: argparse.Namespace) -> None:
-  dataset = evaluation.load_dataset(args.data_file)
+  dataset = metrics.load_dataset(args.data_file)
   if dataset.version == "1.1":
     # A warning, not a refusal: evaluate-v2.0.py scores such a file without a word, and its command
     # lines must keep working; but whoever meant the v1.1 numbers learns why the totals differ.
     warn(f"{args.data_file}: a SQuAD v1.1 file (\"version\": \"1.1\") scored as evaluate-v2.0.py does: "
          "questions without a prediction are left out, not counted 0; for evaluate-v1.1.py's scores "
          "use --squad-version 1.1")
-  predictions = evaluation.load_predictions(args.pred_file)
-  na_probs = evaluation.load_na_probs(args.na_prob_file) if args.na_prob_file else None
+  predictions = metrics.load_predictions(args.pred_file)
+  na_probs = metrics.load_na_probs(args.na_prob_file) if args.na_prob_file else None
   if args.out_image_dir and na_probs is None:
     warn(f"--out-image-dir {args.out_image_dir}: needs --na-prob-file, no images written")
   result = evaluation.evaluate_v2(
@@ -128,7 +129,7 @@ def evaluate_squad_v2(args: argparse.Namespace) -> None:
       out_image_dir=args.out_image_dir, predictions_name=args.pred_file,
       na_probs_name=args.na_prob_file or "na_probs")
   report_counts(args, dataset, predictions)
-  warn_missing(args, evaluation.missing_predictions(dataset, predictions),
+  warn_missing(args, metrics.missing_predictions(dataset, predictions),
                "left out of every total")
   write_result(result, json.dumps(result, indent=2), args.out_file)
 

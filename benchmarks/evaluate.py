@@ -22,6 +22,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from bert_squad.answers import evaluation  # noqa: E402  # pylint: disable=g-import-not-at-top
+from bert_squad.answers import metrics  # noqa: E402  # pylint: disable=g-import-not-at-top
 
 
 def write_na_probs(predictions_path: pathlib.Path, out_path: pathlib.Path) -> None:
@@ -34,8 +35,8 @@ def write_na_probs(predictions_path: pathlib.Path, out_path: pathlib.Path) -> No
 
 def time_library(data: str, predictions: str, na_probs: str) -> float:
   start = time.perf_counter()
-  evaluation.evaluate_v2(evaluation.load_dataset(data), evaluation.load_predictions(predictions),
-                         evaluation.load_na_probs(na_probs))
+  evaluation.evaluate_v2(metrics.load_dataset(data), metrics.load_predictions(predictions),
+                         metrics.load_na_probs(na_probs))
   return time.perf_counter() - start
 
 

@@ -37,7 +37,9 @@ import numpy as np  # noqa: E402
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 
-from bert_squad import postprocess  # noqa: E402
+from bert_squad.answers import logits_io  # noqa: E402
+from bert_squad.answers import nbest_lists  # noqa: E402
+from bert_squad.answers import prediction_files  # noqa: E402
 from official.nlp.data import squad_lib  # noqa: E402
 from official.nlp.tools import tokenization  # noqa: E402
 
@@ -131,13 +133,13 @@ def main(argv):
   start_logits, end_logits = _random_logits(len(features))
   unique_ids = np.array([f.unique_id for f in features])
   logits_file = os.path.join(work_dir, "logits.npz")
-  postprocess.save_logits(logits_file, unique_ids, start_logits, end_logits)
+  logits_io.save_logits(logits_file, unique_ids, start_logits, end_logits)
   reference_results = [
-      postprocess.RawResult(u, s, e) for u, s, e in zip(
+      logits_io.RawResult(u, s, e) for u, s, e in zip(
           unique_ids.tolist(), start_logits.tolist(), end_logits.tolist())]
-  reference_files = postprocess.PredictionFiles.in_dir(
+  reference_files = prediction_files.PredictionFiles.in_dir(
       os.path.join(work_dir, "reference"))
-  our_files = postprocess.PredictionFiles.in_dir(os.path.join(work_dir, "ours"))
+  our_files = prediction_files.PredictionFiles.in_dir(os.path.join(work_dir, "ours"))
   for directory in ("reference", "ours"):
     os.makedirs(os.path.join(work_dir, directory))
   print(f"{len(examples)} questions, {len(features)} features, seq "
@@ -153,14 +155,14 @@ def main(argv):
         null_score_diff_threshold=FLAGS.null_score_diff_threshold)
 
   def run_ours():
-    predictions, nbest, null_odds = postprocess.compute_predictions(
-        examples, features, postprocess.load_logits(logits_file),
+    predictions, nbest, null_odds = nbest_lists.compute_predictions(
+        examples, features, logits_io.load_logits(logits_file),
         FLAGS.n_best_size,
         FLAGS.max_answer_length, do_lower_case=True,
         version_2_with_negative=True,
         null_score_diff_threshold=FLAGS.null_score_diff_threshold)
-    postprocess.write_prediction_files(our_files, predictions, nbest,
-                                       null_odds)
+    prediction_files.write_prediction_files(our_files, predictions, nbest,
+                                            null_odds)
 
   ((reference_seconds, reference_cpu_seconds),
    (our_seconds, our_cpu_seconds)) = _best_times(run_reference, run_ours)

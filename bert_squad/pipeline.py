@@ -26,9 +26,12 @@ import tensorflow as tf
 import tf_keras
 from absl import logging
 
-from bert_squad import postprocess
 from bert_squad import preprocess
 from bert_squad.answers import evaluation
+from bert_squad.answers import logits_io
+from bert_squad.answers import metrics
+from bert_squad.answers import prediction_files
+from bert_squad.answers import rewrite
 from bert_squad.common import errors
 from bert_squad.common import io_utils
 from bert_squad.common.errors import InputError
@@ -268,7 +271,7 @@ def cached_features(config: RunConfig, input_file: str, vocab_file: str,
   The file name carries a key of the input and vocab bytes and every
   parameter, so features made with other settings are never reused.
   """
-  cache_dir = config.cache_dir or os.path.join(config.output_dir, postprocess.RUN_FEATURES_DIR)
+  cache_dir = config.cache_dir or os.path.join(config.output_dir, rewrite.RUN_FEATURES_DIR)
   shuffle_seed = squad.TRAIN_SHUFFLE_SEED if is_training else None
   key = features_lib.features_cache_key(
       input_file, vocab_file, config.do_lower_case, config.max_seq_length, config.doc_stride,
@@ -410,7 +413,7 @@ def _run_settings(config: RunConfig, bert_config: model_config.BertConfig, vocab
 
 def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: model_config.BertConfig,
              vocab_file: str, init_checkpoint: str | None,
-             model: span_model.BertSpanModel | None) -> postprocess.PredictionFiles:
+             model: span_model.BertSpanModel | None) -> prediction_files.PredictionFiles:
   """Runs the model over the predict features; writes the logits and the prediction files.
 
   The prediction files are written from the saved logits by the same function
@@ -426,9 +429,9 @@ def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: m
   unique_ids, start_logits, end_logits = loop.predict_logits(
       model, dataset, _prediction_strategy(strategy), config.predict_batch_size,
       jit_compile=use_xla, num_features=info.num_features, log_stream=sys.stderr)
-  logits_file = os.path.join(config.output_dir, postprocess.LOGITS_FILE)
-  postprocess.save_logits(logits_file, unique_ids, start_logits, end_logits)
-  files = postprocess.rewrite_predictions(
+  logits_file = os.path.join(config.output_dir, logits_io.LOGITS_FILE)
+  logits_io.save_logits(logits_file, unique_ids, start_logits, end_logits)
+  files = rewrite.rewrite_predictions(
       config.predict_file, features_lib.feature_metadata_path(predict_record), logits_file,
       config.output_dir, do_lower_case=config.do_lower_case,
       version_2_with_negative=config.version_2_with_negative, n_best_size=config.n_best_size,
@@ -464,23 +467,23 @@ def _model_for_prediction(config: RunConfig, strategy: tf.distribute.Strategy,
   return model
 
 
-def _evaluate(config: RunConfig, files: postprocess.PredictionFiles) -> dict:
+def _evaluate(config: RunConfig, files: prediction_files.PredictionFiles) -> dict:
   """Scores the written predictions with the official metrics; writes and returns eval.json.
 
   For v2.0 this is the official script run with `--na-prob-file null_odds.json
   --out-image-dir output_dir/plots`: the best null threshold, the pr_*_ap keys
   and the PNGs come with it.
   """
-  dataset = evaluation.load_dataset(config.predict_file)
-  predictions = evaluation.load_predictions(files.predictions)
+  dataset = metrics.load_dataset(config.predict_file)
+  predictions = metrics.load_predictions(files.predictions)
   if config.version_2_with_negative:
     # null_odds.json holds score_null - best_non_null: the official script's --na-prob-file,
     # which also gives the best null threshold (best_f1_thresh) for --null_score_diff_threshold.
     scores = evaluation.evaluate_v2(dataset, predictions,
-                                    na_probs=evaluation.load_na_probs(files.null_odds),
+                                    na_probs=metrics.load_na_probs(files.null_odds),
                                     out_image_dir=os.path.join(config.output_dir, PLOTS_DIR))
   else:
-    scores = evaluation.evaluate_v1(dataset, predictions)
+    scores = metrics.evaluate_v1(dataset, predictions)
   write_json(os.path.join(config.output_dir, EVAL_FILE), scores)
   logging.info("eval: %s", json.dumps(scores))
   return scores

@@ -25,7 +25,8 @@ import pytest
 import tensorflow as tf
 
 from bert_squad import pipeline
-from bert_squad import postprocess
+from bert_squad.answers import logits_io
+from bert_squad.answers import rewrite
 from bert_squad import preprocess
 from bert_squad.common.errors import InputError
 from bert_squad.data import features as features_lib
@@ -616,7 +617,7 @@ def _prediction_inputs(folder: pathlib.Path, tiny: pathlib.Path) -> tuple[str, s
   unique_ids = np.arange(info.num_features) + features_lib.FIRST_UNIQUE_ID
   logits = np.zeros([info.num_features, WINDOW["max_seq_length"]], np.float32)
   logits_file = str(folder / "predict_logits.npz")
-  postprocess.save_logits(logits_file, unique_ids, logits, logits)
+  logits_io.save_logits(logits_file, unique_ids, logits, logits)
   return features_lib.feature_metadata_path(record), logits_file
 
 
@@ -628,9 +629,9 @@ def test_postprocess_refuses_features_of_another_dataset(tmp_path, tiny):
   (out / "predictions.json").write_bytes(OLD_PREDICTIONS)
   other = str(DEMO_DATA / "squad2.0_demo_dev.json")  # more questions: every example_index would fit
   with pytest.raises(InputError) as raised:
-    postprocess.rewrite_predictions(other, metadata, logits_file, str(out), do_lower_case=True,
-                                    version_2_with_negative=True, n_best_size=20, max_answer_length=30,
-                                    null_score_diff_threshold=0.0)
+    rewrite.rewrite_predictions(other, metadata, logits_file, str(out), do_lower_case=True,
+                                version_2_with_negative=True, n_best_size=20, max_answer_length=30,
+                                null_score_diff_threshold=0.0)
   assert str(raised.value) == (f"{other}: not the file the features of {metadata} were built from (their "
                                f"{features_lib.features_info_path(record)} names {DEMO_DATA / 'squad1.1_demo_dev.json'}, "
                                "with other content)")

@@ -16,6 +16,7 @@ import zlib
 import pytest
 
 from bert_squad.answers import evaluation
+from bert_squad.answers import metrics
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 SAMPLES = ["v1.1-bert-ensemble.predictions.json",
@@ -38,7 +39,7 @@ def expected(squad_dir):
 @pytest.fixture(scope="module")
 def datasets(squad_dir):
   """Each dev set parsed once per module: file name -> Dataset."""
-  return {name: evaluation.load_dataset(str(squad_dir / name))
+  return {name: metrics.load_dataset(str(squad_dir / name))
           for name in ("dev-v1.1.json", "dev-v2.0.rebuilt.json")}
 
 
@@ -59,10 +60,10 @@ def run_cli(*args):
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_library_gives_the_official_scores(sample, expected, datasets, squad_dir):
   case = expected[sample]
-  predictions = evaluation.load_predictions(str(squad_dir / "samples" / sample))
+  predictions = metrics.load_predictions(str(squad_dir / "samples" / sample))
   dataset = datasets[case["dataset"]]
   if case["official_evaluator"] == "evaluate-v1.1.py":
-    result = evaluation.evaluate_v1(dataset, predictions)
+    result = metrics.evaluate_v1(dataset, predictions)
   else:
     result = evaluation.evaluate_v2(dataset, predictions)
   assert list(result.items()) == list(case["scores"].items())

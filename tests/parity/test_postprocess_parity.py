@@ -22,7 +22,9 @@ from absl import logging
 import numpy as np
 import pytest
 
-from bert_squad import postprocess
+from bert_squad.answers import logits_io
+from bert_squad.answers import nbest_lists
+from bert_squad.answers import prediction_files
 
 squad_lib = pytest.importorskip("official.nlp.data.squad_lib")
 tokenization = pytest.importorskip("official.nlp.tools.tokenization")
@@ -115,10 +117,10 @@ def datasets(shared_data, uncased_vocab, tmp_path_factory):
 def _reference_files(out_dir, examples, features, logits, options):
   unique_ids = [f.unique_id for f in features]
   # As the original's predict loop: Python floats.
-  results = [postprocess.RawResult(u, s, e) for u, s, e in zip(
+  results = [logits_io.RawResult(u, s, e) for u, s, e in zip(
       unique_ids, logits[0].tolist(), logits[1].tolist())]
   out_dir.mkdir()
-  files = postprocess.PredictionFiles.in_dir(str(out_dir))
+  files = prediction_files.PredictionFiles.in_dir(str(out_dir))
   squad_lib.write_predictions(
       examples, features, results, options["n_best_size"],
       options["max_answer_length"], True, files.predictions, files.nbest,
@@ -150,14 +152,14 @@ def test_prediction_files_equal_squad_lib(datasets, tmp_path, name,
   unique_ids = np.array([f.unique_id for f in features])
   if path == "file":  # as `python -m bert_squad.postprocess` does
     logits_file = str(tmp_path / "logits.npz")
-    postprocess.save_logits(logits_file, unique_ids, start, end)
-    results = postprocess.load_logits(logits_file)
+    logits_io.save_logits(logits_file, unique_ids, start, end)
+    results = logits_io.load_logits(logits_file)
   else:  # in memory, one RawResult (numpy rows) per feature
-    results = [postprocess.RawResult(u, s, e)
+    results = [logits_io.RawResult(u, s, e)
                for u, s, e in zip(unique_ids.tolist(), start, end)]
-  predictions, nbest, null_odds = postprocess.compute_predictions(
+  predictions, nbest, null_odds = nbest_lists.compute_predictions(
       examples, features, results, do_lower_case=True, **options)
-  ours = postprocess.write_prediction_files(
+  ours = prediction_files.write_prediction_files(
       str(tmp_path), predictions, nbest, null_odds if version_2 else None)
 
   for kind in ("predictions", "nbest") + (("null_odds",) if version_2 else ()):
@@ -180,8 +182,8 @@ def test_no_non_null_answer_case_is_covered(datasets):
   """Some v2.0 questions have only the null answer in their n-best (the
   original's crash), so the comparison above covers the fix."""
   examples, features, (start, end) = datasets["v2.0"]
-  _, nbest, _ = postprocess.compute_predictions(
-      examples, features, postprocess.Logits(
+  _, nbest, _ = nbest_lists.compute_predictions(
+      examples, features, logits_io.Logits(
           np.array([f.unique_id for f in features]), start, end),
       n_best_size=3, max_answer_length=5, do_lower_case=True,
       version_2_with_negative=True)

@@ -14,10 +14,12 @@ import sys
 import pytest
 
 from bert_squad.answers import evaluation
+from bert_squad.answers import metrics
+from bert_squad.answers import thresholds
 from bert_squad.common import io_utils
 from bert_squad.common.errors import InputError
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CLI = REPO_ROOT / "evaluate_v2.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 V2_KEYS = ["exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total",
@@ -35,7 +37,7 @@ def squad_json(questions, version="v2.0"):
 
 
 def dataset(questions, version="v2.0"):
-  return evaluation.parse_dataset(squad_json(questions, version), "data.json")
+  return metrics.parse_dataset(squad_json(questions, version), "data.json")
 
 
 def write(tmp_path, name, obj):
@@ -64,7 +66,7 @@ def run_cli(*args, cwd=None):
     ("1,000", "1000"),
 ])
 def test_normalize_answer(text, normalized):
-  assert evaluation.normalize_answer(text) == normalized
+  assert metrics.normalize_answer(text) == normalized
 
 
 # --- Per-question scores ---------------------------------------------------------
@@ -72,35 +74,35 @@ def test_normalize_answer(text, normalized):
 
 def test_f1_counts_each_shared_token_at_most_as_often_as_on_both_sides():
   # common = {x: 1, y: 1} -> 2 of 3 tokens on each side: precision = recall = 2/3.
-  f1 = evaluation.token_f1(["x", "x", "y"], ["x", "y", "y"])
+  f1 = metrics.token_f1(["x", "x", "y"], ["x", "y", "y"])
   assert f1 == (2 * (2 / 3) * (2 / 3)) / (2 / 3 + 2 / 3)
 
 
 def test_score_is_the_max_over_gold_answers():
-  exact, f1 = evaluation.score_v2("Black Cat", ["dog", "the black cat", "cat"])
+  exact, f1 = metrics.score_v2("Black Cat", ["dog", "the black cat", "cat"])
   assert (exact, f1) == (1, 1.0)
-  exact, f1 = evaluation.score_v1("black cat", ["dog", "cat"])
+  exact, f1 = metrics.score_v1("black cat", ["dog", "cat"])
   assert exact is False and f1 == (2 * 0.5 * 1.0) / (0.5 + 1.0)
 
 
 def test_v2_empty_side_scores_int_agreement():
   # Either side empty ("no answer"): 1 if both are, else 0, both as int.
-  assert evaluation.score_v2("", []) == (1, 1)
-  assert evaluation.score_v2("The!", []) == (1, 1)       # normalizes to "" too
-  assert evaluation.score_v2("cat", []) == (0, 0)
-  assert evaluation.score_v2("", ["cat"]) == (0, 0)
-  assert type(evaluation.score_v2("cat", [])[1]) is int
+  assert metrics.score_v2("", []) == (1, 1)
+  assert metrics.score_v2("The!", []) == (1, 1)       # normalizes to "" too
+  assert metrics.score_v2("cat", []) == (0, 0)
+  assert metrics.score_v2("", ["cat"]) == (0, 0)
+  assert type(metrics.score_v2("cat", [])[1]) is int
 
 
 def test_v2_drops_gold_answers_that_normalize_to_empty():
   # "the" would match the empty prediction; dropped, only "cat" is left.
-  assert evaluation.score_v2("", ["the", "cat"]) == (0, 0)
+  assert metrics.score_v2("", ["the", "cat"]) == (0, 0)
   # All dropped: the question keeps its answers but "" becomes the gold answer.
-  assert evaluation.score_v2("", ["a", "!"]) == (1, 1)
+  assert metrics.score_v2("", ["a", "!"]) == (1, 1)
 
 
 def test_v1_has_no_empty_rule_so_empty_matches_score_exact_but_not_f1():
-  assert evaluation.score_v1("the", ["a"]) == (True, 0)
+  assert metrics.score_v1("the", ["a"]) == (True, 0)
 
 
 # --- SQuAD v1.1 -----------------------------------------------------------------
@@ -108,23 +110,23 @@ def test_v1_has_no_empty_rule_so_empty_matches_score_exact_but_not_f1():
 
 def test_v1_missing_prediction_scores_zero_and_counts_in_total():
   data = dataset([("q1", ["cat"]), ("q2", ["dog"])], "1.1")
-  result = evaluation.evaluate_v1(data, {"q1": "cat", "extra": "ignored"})
+  result = metrics.evaluate_v1(data, {"q1": "cat", "extra": "ignored"})
   assert result == {"exact_match": 50.0, "f1": 50.0}
   assert list(result) == ["exact_match", "f1"]
-  assert evaluation.missing_predictions(data, {"q1": "cat"}) == ["q2"]
+  assert metrics.missing_predictions(data, {"q1": "cat"}) == ["q2"]
 
 
 def test_v1_counts_duplicate_question_ids_each_time_v2_once():
   data = dataset([("q1", ["cat"]), ("q1", ["cat"]), ("q2", ["dog"])], "1.1")
   predictions = {"q1": "cat", "q2": "bird"}
-  assert evaluation.evaluate_v1(data, predictions)["exact_match"] == 100.0 * 2 / 3
+  assert metrics.evaluate_v1(data, predictions)["exact_match"] == 100.0 * 2 / 3
   v2 = evaluation.evaluate_v2(data, predictions)
   assert (v2["exact"], v2["total"]) == (50.0, 2)
 
 
 def test_v1_rejects_a_predicted_question_without_gold_answers():
   with pytest.raises(InputError, match=r"data.json: question 'q1'.*--squad-version 2.0"):
-    evaluation.evaluate_v1(dataset([("q1", [])]), {"q1": "x"})
+    metrics.evaluate_v1(dataset([("q1", [])]), {"q1": "x"})
 
 
 def test_version_warning():
@@ -183,12 +185,12 @@ def test_best_threshold_counts_a_nonempty_no_answer_prediction_as_wrong():
   # t=0.05: answer q2 -> 0.  t=0.1: answer q1 too -> 1, not > 1: best stays 1 at 0.0.
   data = dataset([("q1", ["cat"]), ("q2", [])])
   predictions = {"q1": "cat", "q2": "the"}
-  best = evaluation.find_best_thresholds(data, predictions, {"q2": 0.05, "q1": 0.1})
+  best = thresholds.find_best_thresholds(data, predictions, {"q2": 0.05, "q1": 0.1})
   assert best == {"best_exact": 100.0 * 1 / 2, "best_exact_thresh": 0.0,
                   "best_f1": 100.0 * 1 / 2, "best_f1_thresh": 0.0}
   assert list(best) == BEST_KEYS
   # With "" for q2 the answered q1 lifts the count to 2 at t=0.1.
-  best = evaluation.find_best_thresholds(data, {"q1": "cat", "q2": ""}, {"q2": 0.05, "q1": 0.1})
+  best = thresholds.find_best_thresholds(data, {"q1": "cat", "q2": ""}, {"q2": 0.05, "q1": 0.1})
   assert (best["best_exact"], best["best_exact_thresh"]) == (100.0, 0.1)
 
 
@@ -196,7 +198,7 @@ def test_best_threshold_adds_partial_f1_and_keeps_the_raw_na_prob_value():
   # Start 2 (q2, q4). Rising na: q1 +1 -> 3 (t=-2); q3 +0.5 -> 3.5 (t=3);
   # q4 "dog" -1 -> 2.5; q2 "" +0 -> 2.5. Best F1 3.5 at 3 (an int stays an int).
   na_probs = {"q1": -2, "q2": 9.5, "q3": 3, "q4": 4.0}
-  best = evaluation.find_best_thresholds(dataset(V2_QUESTIONS), V2_PREDICTIONS, na_probs)
+  best = thresholds.find_best_thresholds(dataset(V2_QUESTIONS), V2_PREDICTIONS, na_probs)
   assert best == {"best_exact": 100.0 * 3 / 4, "best_exact_thresh": -2,
                   "best_f1": 100.0 * 3.5 / 4, "best_f1_thresh": 3}
   assert type(best["best_f1_thresh"]) is int
@@ -205,13 +207,13 @@ def test_best_threshold_adds_partial_f1_and_keeps_the_raw_na_prob_value():
 def test_precision_recall_curve_puts_points_only_between_distinct_na_probs():
   # Rising na: q1 (0.1, answerable, exact 1), then q2 (no answer) and q3
   # (answerable, exact 0) tied at 0.2: one point after q1, one after the tie.
-  raw = evaluation.raw_scores_v2(dataset(V2_QUESTIONS[:3]), V2_PREDICTIONS)
+  raw = metrics.raw_scores_v2(dataset(V2_QUESTIONS[:3]), V2_PREDICTIONS)
   na_probs = {"q1": 0.1, "q2": 0.2, "q3": 0.2}
-  curve = evaluation.precision_recall_curve(raw.exact, na_probs, raw.has_answer)
+  curve = thresholds.precision_recall_curve(raw.exact, na_probs, raw.has_answer)
   assert curve.recalls == [0.0, 0.5, 0.5]
   assert curve.precisions == [1.0, 1.0, 1 / 3]
   assert curve.average_precision == 100.0 * (1.0 * 0.5)
-  f1_curve = evaluation.precision_recall_curve(raw.f1, na_probs, raw.has_answer)
+  f1_curve = thresholds.precision_recall_curve(raw.f1, na_probs, raw.has_answer)
   assert f1_curve.average_precision == 100.0 * (1.0 * 0.5 + (1.5 / 3) * (0.75 - 0.5))
 
 
@@ -275,10 +277,10 @@ def test_v2_matches_tf_models_official_on_random_files():
       continue
     want = reference.evaluate(data["data"], predictions, na_probs)
     want = [(renamed.get(k, k), v) for k, v in want.items()]
-    got = evaluation.evaluate_v2(evaluation.parse_dataset(data), predictions, na_probs)
+    got = evaluation.evaluate_v2(metrics.parse_dataset(data), predictions, na_probs)
     got.update((f"pr_{name}_ap", curve.average_precision) for name, curve in
-               evaluation.precision_recall_curves(
-                   evaluation.raw_scores_v2(evaluation.parse_dataset(data), predictions),
+               thresholds.precision_recall_curves(
+                   metrics.raw_scores_v2(metrics.parse_dataset(data), predictions),
                    na_probs).items())
     assert list(got.items()) == want, seed  # exact values, types and key order
     compared += 1
@@ -295,7 +297,7 @@ def test_v1_matches_tf_models_official_on_random_files():
            ((qa["id"], qa["answers"]) for qa in _qas(data)) if qid in predictions):
       continue
     want = reference.evaluate(data["data"], predictions)
-    got = evaluation.evaluate_v1(evaluation.parse_dataset(data), predictions)
+    got = metrics.evaluate_v1(metrics.parse_dataset(data), predictions)
     assert got == pytest.approx({"exact_match": 100 * want["exact_match"],
                                  "f1": 100 * want["final_f1"]}, rel=1e-12, abs=1e-12), seed
     compared += 1
@@ -331,16 +333,16 @@ def test_na_probs_must_cover_every_predicted_question():
 ])
 def test_dataset_structure_errors_name_the_place(structure, where):
   with pytest.raises(InputError, match=f"^data.json: .*{where}"):
-    evaluation.parse_dataset(structure, "data.json")
+    metrics.parse_dataset(structure, "data.json")
 
 
 def test_url_paths_are_read_and_written_through_tf_io_gfile(tmp_path):
   # file:// takes the gs:// code path (tf.io.gfile) without a network.
   url = f"file://{write(tmp_path, 'data.json', squad_json(V2_QUESTIONS))}"
-  data = evaluation.load_dataset(url)
+  data = metrics.load_dataset(url)
   assert [q.qid for q in data.questions] == ["q1", "q2", "q3", "q4"]
   with pytest.raises(InputError, match="^file://.*missing.json: cannot read it"):
-    evaluation.load_predictions(f"file://{tmp_path}/missing.json")
+    metrics.load_predictions(f"file://{tmp_path}/missing.json")
   with io_utils.atomic_open(f"file://{tmp_path}/out.json") as f:
     f.write("{}")
   assert (tmp_path / "out.json").read_text() == "{}"

@@ -1,4 +1,4 @@
-"""bert_squad.postprocess on small hand-made examples and logits.
+"""bert_squad.answers (logits -> prediction files) on small hand-made examples and logits.
 
 The expected answers are worked out by hand from the original algorithm;
 tests/parity/test_postprocess_parity.py compares whole files with
@@ -13,13 +13,17 @@ import sys
 import numpy as np
 import pytest
 
-from bert_squad import postprocess
+from bert_squad.answers import logits_io
+from bert_squad.answers import nbest_lists
+from bert_squad.answers import prediction_files
+from bert_squad.answers import rewrite
+from bert_squad.answers import text_alignment
+from bert_squad.answers.logits_io import RawResult
 from bert_squad.common.errors import InputError
 from bert_squad.data import features as features_lib
 from bert_squad.data import squad
 from bert_squad.data.features import InputFeatures
 from bert_squad.data.squad import SquadExample
-from bert_squad.postprocess import RawResult
 
 SEQ = 16
 LOW = -10.0
@@ -69,7 +73,7 @@ def _result(starts, ends, unique_id=1000000000):
 def _predict(results, features=None, examples=None, n_best_size=3,
              max_answer_length=30, version_2=False, threshold=0.0,
              do_lower_case=True):
-  return postprocess.compute_predictions(
+  return nbest_lists.compute_predictions(
       examples or [_example()], features or [_feature()], results,
       n_best_size=n_best_size, max_answer_length=max_answer_length,
       do_lower_case=do_lower_case, version_2_with_negative=version_2,
@@ -322,8 +326,8 @@ def test_non_finite_or_ragged_logits_are_input_errors():
     ("dog bark", "dog barked", True, "dog bark"),
 ])
 def test_get_final_text(pred_text, orig_text, do_lower_case, expected):
-  assert postprocess.get_final_text(pred_text, orig_text,
-                                    do_lower_case) == expected
+  assert text_alignment.get_final_text(pred_text, orig_text,
+                                       do_lower_case) == expected
 
 
 TRICKY_WORDS = [
@@ -342,9 +346,9 @@ TRICKY_WORDS = [
 @pytest.mark.parametrize("do_lower_case", [True, False])
 def test_span_aligner_equals_get_final_text(words, do_lower_case):
   """The per-word tokenization shortcut gives get_final_text's answers."""
-  aligner = postprocess._SpanAligner(do_lower_case, verbose_logging=False)
+  aligner = text_alignment.SpanAligner(do_lower_case, verbose_logging=False)
   document = aligner.document(words)
-  tokenizer = postprocess._basic_tokenizer(do_lower_case)
+  tokenizer = text_alignment.basic_tokenizer(do_lower_case)
   checked = 0
   for first in range(len(words)):
     for last in range(first, min(first + 4, len(words))):
@@ -353,7 +357,7 @@ def test_span_aligner_equals_get_final_text(words, do_lower_case):
       for pred_text in {tok_text, tok_text[1:], tok_text[:-1], tok_text[2:-2],
                         tok_text.upper(), tok_text.split(" ")[-1], ""}:
         assert document.final_text(pred_text, first, last) == (
-            postprocess.get_final_text(pred_text, orig_text, do_lower_case)), (
+            text_alignment.get_final_text(pred_text, orig_text, do_lower_case)), (
                 pred_text, orig_text)
         checked += 1
   assert checked > 5 * len(words)
@@ -383,9 +387,9 @@ def _json_bytes(obj):
 def test_prediction_files_are_written_as_the_original(tmp_path):
   predictions = {"id-1": "Caf\u00e9", "id\u00e9-2": ""}
   null_odds = {"id-1": -3.5, "id\u00e9-2": 1000000}
-  files = postprocess.write_prediction_files(str(tmp_path), predictions,
-                                             NBEST_SAMPLE, null_odds)
-  assert files == postprocess.PredictionFiles.in_dir(str(tmp_path))
+  files = prediction_files.write_prediction_files(str(tmp_path), predictions,
+                                                  NBEST_SAMPLE, null_odds)
+  assert files == prediction_files.PredictionFiles.in_dir(str(tmp_path))
   assert pathlib.Path(files.predictions).read_bytes() == _json_bytes(
       predictions)
   assert pathlib.Path(files.nbest).read_bytes() == _json_bytes(NBEST_SAMPLE)
@@ -407,10 +411,10 @@ def test_prediction_files_are_written_as_the_original(tmp_path):
     {"q": []},
 ])
 def test_nbest_file_of_any_shape_is_plain_json(tmp_path, nbest):
-  files = postprocess.PredictionFiles(
+  files = prediction_files.PredictionFiles(
       predictions=str(tmp_path / "p.json"), nbest=str(tmp_path / "n.json"),
       null_odds=str(tmp_path / "o.json"))
-  postprocess.write_prediction_files(files, {}, nbest, None)
+  prediction_files.write_prediction_files(files, {}, nbest, None)
   assert pathlib.Path(files.nbest).read_bytes() == _json_bytes(nbest)
   assert not (tmp_path / "o.json").exists()  # SQuAD 1.1: no null odds
 
@@ -423,7 +427,7 @@ def test_nbest_file_of_any_shape_is_plain_json(tmp_path, nbest):
     [],
 ])
 def test_json_numbers_are_reprs(numbers):
-  assert postprocess._json_numbers(numbers) == list(map(repr, numbers))
+  assert prediction_files.json_numbers(numbers) == list(map(repr, numbers))
 
 
 def test_json_numbers_equal_repr_on_logits_and_probabilities():
@@ -432,7 +436,7 @@ def test_json_numbers_equal_repr_on_logits_and_probabilities():
   logits = (rng.normal(size=50000) * 4).astype(np.float32).astype(np.float64)
   probabilities = np.exp(rng.normal(size=50000) * 10 - 8)
   numbers = logits.tolist() + probabilities.tolist() + (-probabilities).tolist()
-  assert postprocess._json_numbers(numbers) == list(map(repr, numbers))
+  assert prediction_files.json_numbers(numbers) == list(map(repr, numbers))
 
 
 def test_logits_round_trip(tmp_path):
@@ -441,16 +445,16 @@ def test_logits_round_trip(tmp_path):
   start = rng.normal(size=(5, SEQ)).astype(np.float32)
   end = rng.normal(size=(5, SEQ)).astype(np.float32)
   path = str(tmp_path / "logits.npz")
-  postprocess.save_logits(path, unique_ids, start, end)
+  logits_io.save_logits(path, unique_ids, start, end)
   assert os.listdir(tmp_path) == ["logits.npz"]  # no temporary left behind
-  loaded_ids, loaded_start, loaded_end = postprocess.load_logits(path)
+  loaded_ids, loaded_start, loaded_end = logits_io.load_logits(path)
   assert loaded_ids.dtype == np.int64 and loaded_start.dtype == np.float32
   np.testing.assert_array_equal(loaded_ids, unique_ids)
   np.testing.assert_array_equal(loaded_start, start)
   np.testing.assert_array_equal(loaded_end, end)
   with np.load(path) as npz:  # a plain .npz, as documented
     assert sorted(npz.files) == ["end_logits", "start_logits", "unique_ids"]
-  assert isinstance(postprocess.load_logits(path), postprocess.Logits)
+  assert isinstance(logits_io.load_logits(path), logits_io.Logits)
 
 
 def _write_npz(path, **arrays):
@@ -486,19 +490,19 @@ def test_bad_logits_file_is_an_input_error(tmp_path, content, problem):
   else:
     _write_npz(path, **content)
   with pytest.raises(InputError, match=problem) as raised:
-    postprocess.load_logits(str(path))
+    logits_io.load_logits(str(path))
   assert str(raised.value).startswith(str(path) + ": ")
 
 
 def test_missing_logits_file_is_an_input_error(tmp_path):
   with pytest.raises(InputError, match="cannot read"):
-    postprocess.load_logits(str(tmp_path / "absent.npz"))
+    logits_io.load_logits(str(tmp_path / "absent.npz"))
 
 
 def test_save_logits_refuses_mismatched_arrays(tmp_path):
   with pytest.raises(ValueError, match="shape"):
-    postprocess.save_logits(str(tmp_path / "x.npz"), np.arange(2),
-                            np.zeros((3, 4)), np.zeros((3, 4)))
+    logits_io.save_logits(str(tmp_path / "x.npz"), np.arange(2),
+                          np.zeros((3, 4)), np.zeros((3, 4)))
   assert not os.listdir(tmp_path)
 
 
@@ -517,7 +521,7 @@ def saved_run(tmp_path, monkeypatch):
                      unique_id=11),
              _result({DOG: 1.0, 0: 4.0}, {DOG: 1.0, 0: 4.0}, unique_id=12)]
   logits_file = str(tmp_path / "logits.npz")
-  postprocess.save_logits(
+  logits_io.save_logits(
       logits_file, np.array([r.unique_id for r in results]),
       np.stack([r.start_logits for r in results]),
       np.stack([r.end_logits for r in results]))
@@ -538,10 +542,10 @@ def test_rewrite_predictions_equals_a_fresh_computation(
   options = dict(n_best_size=n_best_size, max_answer_length=max_answer_length,
                  do_lower_case=True, version_2_with_negative=True,
                  null_score_diff_threshold=threshold)
-  files = postprocess.rewrite_predictions(
+  files = rewrite.rewrite_predictions(
       "dev.json", "dev.features.jsonl", logits_file, str(tmp_path / "out"),
       **options)
-  predictions, nbest, null_odds = postprocess.compute_predictions(
+  predictions, nbest, null_odds = nbest_lists.compute_predictions(
       examples, features, results, **options)
   assert pathlib.Path(files.predictions).read_bytes() == _json_bytes(
       predictions)
@@ -560,14 +564,14 @@ def test_rewrite_predictions_names_the_file_that_does_not_match(
                                                         example_index=1)])
   with pytest.raises(InputError,
                      match="no logits for feature unique_id 13") as raised:
-    postprocess.rewrite_predictions("dev.json", "meta.jsonl", logits_file,
-                                    str(tmp_path), **options)
+    rewrite.rewrite_predictions("dev.json", "meta.jsonl", logits_file,
+                                str(tmp_path), **options)
   assert str(raised.value).startswith(logits_file)
   monkeypatch.setattr(features_lib, "read_feature_metadata",
                       lambda path: [_feature(unique_id=11, example_index=2)])
   with pytest.raises(InputError, match="^meta.jsonl: .*example_index 2"):
-    postprocess.rewrite_predictions("dev.json", "meta.jsonl", logits_file,
-                                    str(tmp_path), **options)
+    rewrite.rewrite_predictions("dev.json", "meta.jsonl", logits_file,
+                                str(tmp_path), **options)
 
 
 def test_command_line_reports_a_bad_logits_file_in_one_line(tmp_path):
@@ -578,7 +582,7 @@ def test_command_line_reports_a_bad_logits_file_in_one_line(tmp_path):
        f"--logits_file={bad}", "--predict_file=dev.json",
        "--feature_metadata_file=dev.features.jsonl",
        f"--output_dir={tmp_path / 'out'}", "--n_best_size=5"],
-      cwd=pathlib.Path(__file__).resolve().parent.parent, capture_output=True,
+      cwd=pathlib.Path(__file__).resolve().parents[2], capture_output=True,
       text=True, timeout=120,
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert completed.returncode == InputError.EXIT_CODE
@@ -591,7 +595,7 @@ def test_command_line_reports_a_bad_logits_file_in_one_line(tmp_path):
 # ----------------------------------------------------------------------------
 # docs/postprocess.md's command line, on the files a --do_predict run leaves.
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _doc_command(heading: str) -> str:
@@ -615,8 +619,8 @@ def doc_rewrite(tmp_path_factory):
   features_lib.write_feature_metadata(
       features_lib.feature_metadata_path(str(out / "features" / "predict-0123456789abcdef.tf_record")), features)
   results = [_result({STEVE: 5.0}, {SMITH: 5.0}, unique_id=11), _result({0: 4.0}, {0: 4.0}, unique_id=12)]
-  postprocess.save_logits(str(out / postprocess.LOGITS_FILE), np.array([11, 12]),
-                          np.stack([r.start_logits for r in results]), np.stack([r.end_logits for r in results]))
+  logits_io.save_logits(str(out / logits_io.LOGITS_FILE), np.array([11, 12]),
+                        np.stack([r.start_logits for r in results]), np.stack([r.end_logits for r in results]))
   command = _doc_command("## Re-writing predictions from saved logits")
   completed = subprocess.run(
       ["bash", "-c", f'python() {{ "{sys.executable}" "$@"; }}; {command}'], cwd=work, capture_output=True,
@@ -628,16 +632,16 @@ def test_the_docs_rewriting_command_runs_as_written(doc_rewrite):
   completed, out = doc_rewrite
   assert completed.returncode == 0, completed.stderr[-3000:]
   assert sorted(os.listdir(out / "threshold-1.5")) == sorted(
-      [postprocess.PREDICTIONS_FILE, postprocess.NBEST_FILE, postprocess.NULL_ODDS_FILE])
+      [prediction_files.PREDICTIONS_FILE, prediction_files.NBEST_FILE, prediction_files.NULL_ODDS_FILE])
 
 
 def test_command_line_names_every_file_it_wrote(doc_rewrite):
   completed, _ = doc_rewrite
-  files = postprocess.PredictionFiles.in_dir("OUT/threshold-1.5")  # as the command names them
+  files = prediction_files.PredictionFiles.in_dir("OUT/threshold-1.5")  # as the command names them
   assert f"wrote {files.predictions}, {files.nbest}, {files.null_odds}" in completed.stderr, completed.stderr[-3000:]
 
 
 def test_written_files_have_null_odds_for_squad_2_only():
-  files = postprocess.PredictionFiles.in_dir("out")
+  files = prediction_files.PredictionFiles.in_dir("out")
   assert files.written(False) == ["out/predictions.json", "out/nbest_predictions.json"]
   assert files.written(True) == ["out/predictions.json", "out/nbest_predictions.json", "out/null_odds.json"]
