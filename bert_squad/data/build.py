@@ -1,36 +1,27 @@
-"""SQuAD JSON -> TFRecord of features + per-feature metadata + info JSON.
+"""SQuAD JSON file -> its feature files (TFRecord + metadata JSON lines + info JSON), with worker processes.
 
-  python -m bert_squad.preprocess --input_file=dev-v2.0.json \
-      --output_file=out/dev.tf_record --vocab_file=vocab.txt --do_lower_case \
-      --max_seq_length=384 --doc_stride=128 --max_query_length=64 \
-      --is_training=false --version_2_with_negative=true
-
-writes `out/dev.tf_record`, `out/dev.tf_record.metadata.jsonl` (what
-postprocessing needs per feature; prediction mode only unless
---write_metadata) and `out/dev.tf_record.info.json` (the parameters,
-input/vocab sha256 and counts). Bad input: one line on stderr,
-exit code 2, no output files.
-
-`build_feature_files` is the library function behind the CLI (run_squad.py
-calls it too); the flags are defined only when this module runs as a script.
+`build_feature_files(input_file, output_file, vocab_file, ...) -> FeaturesInfo`
+is the library function behind `python -m bert_squad.preprocess` and
+run_squad.py: read and validate the examples (`squad`), tokenize, window and
+encode them in this process and `feature_workers` processes, and stream the
+records and metadata lines to disk (`feature_files`). No TensorFlow.
 """
 import sys
-import time
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Iterator
 
-import bert_squad  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from absl import flags
-from absl import logging
-
-from bert_squad.common import cli
 from bert_squad.common import gc_utils
 from bert_squad.common import io_utils
 from bert_squad.common import progress
 from bert_squad.common.errors import InputError
+from bert_squad.data import feature_files
 from bert_squad.data import feature_workers
 from bert_squad.data import features
 from bert_squad.data import squad
 from bert_squad.data import tokenization
+from bert_squad.data import windows
+
+# `encode(chunks) -> encoded chunks in order`, from `feature_workers.chunk_encoding`.
+ChunkEncoder = Callable[[Iterable[feature_workers.ExampleChunk]], Iterator[feature_workers.EncodedChunk]]
 
 
 def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_lower_case: bool = True,
@@ -38,11 +29,11 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
                         is_training: bool = False, version_2_with_negative: bool = False, shuffle: bool = True,
                         write_metadata: bool | None = None, metadata_file: str | None = None,
                         info_file: str | None = None, show_progress: bool = False,
-                        num_workers: int | None = None) -> features.FeaturesInfo:
+                        num_workers: int | None = None) -> feature_files.FeaturesInfo:
   """Reads a SQuAD file and writes its features as TFRecord + metadata + info.
 
   The files are byte-identical for any `num_workers`, and to
-  `features.write_feature_files(features.iter_features(...))` of the same
+  `feature_files.write_feature_files(features.iter_features(...))` of the same
   examples.
 
   Args:
@@ -72,115 +63,114 @@ def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_l
     InputError: bad parameters, vocab or SQuAD file, a `do_lower_case` that
       contradicts the vocab; nothing is written then.
   """
-  features.validate_window_params(max_seq_length, doc_stride, max_query_length)
+  windows.validate_window_params(max_seq_length, doc_stride, max_query_length)
+  num_workers = _worker_count(num_workers)
+  if write_metadata is None:
+    write_metadata = not is_training
+  settings = _encoding_settings(vocab_file, do_lower_case, max_seq_length, doc_stride, max_query_length,
+                                is_training, write_metadata)
+  # The workers start now and get ready while this process reads the file.
+  with gc_utils.cyclic_gc_paused(), feature_workers.chunk_encoding(settings, num_workers) as encode:
+    examples, stats, shuffle_seed = _read_examples(input_file, is_training, version_2_with_negative, shuffle)
+    metadata_file = (metadata_file or feature_files.feature_metadata_path(output_file)) if write_metadata else None
+    info_file = info_file or feature_files.features_info_path(output_file)
+    info = _features_info(input_file, vocab_file, settings, version_2_with_negative, shuffle_seed,
+                          len(examples), stats)
+    outputs = [path for path in (output_file, metadata_file) if path]
+    _make_output_dirs(output_file, metadata_file, info_file)
+    info.num_features = _write_windows(encode, examples, settings, output_file, metadata_file, show_progress)
+  _write_info_or_remove_outputs(info_file, info, outputs)
+  return info
+
+
+def _worker_count(num_workers: int | None) -> int:
+  """`num_workers`, by default one per usable CPU core; `InputError` below 1."""
   if num_workers is None:
     num_workers = feature_workers.usable_cpus()
   if num_workers < 1:
     raise InputError(f"--num_preprocess_workers={num_workers}: must be at least 1")
-  vocab = tokenization.load_vocab(vocab_file)
-  tokenization.check_do_lower_case(do_lower_case, vocab_file, vocab)
-  if write_metadata is None:
-    write_metadata = not is_training
-  settings = feature_workers.EncodingSettings(
-      vocab_tokens=list(vocab), do_lower_case=do_lower_case, max_seq_length=max_seq_length, doc_stride=doc_stride,
-      max_query_length=max_query_length, is_training=is_training, with_metadata=write_metadata)
-  # The workers start now and get ready while this process reads the file.
-  with gc_utils.cyclic_gc_paused(), feature_workers.chunk_encoding(settings, num_workers) as encode:
-    examples, stats = squad.read_squad_examples(input_file, is_training, version_2_with_negative)
-    shuffle_seed = squad.TRAIN_SHUFFLE_SEED if is_training and shuffle else None
-    if shuffle_seed is not None:
-      examples = squad.shuffle_examples(examples, shuffle_seed)
-    metadata_file = (metadata_file or features.feature_metadata_path(output_file)) if write_metadata else None
-    info_file = info_file or features.features_info_path(output_file)
-    info = features.FeaturesInfo(
-        input_file=input_file, input_sha256=io_utils.file_sha256(input_file),
-        vocab_file=vocab_file, vocab_sha256=io_utils.file_sha256(vocab_file),
-        do_lower_case=do_lower_case, max_seq_length=max_seq_length, doc_stride=doc_stride,
-        max_query_length=max_query_length, is_training=is_training,
-        version_2_with_negative=version_2_with_negative, shuffle_seed=shuffle_seed,
-        num_examples=len(examples), num_features=0, skipped_answers=stats.skipped_answers,
-        multi_answer_questions=stats.multi_answer_questions)
+  return num_workers
 
-    outputs = [path for path in (output_file, metadata_file) if path]
-    for flag, path in (("--output_file", output_file), ("--metadata_file", metadata_file),
-                       ("--info_file", info_file)):
-      parent = (path or "").rpartition("/")[0]
-      if parent:
-        io_utils.make_output_dir(parent, flag, path)
-    qas_ids = [example.qas_id for example in examples]  # example_chunks frees the examples as it goes
-    encoded_chunks = encode(feature_workers.example_chunks(examples, is_training))
-    if show_progress:
-      encoded_chunks = progress.iterate(encoded_chunks, len(examples), "features", "examples",
-                                        sys.stderr, count=lambda chunk: chunk.num_examples)
-    cut_questions = 0
 
-    def windows_of(chunks: Iterable[feature_workers.EncodedChunk]):
-      nonlocal cut_questions
-      for chunk in chunks:
-        for example_index, num_tokens in chunk.cut_questions:
-          cut_questions += 1
-          if cut_questions <= features.MAX_CUT_QUESTION_WARNINGS:
-            features.warn_cut_question(qas_ids[example_index], num_tokens, max_query_length)
-        yield chunk.windows
+def _read_examples(input_file: str, is_training: bool, version_2_with_negative: bool,
+                   shuffle: bool) -> tuple[list[squad.SquadExample], squad.ReadStats, int | None]:
+  """The file's examples (pre-shuffled in training if `shuffle`), their counts and the seed used (or None)."""
+  examples, stats = squad.read_squad_examples(input_file, is_training, version_2_with_negative)
+  shuffle_seed = squad.TRAIN_SHUFFLE_SEED if is_training and shuffle else None
+  if shuffle_seed is not None:
+    examples = squad.shuffle_examples(examples, shuffle_seed)
+  return examples, stats, shuffle_seed
 
-    info.num_features = features.write_encoded_feature_files(windows_of(encoded_chunks), output_file,
-                                                             metadata_file)
-    features.warn_cut_questions(cut_questions, max_query_length)
+
+def _write_info_or_remove_outputs(info_file: str, info: feature_files.FeaturesInfo, outputs: list[str]) -> None:
+  """Writes the info file last; if that fails, removes the TFRecord and metadata written before it."""
   try:
-    features.write_features_info(info_file, info)
+    feature_files.write_features_info(info_file, info)
   except BaseException:
     for path in outputs:
       io_utils.remove_if_exists(path)
     raise
-  return info
 
 
-def define_flags() -> None:
-  """The original run_squad.py flag names, for this entry point only."""
-  flags.DEFINE_string("input_file", None, "SQuAD JSON to convert (local or gs://).")
-  flags.DEFINE_string("output_file", None, "TFRecord to write; metadata and info go beside it.")
-  flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary of the BERT model.")
-  flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (uncased models); checked against "
-                    "the vocabulary.")
-  flags.DEFINE_integer("max_seq_length", 384, "Tokens per window, [CLS] query [SEP] doc [SEP] and padding.")
-  flags.DEFINE_integer("doc_stride", 128, "Step between the starts of a document's windows (not the overlap).")
-  flags.DEFINE_integer("max_query_length", 64, "Question tokens kept; longer questions are cut.")
-  flags.DEFINE_bool("is_training", False, "Write training features (answer positions, first answer only).")
-  flags.DEFINE_bool("version_2_with_negative", False, "SQuAD 2.0: questions may be impossible.")
-  flags.DEFINE_bool("shuffle", True, "Training: pre-shuffle examples with the original's seed 12345.")
-  flags.DEFINE_bool("write_metadata", None, "Write the per-feature metadata (default: prediction mode only).")
-  flags.DEFINE_string("metadata_file", None, "Default: <output_file>.metadata.jsonl.")
-  flags.DEFINE_string("info_file", None, "Default: <output_file>.info.json.")
-  flags.DEFINE_integer("num_preprocess_workers", None,
-                       "Processes that tokenize and encode, this one included (default: one per usable CPU "
-                       "core); 1: all in this process. The output is the same for any number.")
+def _encoding_settings(vocab_file: str, do_lower_case: bool, max_seq_length: int, doc_stride: int,
+                       max_query_length: int, is_training: bool,
+                       with_metadata: bool) -> feature_workers.EncodingSettings:
+  """Loads and checks the vocabulary (`InputError` if bad or of the other casing); the encoders' settings."""
+  vocab = tokenization.load_vocab(vocab_file)
+  tokenization.check_do_lower_case(do_lower_case, vocab_file, vocab)
+  return feature_workers.EncodingSettings(
+      vocab_tokens=list(vocab), do_lower_case=do_lower_case, max_seq_length=max_seq_length, doc_stride=doc_stride,
+      max_query_length=max_query_length, is_training=is_training, with_metadata=with_metadata)
 
 
-def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
-  flag_values = flags.FLAGS
-  for name in ("input_file", "output_file", "vocab_file"):
-    if not flag_values[name].value:
-      raise InputError(f"--{name} is required")
-  started = time.monotonic()
-  info = build_feature_files(
-      input_file=flag_values.input_file, output_file=flag_values.output_file,
-      vocab_file=flag_values.vocab_file, do_lower_case=flag_values.do_lower_case,
-      max_seq_length=flag_values.max_seq_length, doc_stride=flag_values.doc_stride,
-      max_query_length=flag_values.max_query_length, is_training=flag_values.is_training,
-      version_2_with_negative=flag_values.version_2_with_negative, shuffle=flag_values.shuffle,
-      write_metadata=flag_values.write_metadata, metadata_file=flag_values.metadata_file,
-      info_file=flag_values.info_file, show_progress=True,
-      num_workers=flag_values.num_preprocess_workers)
-  summary = (f"{info.input_file}: {info.num_examples} examples -> {info.num_features} features in "
-             f"{time.monotonic() - started:.1f} s")
-  if info.is_training:  # prediction reads no answers: those counts are always 0
-    summary += (f"; {info.skipped_answers} answers not found (skipped), "
-                f"{info.multi_answer_questions} questions with several answers (first used)")
-  logging.info("%s", summary)
+def _features_info(input_file: str, vocab_file: str, settings: feature_workers.EncodingSettings,
+                   version_2_with_negative: bool, shuffle_seed: int | None, num_examples: int,
+                   stats: squad.ReadStats) -> feature_files.FeaturesInfo:
+  """The info of the feature set about to be written (sha256 of the input and the vocab); num_features 0."""
+  return feature_files.FeaturesInfo(
+      input_file=input_file, input_sha256=io_utils.file_sha256(input_file),
+      vocab_file=vocab_file, vocab_sha256=io_utils.file_sha256(vocab_file),
+      do_lower_case=settings.do_lower_case, max_seq_length=settings.max_seq_length,
+      doc_stride=settings.doc_stride, max_query_length=settings.max_query_length,
+      is_training=settings.is_training, version_2_with_negative=version_2_with_negative,
+      shuffle_seed=shuffle_seed, num_examples=num_examples, num_features=0,
+      skipped_answers=stats.skipped_answers, multi_answer_questions=stats.multi_answer_questions)
 
 
-if __name__ == "__main__":
-  define_flags()
-  cli.run(main)
+def _make_output_dirs(output_file: str, metadata_file: str | None, info_file: str) -> None:
+  """Creates the folders of the three outputs; `InputError` naming the flag if one cannot be made."""
+  for flag, path in (("--output_file", output_file), ("--metadata_file", metadata_file),
+                     ("--info_file", info_file)):
+    parent = (path or "").rpartition("/")[0]
+    if parent:
+      io_utils.make_output_dir(parent, flag, path)
+
+
+def _write_windows(encode: ChunkEncoder, examples: list[squad.SquadExample],
+                   settings: feature_workers.EncodingSettings, output_file: str, metadata_file: str | None,
+                   show_progress: bool) -> int:
+  """Encodes the examples (consuming the list), writes the TFRecord (+ metadata); returns the feature count.
+
+  Warns for the first `features.MAX_CUT_QUESTION_WARNINGS` questions cut to
+  max_query_length, then gives their total.
+  """
+  max_query_length = settings.max_query_length
+  qas_ids = [example.qas_id for example in examples]  # example_chunks frees the examples as it goes
+  encoded_chunks = encode(feature_workers.example_chunks(examples, settings.is_training))
+  if show_progress:
+    encoded_chunks = progress.iterate(encoded_chunks, len(examples), "features", "examples",
+                                      sys.stderr, count=lambda chunk: chunk.num_examples)
+  cut_questions = 0
+
+  def windows_of(chunks: Iterable[feature_workers.EncodedChunk]) -> Iterator[list[tuple[bytes, bytes | None]]]:
+    nonlocal cut_questions
+    for chunk in chunks:
+      for example_index, num_tokens in chunk.cut_questions:
+        cut_questions += 1
+        if cut_questions <= features.MAX_CUT_QUESTION_WARNINGS:
+          features.warn_cut_question(qas_ids[example_index], num_tokens, max_query_length)
+      yield chunk.windows
+
+  num_features = feature_files.write_encoded_feature_files(windows_of(encoded_chunks), output_file, metadata_file)
+  features.warn_cut_questions(cut_questions, max_query_length)
+  return num_features
