@@ -21,7 +21,7 @@ from bert_squad.data import tokenization
 from bert_squad.data import windows
 
 # `encode(chunks) -> encoded chunks in order`, from `feature_workers.chunk_encoding`.
-ChunkEncoder = Callable[[Iterable[feature_workers.ExampleChunk]], Iterator[feature_workers.EncodedChunk]]
+EncodeChunks = Callable[[Iterable[feature_workers.ExampleChunk]], Iterator[feature_workers.EncodedChunk]]
 
 
 def build_feature_files(input_file: str, output_file: str, vocab_file: str, do_lower_case: bool = True,
@@ -146,7 +146,7 @@ def _make_output_dirs(output_file: str, metadata_file: str | None, info_file: st
       io_utils.make_output_dir(parent, flag, path)
 
 
-def _write_windows(encode: ChunkEncoder, examples: list[squad.SquadExample],
+def _write_windows(encode: EncodeChunks, examples: list[squad.SquadExample],
                    settings: feature_workers.EncodingSettings, output_file: str, metadata_file: str | None,
                    show_progress: bool) -> int:
   """Encodes the examples (consuming the list), writes the TFRecord (+ metadata); returns the feature count.

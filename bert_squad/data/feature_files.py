@@ -95,6 +95,7 @@ def read_feature_metadata(path: str) -> list[InputFeatures]:
 
 
 def _feature_from_metadata_line(line: str, path: str, line_number: int) -> InputFeatures:
+  """One metadata line -> `InputFeatures` with int map keys; `InputError` naming the line if malformed."""
   try:
     record = json.loads(line)
     return InputFeatures(

@@ -1,4 +1,6 @@
-"""TFRecord payloads and metadata lines as bytes, without TensorFlow or protobuf.
+"""Feature fields (name -> int list) -> serialized `tf.train.Example` bytes; windows -> record + metadata-line bytes.
+
+Without TensorFlow or protobuf.
 
 A record is a serialized `tf.train.Example` whose features are all
 `Int64List`s. It is encoded here by hand, for two reasons:

@@ -1,4 +1,4 @@
-"""Reading SQuAD v1.1 / v2.0 JSON into examples (the original `read_squad_examples`).
+"""SQuAD v1.1 / v2.0 JSON file -> list[SquadExample] + ReadStats counts (the original `read_squad_examples`).
 
 The rules are the original's: the context is split on whitespace (space, tab,
 CR, LF and U+202F only), each character maps to the word it falls in, and an

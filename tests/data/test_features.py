@@ -15,7 +15,6 @@ import bert_squad
 from bert_squad.common.errors import InputError
 from bert_squad.data import feature_files
 from bert_squad.data import features
-from bert_squad.data import records
 from bert_squad.data import squad
 from bert_squad.data import tokenization
 from bert_squad.data import windows
