@@ -11,7 +11,7 @@ INSTALL_REQUIRES = [
     "numpy>=1.26",
     "safetensors>=0.4",
     "matplotlib>=3.7",
-    "google-crc32c>=1.5",  # TFRecord checksums without TensorFlow (bert_squad/tfrecord.py)
+    "google-crc32c>=1.5",  # TFRecord checksums without TensorFlow (bert_squad/data/tfrecord.py)
     "orjson>=3.9",  # the n-best file's numbers, 3x faster than repr (bert_squad/answers/prediction_files.py)
     "tqdm>=4.66,<5",  # the one progress display (bert_squad/progress.py)
 ]

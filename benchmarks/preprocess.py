@@ -7,7 +7,7 @@
 Both sides start from the same JSON and end with a TFRecord on disk, the
 tokenizer's vocab load included: squad_lib as `read_squad_examples` +
 `convert_examples_to_features` into its `FeatureWriter`; this project as
-`preprocess.build_feature_files` (which also writes the metadata and info
+`build.build_feature_files` (which also writes the metadata and info
 files, hashes the inputs and starts its worker processes). In training mode
 both read a copy of the file that keeps the first answer per question
 (squad_lib rejects several), and this project's pre-shuffle is off, like
@@ -195,10 +195,10 @@ def _squad_lib_runner(args: argparse.Namespace):
 
 
 def _bert_squad_runner(args: argparse.Namespace):
-  from bert_squad import preprocess  # pylint: disable=import-outside-toplevel
+  from bert_squad.data import build  # pylint: disable=import-outside-toplevel
 
   def run() -> int:
-    info = preprocess.build_feature_files(
+    info = build.build_feature_files(
         args.input_file, args.output_file, args.vocab_file, do_lower_case=True, max_seq_length=args.max_seq_length,
         doc_stride=args.doc_stride, max_query_length=args.max_query_length, is_training=args.is_training,
         version_2_with_negative=args.version_2_with_negative, shuffle=False, num_workers=args.num_workers)

@@ -29,10 +29,10 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+from bert_squad.data import build
 import bert_squad  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tf_keras  # noqa: E402
 
-from bert_squad import preprocess  # noqa: E402
 from bert_squad.modeling import model_config  # noqa: E402
 from bert_squad.modeling import span_model  # noqa: E402
 from bert_squad.training import distribution  # noqa: E402
@@ -92,7 +92,7 @@ def main() -> None:
 
   with tempfile.TemporaryDirectory(prefix="bench_training_loop_") as tmp:
     record = os.path.join(tmp, "train.tf_record")
-    preprocess.build_feature_files(str(DEMO_TRAIN), record, _vocab_file(), max_seq_length=args.seq_length,
+    build.build_feature_files(str(DEMO_TRAIN), record, _vocab_file(), max_seq_length=args.seq_length,
                                    doc_stride=64, max_query_length=32, is_training=True)
     variants = {f"calls of {args.log_steps} (log_steps={args.log_steps})": args.log_steps,
                 f"one call (log_steps={args.steps})": args.steps}

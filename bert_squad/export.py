@@ -38,8 +38,8 @@ from official.nlp.tools import tokenization as tfm_tokenization
 from bert_squad.common import cli
 from bert_squad.common import io_utils
 from bert_squad.common.errors import InputError
-from bert_squad.data import features
 from bert_squad.data import tokenization
+from bert_squad.data import windows
 from bert_squad.modeling import google_format
 from bert_squad.modeling import model_config
 from bert_squad.modeling import span_model
@@ -84,7 +84,7 @@ class AnswerSettings:
 
   def validate(self) -> None:
     """Raises `InputError` naming the flag of a setting that cannot work."""
-    features.validate_window_params(self.max_seq_length, self.doc_stride, self.max_query_length)
+    windows.validate_window_params(self.max_seq_length, self.doc_stride, self.max_query_length)
     for name in ("n_best_size", "max_answer_length"):
       if getattr(self, name) < 1:
         raise InputError(f"--{name}={getattr(self, name)}: must be at least 1")

@@ -26,20 +26,20 @@ import tensorflow as tf
 import tf_keras
 from absl import logging
 
-from bert_squad import preprocess
 from bert_squad.answers import evaluation
 from bert_squad.answers import logits_io
 from bert_squad.answers import metrics
 from bert_squad.answers import prediction_files
 from bert_squad.answers import rewrite
-from bert_squad.common import errors
 from bert_squad.common import io_utils
 from bert_squad.common.errors import InputError
 from bert_squad.common.io_utils import make_output_dir
 from bert_squad.common.io_utils import write_json
-from bert_squad.data import features as features_lib
+from bert_squad.data import cache
+from bert_squad.data import feature_files
 from bert_squad.data import squad
 from bert_squad.data import tokenization
+from bert_squad.data import windows
 from bert_squad.modeling import conversion
 from bert_squad.modeling import google_format
 from bert_squad.modeling import hf_safetensors
@@ -171,7 +171,7 @@ def validate_run_config(config: RunConfig) -> None:
   if not config.init_checkpoint and not (config.bert_config_file and config.vocab_file):
     raise InputError("--bert_config_file and --vocab_file are required (or an --init_checkpoint "
                      "whose folder holds bert_config.json and vocab.txt)")
-  features_lib.validate_window_params(config.max_seq_length, config.doc_stride, config.max_query_length)
+  windows.validate_window_params(config.max_seq_length, config.doc_stride, config.max_query_length)
   for flag in ("train_batch_size", "predict_batch_size", "n_best_size", "max_answer_length"):
     if getattr(config, flag) <= 0:
       raise InputError(f"--{flag}={getattr(config, flag)}: must be positive")
@@ -264,78 +264,6 @@ def resolve_pretrained(config: RunConfig) -> tuple[str, str, str | None]:
   return bert_config_file, vocab_file, init_checkpoint
 
 
-def cached_features(config: RunConfig, input_file: str, vocab_file: str,
-                    is_training: bool) -> tuple[str, features_lib.FeaturesInfo]:
-  """Builds (or reuses) the TFRecord features of `input_file`; returns (path, info).
-
-  The file name carries a key of the input and vocab bytes and every
-  parameter, so features made with other settings are never reused.
-  """
-  cache_dir = config.cache_dir or os.path.join(config.output_dir, rewrite.RUN_FEATURES_DIR)
-  shuffle_seed = squad.TRAIN_SHUFFLE_SEED if is_training else None
-  key = features_lib.features_cache_key(
-      input_file, vocab_file, config.do_lower_case, config.max_seq_length, config.doc_stride,
-      config.max_query_length, is_training, config.version_2_with_negative, shuffle_seed)
-  path = os.path.join(cache_dir, f"{'train' if is_training else 'predict'}-{key[:16]}.tf_record")
-  info_path = features_lib.features_info_path(path)
-  if not config.overwrite_cache and tf.io.gfile.exists(info_path):
-    expected = dict(
-        format_version=features_lib.FORMAT_VERSION, input_sha256=io_utils.file_sha256(input_file),
-        vocab_sha256=io_utils.file_sha256(vocab_file), do_lower_case=config.do_lower_case,
-        max_seq_length=config.max_seq_length, doc_stride=config.doc_stride,
-        max_query_length=config.max_query_length, is_training=is_training,
-        version_2_with_negative=config.version_2_with_negative, shuffle_seed=shuffle_seed)
-    problem = _cached_features_problem(path, expected)
-    if problem is None:
-      logging.info("reusing cached features %s", path)
-      return path, features_lib.read_features_info(info_path)
-    logging.warning("%s: %s; rebuilding the cached features", path, problem)
-  logging.info("writing %s features of %s to %s", "training" if is_training else "prediction",
-               input_file, path)
-  info = preprocess.build_feature_files(
-      input_file, path, vocab_file, config.do_lower_case, config.max_seq_length, config.doc_stride,
-      config.max_query_length, is_training, config.version_2_with_negative, shuffle=True,
-      show_progress=True)
-  if is_training:
-    logging.info("%d examples -> %d features (%d answers not found in the text were skipped, "
-                 "%d questions had several answers: the first was used)", info.num_examples,
-                 info.num_features, info.skipped_answers, info.multi_answer_questions)
-  else:  # prediction reads no answers: those counts are always 0
-    logging.info("%d examples -> %d features", info.num_examples, info.num_features)
-  return path, info
-
-
-def _cached_features_problem(path: str, expected: dict) -> str | None:
-  """Why the cached TFRecord (+ info, + metadata in prediction) cannot be reused; None if it can.
-
-  The info must record exactly `expected` (the inputs' sha256 and every
-  parameter), and the TFRecord must hold `num_features` records whose
-  checksums are intact (read through once, ~1 s for the SQuAD train set).
-  """
-  try:
-    info = features_lib.read_features_info(features_lib.features_info_path(path))
-  except InputError as e:
-    return str(e)
-  changed = [name for name, value in expected.items() if getattr(info, name) != value]
-  if changed:
-    return f"built with other inputs or parameters ({', '.join(changed)})"
-  try:
-    num_records = int(tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
-  except tf.errors.OpError as e:
-    return f"unreadable TFRecord ({errors.first_line(e)})"
-  if num_records != info.num_features:
-    return f"{num_records} records, but {info.num_features} were written"
-  metadata_path = features_lib.feature_metadata_path(path)
-  if not info.is_training:
-    if not tf.io.gfile.exists(metadata_path):
-      return f"{metadata_path} is missing"
-    with tf.io.gfile.GFile(metadata_path, "rb") as f:
-      num_lines = sum(1 for _ in f)
-    if num_lines != info.num_features:
-      return f"{metadata_path} has {num_lines} lines, but {info.num_features} features were written"
-  return None
-
-
 def _load_initial_weights(model: span_model.BertSpanModel, init_checkpoint: str | None) -> list[str]:
   """Loads --init_checkpoint (Google checkpoint or HF safetensors); returns the Google names loaded."""
   if not init_checkpoint:
@@ -361,7 +289,7 @@ def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: mod
   with strategy.scope():
     model = span_model.build_span_model(bert_config, config.max_seq_length)
     _load_initial_weights(model, init_checkpoint)
-  train_record, info = cached_features(config, config.train_file, vocab_file, is_training=True)
+  train_record, info = cache.cached_features(config, config.train_file, vocab_file, is_training=True)
   num_steps = optimization.num_train_steps(info.num_examples, config.train_batch_size,
                                            config.num_train_epochs)
   num_warmup = optimization.num_warmup_steps(num_steps, config.warmup_proportion)
@@ -421,7 +349,7 @@ def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: m
   """
   if model is None:
     model = _model_for_prediction(config, strategy, bert_config, init_checkpoint)
-  predict_record, info = cached_features(config, config.predict_file, vocab_file, is_training=False)
+  predict_record, info = cache.cached_features(config, config.predict_file, vocab_file, is_training=False)
   dataset = input_pipeline.make_dataset(predict_record, config.max_seq_length,
                                         config.predict_batch_size, False)
   use_xla = config.use_xla if config.predict_use_xla is None else config.predict_use_xla
@@ -432,7 +360,7 @@ def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: m
   logits_file = os.path.join(config.output_dir, logits_io.LOGITS_FILE)
   logits_io.save_logits(logits_file, unique_ids, start_logits, end_logits)
   files = rewrite.rewrite_predictions(
-      config.predict_file, features_lib.feature_metadata_path(predict_record), logits_file,
+      config.predict_file, feature_files.feature_metadata_path(predict_record), logits_file,
       config.output_dir, do_lower_case=config.do_lower_case,
       version_2_with_negative=config.version_2_with_negative, n_best_size=config.n_best_size,
       max_answer_length=config.max_answer_length,

@@ -2,7 +2,7 @@
 
 Every case is a mistake a user can make with `run_squad.py`, `python -m bert_squad.preprocess`,
 `python -m bert_squad.postprocess` or `evaluate_v2.py`. Most run in-process through the library
-function behind the entry point (`pipeline.run`, `preprocess.build_feature_files`, ...), asserting
+function behind the entry point (`pipeline.run`, `build.build_feature_files`, ...), asserting
 the `InputError` message that `cli.run` prints as `error: <message>` with exit code 2; a
 representative set runs the real command lines as subprocesses (in parallel, to keep the time
 down), asserting the exit code, the single error line, no traceback and the files left behind.
@@ -27,9 +27,10 @@ import tensorflow as tf
 from bert_squad import pipeline
 from bert_squad.answers import logits_io
 from bert_squad.answers import rewrite
-from bert_squad import preprocess
 from bert_squad.common.errors import InputError
-from bert_squad.data import features as features_lib
+from bert_squad.data import build
+from bert_squad.data import feature_files
+from bert_squad.data import records
 from bert_squad.modeling import model_config
 from bert_squad.modeling import span_model
 from tests import run_testlib
@@ -89,7 +90,7 @@ def _assert_nothing_half_written(folder: pathlib.Path, before: dict[str, bytes])
 
 
 # ------------------------------------------------------------------------------------------------
-# SQuAD files, through preprocess.build_feature_files (what run_squad.py and
+# SQuAD files, through build.build_feature_files (what run_squad.py and
 # `python -m bert_squad.preprocess` call): training mode reads every field.
 
 
@@ -177,7 +178,7 @@ def test_bad_squad_file_names_the_file_and_place_and_writes_nothing(tmp_path, ti
   path, pattern = _squad_case_file(tmp_path, case)
   out = tmp_path / "out"
   with pytest.raises(InputError) as raised:
-    preprocess.build_feature_files(path, str(out / "train.tf_record"), str(tiny / "vocab.txt"),
+    build.build_feature_files(path, str(out / "train.tf_record"), str(tiny / "vocab.txt"),
                                    is_training=True, **WINDOW)
   message = str(raised.value)
   assert "\n" not in message and message.startswith(f"{path}: "), message
@@ -191,7 +192,7 @@ def test_is_impossible_must_be_a_boolean_in_squad_v2(tmp_path, tiny):
   path = _write(tmp_path / "train-v2.json", data)
   with pytest.raises(InputError, match=rf"^{re.escape(path)}: article 0 \('Marrowick'\), question '.+': "
                                        r"'is_impossible' is a JSON string, expected true/false$"):
-    preprocess.build_feature_files(path, str(tmp_path / "out" / "t.tf_record"), str(tiny / "vocab.txt"),
+    build.build_feature_files(path, str(tmp_path / "out" / "t.tf_record"), str(tiny / "vocab.txt"),
                                    is_training=True, version_2_with_negative=True, **WINDOW)
   assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
@@ -202,9 +203,9 @@ def test_question_longer_than_max_seq_length_is_cut_with_a_warning(tmp_path, tin
   path = _write(tmp_path / "long.json", data)
   output = tmp_path / "long.tf_record"
   with caplog.at_level(logging.WARNING):
-    preprocess.build_feature_files(path, str(output), str(tiny / "vocab.txt"), is_training=False, **WINDOW)
+    build.build_feature_files(path, str(output), str(tiny / "vocab.txt"), is_training=False, **WINDOW)
   assert f"question '{FIRST_ID}' has 201 wordpieces; only the first max_query_length=32 are used" in caplog.text
-  first = features_lib.read_feature_metadata(str(output) + ".metadata.jsonl")[0]
+  first = feature_files.read_feature_metadata(str(output) + ".metadata.jsonl")[0]
   assert first.tokens[:34] == ["[CLS]", *["why"] * 32, "[SEP]"]
 
 
@@ -478,7 +479,7 @@ def test_squad_2_data_without_version_2_with_negative_stops_before_any_model_wor
   def no_model_work(*args, **kwargs):
     raise AssertionError("model or features built before the data was checked")
   monkeypatch.setattr(span_model, "build_span_model", no_model_work)
-  monkeypatch.setattr(preprocess, "build_feature_files", no_model_work)
+  monkeypatch.setattr(build, "build_feature_files", no_model_work)
   config = pipeline.RunConfig(**{"init_checkpoint": str(tiny / "bert_model.ckpt"), "output_dir": str(tmp_path / "out"),
                                  "do_predict": True, **WINDOW, **changes})
   with pytest.raises(InputError) as raised:
@@ -555,7 +556,7 @@ def test_building_the_cache_logs_only_the_counts_of_its_mode(cache_run, caplog):
 def test_cache_whose_info_records_other_parameters_is_rebuilt(cache_run, caplog):
   config, vocab = cache_run
   path, info, _, _ = _cached(config, vocab, caplog)
-  info_file = pathlib.Path(features_lib.features_info_path(path))
+  info_file = pathlib.Path(feature_files.features_info_path(path))
   recorded = json.loads(info_file.read_text())
   info_file.write_text(json.dumps({**recorded, "doc_stride": 48, "vocab_sha256": "0" * 64}))
   _, rebuilt, reused, warnings = _cached(config, vocab, caplog)
@@ -575,7 +576,7 @@ def test_cache_whose_info_records_other_parameters_is_rebuilt(cache_run, caplog)
 def test_broken_cache_is_rebuilt_with_a_warning(cache_run, caplog, damage, problem):
   config, vocab = cache_run
   path, info, _, _ = _cached(config, vocab, caplog)
-  record, metadata = pathlib.Path(path), pathlib.Path(features_lib.feature_metadata_path(path))
+  record, metadata = pathlib.Path(path), pathlib.Path(feature_files.feature_metadata_path(path))
   good_record, good_metadata = record.read_bytes(), metadata.read_bytes()
   if damage == "flip_a_byte":
     raw = bytearray(good_record)
@@ -612,13 +613,13 @@ def test_overwrite_cache_rebuilds_without_a_warning(cache_run, caplog):
 def _prediction_inputs(folder: pathlib.Path, tiny: pathlib.Path) -> tuple[str, str]:
   """(feature metadata, logits file) of the v1.1 demo dev set, as a --do_predict run leaves them."""
   record = str(folder / "features" / "dev.tf_record")
-  info = preprocess.build_feature_files(str(DEMO_DATA / "squad1.1_demo_dev.json"), record, str(tiny / "vocab.txt"),
+  info = build.build_feature_files(str(DEMO_DATA / "squad1.1_demo_dev.json"), record, str(tiny / "vocab.txt"),
                                         is_training=False, **WINDOW)
-  unique_ids = np.arange(info.num_features) + features_lib.FIRST_UNIQUE_ID
+  unique_ids = np.arange(info.num_features) + records.FIRST_UNIQUE_ID
   logits = np.zeros([info.num_features, WINDOW["max_seq_length"]], np.float32)
   logits_file = str(folder / "predict_logits.npz")
   logits_io.save_logits(logits_file, unique_ids, logits, logits)
-  return features_lib.feature_metadata_path(record), logits_file
+  return feature_files.feature_metadata_path(record), logits_file
 
 
 def test_postprocess_refuses_features_of_another_dataset(tmp_path, tiny):
@@ -633,7 +634,7 @@ def test_postprocess_refuses_features_of_another_dataset(tmp_path, tiny):
                                 version_2_with_negative=True, n_best_size=20, max_answer_length=30,
                                 null_score_diff_threshold=0.0)
   assert str(raised.value) == (f"{other}: not the file the features of {metadata} were built from (their "
-                               f"{features_lib.features_info_path(record)} names {DEMO_DATA / 'squad1.1_demo_dev.json'}, "
+                               f"{feature_files.features_info_path(record)} names {DEMO_DATA / 'squad1.1_demo_dev.json'}, "
                                "with other content)")
   assert _snapshot(out) == {"predictions.json": OLD_PREDICTIONS}
 

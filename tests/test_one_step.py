@@ -31,7 +31,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bert_squad.data import feature_files
 from bert_squad.data import features
+from bert_squad.data import records
 from bert_squad.modeling import google_format
 from bert_squad.modeling import model_config
 from bert_squad.modeling import span_model
@@ -106,7 +108,7 @@ def _training_features() -> list[features.InputFeatures]:
       start = doc_offset + int(rng.integers(0, doc_length - 3))
       end = start + int(rng.integers(0, 3))
     result.append(features.InputFeatures(
-        unique_id=features.FIRST_UNIQUE_ID + index, example_index=index, doc_span_index=0,
+        unique_id=records.FIRST_UNIQUE_ID + index, example_index=index, doc_span_index=0,
         tokens=[VOCAB[i] for i in ids], token_to_orig_map={}, token_is_max_context={},
         input_ids=ids + [PAD] * padding, input_mask=[1] * len(ids) + [0] * padding,
         segment_ids=segments + [0] * padding, start_position=start, end_position=end,
@@ -136,7 +138,7 @@ def run_files(tmp_path_factory) -> dict:
   (model_dir / "vocab.txt").write_text("".join(t + "\n" for t in VOCAB), encoding="utf-8")
   feature_list = _training_features()
   train_record = str(folder / "train.tf_record")
-  assert features.write_tfrecord(train_record, feature_list, is_training=True) == NUM_FEATURES
+  assert feature_files.write_tfrecord(train_record, feature_list, is_training=True) == NUM_FEATURES
   return {"folder": folder, "init_checkpoint": prefix, "tensors": tensors,
           "bert_config_file": str(model_dir / "bert_config.json"),
           "vocab_file": str(model_dir / "vocab.txt"), "train_record": train_record,

@@ -19,11 +19,9 @@ from bert_squad.answers import prediction_files
 from bert_squad.common import io_utils
 from bert_squad.common.errors import InputError
 from bert_squad.common.io_utils import make_output_dir
-from bert_squad.data import features as features_lib
+from bert_squad.data import feature_files
 from bert_squad.data import squad
 
-# Where run_squad.py --do_predict caches its features, inside its output_dir.
-RUN_FEATURES_DIR = "features"
 
 
 def _check_inputs_match(examples: Sequence[Any], features: Sequence[Any],
@@ -62,10 +60,10 @@ def _check_features_source(predict_file: str, feature_metadata_file: str) -> Non
   suffix = ".metadata.jsonl"
   if not feature_metadata_file.endswith(suffix):
     return
-  info_file = features_lib.features_info_path(feature_metadata_file[:-len(suffix)])
+  info_file = feature_files.features_info_path(feature_metadata_file[:-len(suffix)])
   if not tf.io.gfile.exists(info_file):
     return
-  info = features_lib.read_features_info(info_file)
+  info = feature_files.read_features_info(info_file)
   if io_utils.file_sha256(predict_file) != info.input_sha256:
     raise InputError(
         f"{predict_file}: not the file the features of {feature_metadata_file} were built from "
@@ -96,7 +94,7 @@ def rewrite_predictions(predict_file: str, feature_metadata_file: str,
   examples, _ = squad.read_squad_examples(
       predict_file, is_training=False,
       version_2_with_negative=version_2_with_negative)
-  features = features_lib.read_feature_metadata(feature_metadata_file)
+  features = feature_files.read_feature_metadata(feature_metadata_file)
   _check_inputs_match(examples, features, logits.unique_ids,
                       logits.start_logits.shape[1],
                       {"examples": predict_file,
@@ -142,10 +140,10 @@ def find_run_inputs(run_dir: str) -> RunInputs:
                      "run_squad.py --do_predict run holds one)")
   shape = logits_io.load_logits(logits_file).start_logits.shape
   suffix = ".info.json"
-  pattern = os.path.join(run_dir, RUN_FEATURES_DIR, f"predict-*.tf_record{suffix}")
+  pattern = os.path.join(run_dir, feature_files.RUN_FEATURES_DIR, f"predict-*.tf_record{suffix}")
   matches = []
   for info_file in sorted(tf.io.gfile.glob(pattern)):
-    info = features_lib.read_features_info(info_file)
+    info = feature_files.read_features_info(info_file)
     if (info.num_features, info.max_seq_length) == shape:
       matches.append((info_file, info))
   if len(matches) != 1:
@@ -155,6 +153,6 @@ def find_run_inputs(run_dir: str) -> RunInputs:
   info_file, info = matches[0]
   return RunInputs(
       predict_file=info.input_file,
-      feature_metadata_file=features_lib.feature_metadata_path(info_file[:-len(suffix)]),
+      feature_metadata_file=feature_files.feature_metadata_path(info_file[:-len(suffix)]),
       logits_file=logits_file, do_lower_case=info.do_lower_case,
       version_2_with_negative=info.version_2_with_negative)

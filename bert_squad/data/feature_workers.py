@@ -1,4 +1,4 @@
-"""Examples -> encoded windows, in order, shared between this process and worker processes.
+"""`ExampleChunk`s -> `EncodedChunk`s (record + metadata bytes per window), in order, in this and worker processes.
 
 The main process reads and validates the SQuAD file, cuts the examples into
 chunks (`example_chunks`: at paragraph boundaries where the order allows, so

@@ -1,4 +1,6 @@
-"""TFRecord payloads and metadata lines as bytes, without TensorFlow or protobuf.
+"""Feature fields (name -> int list) -> serialized `tf.train.Example` bytes; windows -> record + metadata-line bytes.
+
+Without TensorFlow or protobuf.
 
 A record is a serialized `tf.train.Example` whose features are all
 `Int64List`s. It is encoded here by hand, for two reasons:
@@ -177,10 +179,10 @@ class WindowEncoder:
   """Encodes planned windows (`windows.ExampleWindows`) straight to record and metadata bytes.
 
   For each window it gives `entries`, the record without its unique id
-  (`finish_example(entries, unique_id)` equals `features.serialize_feature`
+  (`finish_example(entries, unique_id)` equals `feature_files.serialize_feature`
   of the `InputFeatures` that `features.iter_features` builds for it), and,
   with metadata, a tail (`metadata_head(unique_id) + tail` equals
-  `features.feature_metadata_line` in UTF-8). Tested on every window of the
+  `feature_files.feature_metadata_line` in UTF-8). Tested on every window of the
   dev sets.
   """
 

@@ -1,4 +1,4 @@
-"""Reading SQuAD v1.1 / v2.0 JSON into examples (the original `read_squad_examples`).
+"""SQuAD v1.1 / v2.0 JSON file -> list[SquadExample] + ReadStats counts (the original `read_squad_examples`).
 
 The rules are the original's: the context is split on whitespace (space, tab,
 CR, LF and U+202F only), each character maps to the word it falls in, and an
@@ -20,7 +20,7 @@ import dataclasses
 import json
 import random
 import re
-from typing import Any
+from typing import Any, Iterator
 
 from absl import logging
 
@@ -167,49 +167,72 @@ def read_squad_examples(input_file: str, is_training: bool,
     if isinstance(article.get("title"), str):
       article_where += f" ({article['title']!r})"
     paragraphs = _field(article, "paragraphs", list, input_file, article_where)
-    for paragraph_number, paragraph in enumerate(paragraphs):
-      paragraph_where = f"{article_where}, paragraph {paragraph_number}"
-      if not isinstance(paragraph, dict):
-        raise located(input_file, paragraph_where, f"is a JSON {_json_type(paragraph)}, expected an object")
-      context = _field(paragraph, "context", str, input_file, paragraph_where)
-      if is_training:
-        doc_tokens, word_starts = split_context(context)
-      else:  # no answers to place: the words alone, in one C-level pass
-        doc_tokens, word_starts = _WORD_PATTERN.findall(context), []
-      if not doc_tokens:
-        raise located(input_file, paragraph_where, "context is empty")
-      qas = _field(paragraph, "qas", list, input_file, paragraph_where)
-      paragraph_index = stats.num_paragraphs
-      stats.num_paragraphs += 1
-      for qa_number, qa in enumerate(qas):
-        if not isinstance(qa, dict):
-          raise located(input_file, f"{paragraph_where}, question {qa_number}",
-                        f"is a JSON {_json_type(qa)}, expected an object")
-        qas_id = _field(qa, "id", str, input_file, f"{paragraph_where}, question {qa_number}")
-        where = f"{article_where}, question {qas_id!r}"
-        if qas_id in seen_ids:
-          raise located(input_file, where, f"duplicate question id (first seen in {seen_ids[qas_id]})")
-        seen_ids[qas_id] = article_where
-        question_text = _field(qa, "question", str, input_file, where)
-        if not question_text.strip():
-          raise located(input_file, where, "question is empty")
-        stats.num_questions += 1
-        example = SquadExample(qas_id=qas_id, question_text=question_text, doc_tokens=doc_tokens,
-                               paragraph_index=paragraph_index)
-        if is_training and not _set_training_answer(example, qa, context, word_starts,
-                                                    version_2_with_negative, stats, input_file, where):
-          continue
-        examples.append(example)
+    examples.extend(_paragraph_examples(paragraphs, article_where, input_file, is_training,
+                                        version_2_with_negative, stats, seen_ids))
   if not stats.num_questions:
     raise located(input_file, "", "holds no questions")
   stats.num_examples = len(examples)
+  _log_read_stats(input_file, stats)
+  return examples, stats
+
+
+def _paragraph_examples(paragraphs: list, article_where: str, input_file: str, is_training: bool,
+                        version_2_with_negative: bool, stats: ReadStats,
+                        seen_ids: dict[str, str]) -> Iterator[SquadExample]:
+  """The examples of one article's paragraphs, in file order; counts into `stats`.
+
+  Args:
+    paragraphs: the article's `paragraphs` JSON list.
+    article_where: "article N ('title')", for messages.
+    seen_ids: question id -> the article it was first seen in, updated here.
+
+  Raises:
+    InputError: a malformed paragraph or question, an empty context or
+      question, a duplicate question id, a bad training answer.
+  """
+  for paragraph_number, paragraph in enumerate(paragraphs):
+    paragraph_where = f"{article_where}, paragraph {paragraph_number}"
+    if not isinstance(paragraph, dict):
+      raise located(input_file, paragraph_where, f"is a JSON {_json_type(paragraph)}, expected an object")
+    context = _field(paragraph, "context", str, input_file, paragraph_where)
+    if is_training:
+      doc_tokens, word_starts = split_context(context)
+    else:  # no answers to place: the words alone, in one C-level pass
+      doc_tokens, word_starts = _WORD_PATTERN.findall(context), []
+    if not doc_tokens:
+      raise located(input_file, paragraph_where, "context is empty")
+    qas = _field(paragraph, "qas", list, input_file, paragraph_where)
+    paragraph_index = stats.num_paragraphs
+    stats.num_paragraphs += 1
+    for qa_number, qa in enumerate(qas):
+      if not isinstance(qa, dict):
+        raise located(input_file, f"{paragraph_where}, question {qa_number}",
+                      f"is a JSON {_json_type(qa)}, expected an object")
+      qas_id = _field(qa, "id", str, input_file, f"{paragraph_where}, question {qa_number}")
+      where = f"{article_where}, question {qas_id!r}"
+      if qas_id in seen_ids:
+        raise located(input_file, where, f"duplicate question id (first seen in {seen_ids[qas_id]})")
+      seen_ids[qas_id] = article_where
+      question_text = _field(qa, "question", str, input_file, where)
+      if not question_text.strip():
+        raise located(input_file, where, "question is empty")
+      stats.num_questions += 1
+      example = SquadExample(qas_id=qas_id, question_text=question_text, doc_tokens=doc_tokens,
+                             paragraph_index=paragraph_index)
+      if is_training and not _set_training_answer(example, qa, context, word_starts,
+                                                  version_2_with_negative, stats, input_file, where):
+        continue
+      yield example
+
+
+def _log_read_stats(input_file: str, stats: ReadStats) -> None:
+  """The warning for skipped answers and the note on multi-answer questions (none: no line)."""
   if stats.skipped_answers:
     logging.warning("%s: skipped %d questions whose answer text was not found at answer_start",
                     input_file, stats.skipped_answers)
   if stats.multi_answer_questions:
     logging.info("%s: %d questions have several answers; training uses the first",
                  input_file, stats.multi_answer_questions)
-  return examples, stats
 
 
 def unanswerable_questions(input_file: str) -> tuple[int, str | None]:

@@ -1,12 +1,12 @@
-"""TFRecord file framing without TensorFlow.
+"""One record's bytes -> its TFRecord file entry (length, CRC-32C framing), without TensorFlow.
 
 A TFRecord file is a sequence of entries: the record's length as uint64
 little-endian, that length's masked CRC-32C, the record's bytes, their masked
-CRC-32C. `features` writes its files with `entry` and the CRC-32C of
+CRC-32C. `feature_files` writes its files with `entry` and the CRC-32C of
 google-crc32c's C extension instead of `tf.io.TFRecordWriter`, so that `python
 -m bert_squad.preprocess` never imports TensorFlow: its main process then needs
 ~100 MB instead of ~700 MB and starts seconds sooner. The bytes equal
-`tf.io.TFRecordWriter`'s (tests/test_records.py), and tf.data reads the files
+`tf.io.TFRecordWriter`'s (tests/data/test_tfrecord.py), and tf.data reads the files
 like any other TFRecord.
 
 (Not imported by the preprocessing worker processes: they run `python -S`,

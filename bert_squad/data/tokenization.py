@@ -1,4 +1,4 @@
-"""WordPiece tokenization identical to the original BERT `FullTokenizer`.
+"""Text -> WordPiece tokens (list[str]) -> vocab ids (list[int]), identical to the original BERT `FullTokenizer`.
 
 The rules are those of the original `tokenization.py` (google-research/bert,
 ported to `official.nlp.tools.tokenization`): clean text, split CJK

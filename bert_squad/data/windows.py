@@ -1,4 +1,4 @@
-"""The original's doc-stride windows over one example, without TensorFlow.
+"""One example (question + tokenized context) -> its doc-stride windows (`ExampleWindows`), without TensorFlow.
 
 This is the algorithm of `convert_examples_to_features` in google-research/bert
 run_squad.py, step by step:

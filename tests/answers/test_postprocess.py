@@ -20,7 +20,7 @@ from bert_squad.answers import rewrite
 from bert_squad.answers import text_alignment
 from bert_squad.answers.logits_io import RawResult
 from bert_squad.common.errors import InputError
-from bert_squad.data import features as features_lib
+from bert_squad.data import feature_files
 from bert_squad.data import squad
 from bert_squad.data.features import InputFeatures
 from bert_squad.data.squad import SquadExample
@@ -529,7 +529,7 @@ def saved_run(tmp_path, monkeypatch):
       squad, "read_squad_examples",
       lambda path, is_training, version_2_with_negative: (examples, squad.ReadStats()),
       raising=False)
-  monkeypatch.setattr(features_lib, "read_feature_metadata",
+  monkeypatch.setattr(feature_files, "read_feature_metadata",
                       lambda path: features, raising=False)
   return examples, features, results, logits_file
 
@@ -559,7 +559,7 @@ def test_rewrite_predictions_names_the_file_that_does_not_match(
   options = dict(do_lower_case=True, version_2_with_negative=False,
                  n_best_size=20, max_answer_length=30,
                  null_score_diff_threshold=0.0)
-  monkeypatch.setattr(features_lib, "read_feature_metadata",
+  monkeypatch.setattr(feature_files, "read_feature_metadata",
                       lambda path: features + [_feature(unique_id=13,
                                                         example_index=1)])
   with pytest.raises(InputError,
@@ -567,7 +567,7 @@ def test_rewrite_predictions_names_the_file_that_does_not_match(
     rewrite.rewrite_predictions("dev.json", "meta.jsonl", logits_file,
                                 str(tmp_path), **options)
   assert str(raised.value).startswith(logits_file)
-  monkeypatch.setattr(features_lib, "read_feature_metadata",
+  monkeypatch.setattr(feature_files, "read_feature_metadata",
                       lambda path: [_feature(unique_id=11, example_index=2)])
   with pytest.raises(InputError, match="^meta.jsonl: .*example_index 2"):
     rewrite.rewrite_predictions("dev.json", "meta.jsonl", logits_file,
@@ -616,8 +616,8 @@ def doc_rewrite(tmp_path_factory):
   out = work / "OUT"
   (out / "features").mkdir(parents=True)
   features = [_feature(unique_id=11, example_index=0), _feature(unique_id=12, example_index=1)]
-  features_lib.write_feature_metadata(
-      features_lib.feature_metadata_path(str(out / "features" / "predict-0123456789abcdef.tf_record")), features)
+  feature_files.write_feature_metadata(
+      feature_files.feature_metadata_path(str(out / "features" / "predict-0123456789abcdef.tf_record")), features)
   results = [_result({STEVE: 5.0}, {SMITH: 5.0}, unique_id=11), _result({0: 4.0}, {0: 4.0}, unique_id=12)]
   logits_io.save_logits(str(out / logits_io.LOGITS_FILE), np.array([11, 12]),
                         np.stack([r.start_logits for r in results]), np.stack([r.end_logits for r in results]))

@@ -8,7 +8,7 @@ is compared in order too (a stronger check than the multiset the shuffle-off
 order would need), except `is_impossible`: squad_lib sets it per window ("this
 window lacks the answer"), the original per example, which is what we check.
 
-The feature files that `preprocess.build_feature_files` writes with worker
+The feature files that `build.build_feature_files` writes with worker
 processes are checked byte for byte against the features compared here.
 
 The reference tokenizer is tf-models-official's FullTokenizer with the
@@ -25,7 +25,8 @@ from official.nlp.tools import tokenization as tfm_tokenization
 import pytest
 import tensorflow as tf
 
-from bert_squad import preprocess
+from bert_squad.data import build
+from bert_squad.data import feature_files
 from bert_squad.data import features
 from bert_squad.data import squad
 from bert_squad.data import tokenization
@@ -142,9 +143,9 @@ def test_feature_files_hold_the_same_features(shared_data, uncased_vocab, refere
   file_name, version_2 = DATASETS[name]
   _, _, feats = ours(name, is_training)
   expected = tmp_path / "expected.tf_record"
-  features.write_feature_files(feats, str(expected), f"{expected}.metadata.jsonl", is_training)
+  feature_files.write_feature_files(feats, str(expected), f"{expected}.metadata.jsonl", is_training)
   built = tmp_path / "built.tf_record"
-  info = preprocess.build_feature_files(
+  info = build.build_feature_files(
       str(shared_data / "squad" / file_name), str(built), str(uncased_vocab), do_lower_case=True,
       max_seq_length=MAX_SEQ_LENGTH, doc_stride=DOC_STRIDE, max_query_length=MAX_QUERY_LENGTH,
       is_training=is_training, version_2_with_negative=version_2, shuffle=False, write_metadata=True, num_workers=2)
@@ -174,9 +175,9 @@ def test_short_windows_equal_squad_lib_also_in_the_files(shared_data, uncased_vo
     for field in FEATURE_FIELDS:
       assert getattr(mine, field) == getattr(theirs, field), (field, mine.unique_id)
   expected = tmp_path / "expected.tf_record"
-  features.write_feature_files(feats, str(expected), f"{expected}.metadata.jsonl", False)
+  feature_files.write_feature_files(feats, str(expected), f"{expected}.metadata.jsonl", False)
   built = tmp_path / "built.tf_record"
-  preprocess.build_feature_files(str(shared_data / "squad" / "dev-v1.1.json"), str(built), str(uncased_vocab),
+  build.build_feature_files(str(shared_data / "squad" / "dev-v1.1.json"), str(built), str(uncased_vocab),
                                  max_seq_length=128, doc_stride=64, max_query_length=64, num_workers=2)
   assert built.read_bytes() == expected.read_bytes()
   assert pathlib.Path(f"{built}.metadata.jsonl").read_bytes() == pathlib.Path(f"{expected}.metadata.jsonl").read_bytes()

@@ -2,6 +2,7 @@
 import pytest
 import tensorflow as tf
 
+from bert_squad.data import feature_files
 from bert_squad.data import features
 from bert_squad.data import records
 
@@ -43,7 +44,7 @@ def test_unique_id_appended_last_gives_the_whole_record(is_training):
     fields.update(start_positions=[2], end_positions=[2], is_impossible=[0])
   entries = b"".join(records.feature_entry(name, records.packed_varints(fields[name])) for name in sorted(fields))
   whole = records.finish_example(entries, feature.unique_id)
-  assert whole == features.serialize_feature(feature, is_training)
+  assert whole == feature_files.serialize_feature(feature, is_training)
   assert whole == _protobuf_example({**fields, "unique_ids": [feature.unique_id]})
 
 

@@ -10,8 +10,9 @@ import sys
 import pytest
 import tensorflow as tf
 
-from bert_squad import preprocess
 from bert_squad.common.errors import InputError
+from bert_squad.data import build
+from bert_squad.data import feature_files
 from bert_squad.data import feature_workers
 from bert_squad.data import features
 from bert_squad.data import records
@@ -19,7 +20,7 @@ from bert_squad.data import squad
 from bert_squad.data import tokenization
 from bert_squad.data import windows
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 VOCAB = "[PAD] [UNK] [CLS] [SEP] the man went to store and bought a gallon of milk what did he buy who ? .".split()
 CONTEXT = "the man went to the store and bought a gallon of milk . " * 3
 
@@ -57,7 +58,7 @@ def squad_file(tmp_path):
 def _build(squad_file, vocab_file, output_file, **kwargs):
   params = dict(max_seq_length=40, doc_stride=8, max_query_length=16)
   params.update(kwargs)
-  return preprocess.build_feature_files(squad_file, output_file, vocab_file, **params)
+  return build.build_feature_files(squad_file, output_file, vocab_file, **params)
 
 
 def _questions(metadata):
@@ -77,8 +78,8 @@ def test_training_files_counts_and_shuffle(tmp_path, squad_file, vocab_file):
   assert info.shuffle_seed == squad.TRAIN_SHUFFLE_SEED
   assert info.input_sha256 == hashlib.sha256(pathlib.Path(squad_file).read_bytes()).hexdigest()
   assert info.vocab_sha256 == hashlib.sha256(pathlib.Path(vocab_file).read_bytes()).hexdigest()
-  assert features.read_features_info(output + ".info.json") == info
-  metadata = features.read_feature_metadata(output + ".metadata.jsonl")
+  assert feature_files.read_features_info(output + ".info.json") == info
+  metadata = feature_files.read_feature_metadata(output + ".metadata.jsonl")
   assert _record_unique_ids(output) == [m.unique_id for m in metadata]
   assert info.num_features == len(metadata) > info.num_examples  # 13 wordpieces per sentence: several windows
   # The features follow the original's seeded shuffle of the examples.
@@ -90,7 +91,7 @@ def test_training_files_counts_and_shuffle(tmp_path, squad_file, vocab_file):
   unshuffled = _build(squad_file, vocab_file, str(tmp_path / "plain.tf_record"), is_training=True, shuffle=False,
                       write_metadata=True)
   assert unshuffled.shuffle_seed is None and unshuffled.num_features == info.num_features
-  plain = features.read_feature_metadata(str(tmp_path / "plain.tf_record.metadata.jsonl"))
+  plain = feature_files.read_feature_metadata(str(tmp_path / "plain.tf_record.metadata.jsonl"))
   assert _questions(plain) == [e.question_text for e in examples]
 
 
@@ -99,7 +100,7 @@ def test_prediction_files_keep_file_order(tmp_path, squad_file, vocab_file):
   info = _build(squad_file, vocab_file, output, is_training=False, metadata_file=str(tmp_path / "meta.jsonl"),
                 info_file=str(tmp_path / "info.json"))
   assert (info.num_examples, info.skipped_answers, info.shuffle_seed) == (10, 0, None)
-  metadata = features.read_feature_metadata(str(tmp_path / "meta.jsonl"))
+  metadata = feature_files.read_feature_metadata(str(tmp_path / "meta.jsonl"))
   assert [m.example_index for m in metadata] == sorted(m.example_index for m in metadata)
   assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.tf_record", "info.json", "meta.jsonl", "train.json",
                                                       "vocab.txt"]
@@ -122,7 +123,7 @@ def test_failure_midway_leaves_no_output(tmp_path, squad_file, vocab_file, monke
   assert list(out_dir.iterdir()) == []
 
   monkeypatch.setattr(windows, "plan_example_windows", real_plan)
-  monkeypatch.setattr(features, "write_features_info", lambda *a: (_ for _ in ()).throw(OSError("full")))
+  monkeypatch.setattr(feature_files, "write_features_info", lambda *a: (_ for _ in ()).throw(OSError("full")))
   with pytest.raises(OSError):
     _build(squad_file, vocab_file, str(out_dir / "x.tf_record"), is_training=False)
   assert list(out_dir.iterdir()) == []
@@ -191,7 +192,7 @@ def test_any_number_of_workers_writes_the_same_bytes(tmp_path, many_questions_fi
     examples = squad.shuffle_examples(examples)
   tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=True)
   sequential = tmp_path / "sequential.tf_record"
-  features.write_feature_files(features.iter_features(examples, tokenizer, 40, 8, 16, is_training), str(sequential),
+  feature_files.write_feature_files(features.iter_features(examples, tokenizer, 40, 8, 16, is_training), str(sequential),
                                f"{sequential}.metadata.jsonl", is_training)
   assert [sequential.read_bytes(), pathlib.Path(f"{sequential}.metadata.jsonl").read_bytes()] == outputs[1]
 
@@ -218,7 +219,7 @@ def test_cli_writes_the_three_files(tmp_path, squad_file, vocab_file):
   assert sorted(p.name for p in output.parent.iterdir()) == ["train.tf_record", "train.tf_record.info.json"]
   assert "9 examples -> " in result.stderr and "1 answers not found" in result.stderr
   assert "1 questions with several answers" in result.stderr
-  info = features.read_features_info(str(output) + ".info.json")
+  info = feature_files.read_features_info(str(output) + ".info.json")
   assert info.is_training and info.shuffle_seed == 12345 and info.max_seq_length == 40
   assert len(_record_unique_ids(str(output))) == info.num_features
 
@@ -229,7 +230,7 @@ def test_cli_prediction_with_the_originals_short_windows(tmp_path, squad_file, v
   result = _run_cli(f"--input_file={squad_file}", f"--output_file={output}", f"--vocab_file={vocab_file}",
                     "--max_seq_length=128", "--doc_stride=64", "--num_preprocess_workers=2")
   assert result.returncode == 0, result.stderr
-  info = features.read_features_info(str(output) + ".info.json")
+  info = feature_files.read_features_info(str(output) + ".info.json")
   assert (info.max_seq_length, info.doc_stride, info.max_query_length) == (128, 64, 64)
   assert f": {info.num_examples} examples -> {info.num_features} features in " in result.stderr
   progress_line = f"features: {info.num_examples}/{info.num_examples} examples 100% ["

@@ -7,13 +7,14 @@ import sys
 
 import pytest
 
+from bert_squad.data import feature_files
 from bert_squad.data import feature_workers
 from bert_squad.data import features
 from bert_squad.data import records
 from bert_squad.data import squad
 from bert_squad.data import tokenization
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 # Quotes and backslashes need JSON escapes; ##ße and 中 stay UTF-8 in the metadata.
 WORDS = ['the', 'man', 'went', 'to', 'store', 'and', 'bought', 'milk', 'what', 'did', 'he', '"', '\\', 'ß', '中',
@@ -79,9 +80,9 @@ def test_encoded_windows_equal_the_input_features_path(squad_file, vocab_file, i
   all_tokens = {token for f in expected for token in f.tokens}
   assert max(f.doc_span_index for f in expected) > 3 and {'"', "\\", "##ße", "中"} <= all_tokens
   for feature, (entries, metadata_tail) in zip(expected, encoded):
-    assert records.finish_example(entries, feature.unique_id) == features.serialize_feature(feature, is_training)
+    assert records.finish_example(entries, feature.unique_id) == feature_files.serialize_feature(feature, is_training)
     metadata_line = records.metadata_head(feature.unique_id) + metadata_tail
-    assert metadata_line == features.feature_metadata_line(feature).encode("utf-8")
+    assert metadata_line == feature_files.feature_metadata_line(feature).encode("utf-8")
 
 
 def test_without_metadata_only_records(squad_file, vocab_file):

@@ -13,11 +13,12 @@ import tensorflow as tf
 
 import bert_squad
 from bert_squad.common.errors import InputError
+from bert_squad.data import feature_files
 from bert_squad.data import features
-from bert_squad.data import records
 from bert_squad.data import squad
 from bert_squad.data import tokenization
 from bert_squad.data import windows
+from bert_squad.training import input_pipeline
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ("the man went to store and bought a gallon of milk what did he buy ? when was born leader john smith "
@@ -207,7 +208,7 @@ def test_nonsense_window_parameters_name_the_flag(tokenizer, max_seq_length, doc
 @pytest.mark.parametrize("max_seq_length, doc_stride, max_query_length", [
     (384, 316, 64), (384, 317, 64), (128, 64, 64), (128, 61, 64), (128, 128, 64), (68, 1, 64), (68, 2, 64)])
 def test_every_window_setting_the_original_accepts_is_accepted(max_seq_length, doc_stride, max_query_length):
-  features.validate_window_params(max_seq_length, doc_stride, max_query_length)
+  windows.validate_window_params(max_seq_length, doc_stride, max_query_length)
 
 
 @pytest.fixture(scope="module")
@@ -246,9 +247,13 @@ def test_short_windows_equal_squad_lib_and_cover_every_token(minilm_dir, demo_re
 
 
 def _read_records(path, seq_length, is_training):
-  spec = features.name_to_features(seq_length, is_training)
-  dataset = tf.data.TFRecordDataset(path).map(lambda record: features.decode_record(record, spec))
-  return list(dataset.as_numpy_iterator())
+  """Each record of `path` as name -> int32 numpy value, parsed in batches as training and prediction parse it."""
+  rows = []
+  for serialized in tf.data.TFRecordDataset(path).batch(3):  # [batch] strings, the last batch shorter
+    inputs, targets = input_pipeline.parse_records(serialized, seq_length, is_training)
+    parsed = {**inputs, **targets}
+    rows += [{name: value[i].numpy() for name, value in parsed.items()} for i in range(int(serialized.shape[0]))]
+  return rows
 
 
 @pytest.mark.parametrize("is_training", [True, False])
@@ -256,7 +261,7 @@ def test_tfrecord_round_trip_through_tf_data(tokenizer, tmp_path, is_training):
   examples = [_example(MILK, "What did he buy?", answer="milk"), _example(MILK, "Who?", impossible=True)]
   feats = features.convert_examples_to_features(examples, tokenizer, 16, 4, 8, is_training)
   path = str(tmp_path / "f.tf_record")
-  assert features.write_tfrecord(path, iter(feats), is_training) == len(feats) == 4
+  assert feature_files.write_tfrecord(path, iter(feats), is_training) == len(feats) == 4
   records = _read_records(path, 16, is_training)
   assert len(records) == 4
   for feat, record in zip(feats, records):
@@ -280,16 +285,16 @@ def test_metadata_round_trip(tokenizer, tmp_path):
   feats = features.convert_examples_to_features([_example(MILK, "What did he buy?", answer="milk")], tokenizer,
                                                 16, 4, 8, False)
   path = str(tmp_path / "f.metadata.jsonl")
-  assert features.write_feature_metadata(path, feats) == 2
+  assert feature_files.write_feature_metadata(path, feats) == 2
   lines = (tmp_path / "f.metadata.jsonl").read_text(encoding="utf-8").splitlines()
   assert len(lines) == 2
   first = json.loads(lines[0])
   assert list(first) == ["unique_id", "example_index", "doc_span_index", "tokens", "token_to_orig_map",
                          "token_is_max_context"]
   assert first["token_to_orig_map"]["7"] == 0
-  restored = features.read_feature_metadata(path)
+  restored = feature_files.read_feature_metadata(path)
   for feat, back in zip(feats, restored):
-    for name in features.METADATA_FIELDS:
+    for name in feature_files.METADATA_FIELDS:
       assert getattr(back, name) == getattr(feat, name)
     assert all(isinstance(k, int) for k in back.token_to_orig_map)
     assert back.input_ids == []
@@ -299,7 +304,7 @@ def test_bad_metadata_line_is_located(tmp_path):
   path = tmp_path / "m.jsonl"
   path.write_text('{"unique_id": 1}\n', encoding="utf-8")
   with pytest.raises(InputError, match=r"m.jsonl: line 1: not a feature metadata line"):
-    features.read_feature_metadata(str(path))
+    feature_files.read_feature_metadata(str(path))
 
 
 def test_write_feature_files_leaves_nothing_on_failure(tokenizer, tmp_path):
@@ -310,21 +315,21 @@ def test_write_feature_files_leaves_nothing_on_failure(tokenizer, tmp_path):
     raise RuntimeError("boom")
 
   with pytest.raises(RuntimeError):
-    features.write_feature_files(failing(), str(tmp_path / "f.tf_record"), str(tmp_path / "f.meta"), False)
+    feature_files.write_feature_files(failing(), str(tmp_path / "f.tf_record"), str(tmp_path / "f.meta"), False)
   assert list(tmp_path.iterdir()) == []
-  assert features.write_feature_files(feats, str(tmp_path / "f.tf_record"), str(tmp_path / "f.meta"), False) == 2
+  assert feature_files.write_feature_files(feats, str(tmp_path / "f.tf_record"), str(tmp_path / "f.meta"), False) == 2
   assert sorted(p.name for p in tmp_path.iterdir()) == ["f.meta", "f.tf_record"]
 
 
 def test_features_info_round_trip(tmp_path):
-  info = features.FeaturesInfo(
+  info = feature_files.FeaturesInfo(
       input_file="in.json", input_sha256="a" * 64, vocab_file="v.txt", vocab_sha256="b" * 64, do_lower_case=True,
       max_seq_length=384, doc_stride=128, max_query_length=64, is_training=True, version_2_with_negative=False,
       shuffle_seed=12345, num_examples=3, num_features=5, skipped_answers=1, multi_answer_questions=2)
   path = str(tmp_path / "info.json")
-  features.write_features_info(path, info)
-  assert features.read_features_info(path) == info
-  assert json.loads((tmp_path / "info.json").read_text())["format_version"] == features.FORMAT_VERSION
+  feature_files.write_features_info(path, info)
+  assert feature_files.read_features_info(path) == info
+  assert json.loads((tmp_path / "info.json").read_text())["format_version"] == feature_files.FORMAT_VERSION
 
 
 def test_cache_key_follows_contents_and_every_parameter(tmp_path, vocab_file):
@@ -333,17 +338,17 @@ def test_cache_key_follows_contents_and_every_parameter(tmp_path, vocab_file):
   params = dict(input_file=str(input_file), vocab_file=vocab_file, do_lower_case=True, max_seq_length=384,
                 doc_stride=128, max_query_length=64, is_training=True, version_2_with_negative=False,
                 shuffle_seed=12345)
-  key = features.features_cache_key(**params)
-  assert features.features_cache_key(**params) == key
+  key = feature_files.features_cache_key(**params)
+  assert feature_files.features_cache_key(**params) == key
   moved = tmp_path / "moved.json"
   shutil.copy(input_file, moved)
-  assert features.features_cache_key(**{**params, "input_file": str(moved)}) == key
+  assert feature_files.features_cache_key(**{**params, "input_file": str(moved)}) == key
   changed = {"do_lower_case": False, "max_seq_length": 256, "doc_stride": 64, "max_query_length": 32,
              "is_training": False, "version_2_with_negative": True, "shuffle_seed": None}
-  keys = {features.features_cache_key(**{**params, name: value}) for name, value in changed.items()}
+  keys = {feature_files.features_cache_key(**{**params, name: value}) for name, value in changed.items()}
   assert len(keys) == len(changed) and key not in keys
   input_file.write_text('{"data": [] }')
-  assert features.features_cache_key(**params) != key
+  assert feature_files.features_cache_key(**params) != key
 
 
 # --- Agreement with tf-models-official's squad_lib on synthetic data -----------
