@@ -29,6 +29,7 @@ from bert_squad.answers import logits_io
 from bert_squad.answers import rewrite
 from bert_squad.common.errors import InputError
 from bert_squad.data import build
+from bert_squad.data import cache
 from bert_squad.data import feature_files
 from bert_squad.data import records
 from bert_squad.modeling import model_config
@@ -516,7 +517,7 @@ def cache_run(tmp_path, tiny):
 def _cached(config, vocab, caplog, input_file=None):
   caplog.clear()
   with caplog.at_level(logging.INFO, logger="absl"):
-    path, info = pipeline.cached_features(config, input_file or config.predict_file, vocab, is_training=False)
+    path, info = cache.cached_features(config, input_file or config.predict_file, vocab, is_training=False)
   reused = "reusing cached features" in caplog.text
   return path, info, reused, [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
@@ -546,7 +547,7 @@ def test_building_the_cache_logs_only_the_counts_of_its_mode(cache_run, caplog):
   assert counts == [f"{info.num_examples} examples -> {info.num_features} features"]
   caplog.clear()
   with caplog.at_level(logging.INFO, logger="absl"):
-    _, info = pipeline.cached_features(config, str(DEMO_DATA / "squad1.1_demo_train.json"), vocab, is_training=True)
+    _, info = cache.cached_features(config, str(DEMO_DATA / "squad1.1_demo_train.json"), vocab, is_training=True)
   counts = [r.getMessage() for r in caplog.records if " examples -> " in r.getMessage()]
   assert counts == [f"{info.num_examples} examples -> {info.num_features} features ({info.skipped_answers} answers "
                     f"not found in the text were skipped, {info.multi_answer_questions} questions had several "
