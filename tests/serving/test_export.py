@@ -1,4 +1,4 @@
-"""Tests for bert_squad/export.py and bert_squad/predict.py (small vocabulary, tiny models).
+"""Tests for bert_squad/serving/ and its CLIs export.py, predict.py (small vocabulary, tiny models).
 
 The references are the project's `FullTokenizer`/`BasicTokenizer` (proven
 equal to the original in test_tokenization and the parity tests), its
@@ -18,8 +18,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_squad import export
-from bert_squad import predict
 from bert_squad.common.errors import InputError
 from bert_squad.data import features
 from bert_squad.data import squad
@@ -27,9 +25,15 @@ from bert_squad.data import tokenization
 from bert_squad.modeling import google_format
 from bert_squad.modeling import model_config
 from bert_squad.modeling import span_model
+from bert_squad.serving import answer_requests
+from bert_squad.serving import answer_settings
+from bert_squad.serving import graph_windows
+from bert_squad.serving import saved_model
+from bert_squad.serving import serving_module
+from bert_squad.serving import text_tokenizer
 from tests import export_testlib
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 WORDS = [f"w{i}" for i in range(60)]
 VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + WORDS + [
@@ -61,8 +65,10 @@ def vocab_file(tmp_path_factory):
   return str(path)
 
 
-def _graph_tokenizer(vocab_file: str, do_lower_case: bool) -> export.WordpieceTokenizerWithOffsets:
-  return export.WordpieceTokenizerWithOffsets(tf.saved_model.Asset(vocab_file), do_lower_case)
+def _graph_tokenizer(vocab_file: str,
+                     do_lower_case: bool) -> text_tokenizer.WordpieceTokenizerWithOffsets:
+  return text_tokenizer.WordpieceTokenizerWithOffsets(tf.saved_model.Asset(vocab_file),
+                                                      do_lower_case)
 
 
 # --- Tokenization ------------------------------------------------------------------
@@ -117,7 +123,7 @@ def test_vocab_with_stray_whitespace_gives_the_original_ids(tmp_path, vocab_file
   messy.write_bytes("".join(f" {token}\r\n" for token in VOCAB).encode("utf-8"))
   clean_dir = tmp_path / "clean"
   clean_dir.mkdir()
-  clean = export._write_clean_vocab(str(messy), str(clean_dir))  # pylint: disable=protected-access
+  clean = saved_model.write_clean_vocab(str(messy), str(clean_dir))
   ids = _graph_tokenizer(clean, True).tokenize_with_offsets(tf.constant(["w3 cafés"])).ids
   full = tokenization.FullTokenizer(str(messy), True)
   assert ids.to_list() == [full.convert_tokens_to_ids(full.tokenize("w3 cafés"))]
@@ -151,15 +157,15 @@ def test_windows_equal_the_python_features(vocab_file, max_seq_length, doc_strid
   query = tokenizer.tokenize_with_offsets(
       tf.constant([e.question_text for e in examples])).ids[:, :max_query_length]
   doc = tokenizer.tokenize_with_offsets(tf.constant([" ".join(e.doc_tokens) for e in examples]))
-  windows = export.build_windows(query, doc.ids, tokenizer.cls_id, tokenizer.sep_id,
-                                 max_seq_length, doc_stride)
+  windows = graph_windows.build_windows(query, doc.ids, tokenizer.cls_id, tokenizer.sep_id,
+                                        max_seq_length, doc_stride)
   assert windows.example_index.numpy().tolist() == [f.example_index for f in expected]
   assert windows.window_index.numpy().tolist() == [f.doc_span_index for f in expected]
   for key in span_model.INPUT_KEYS:
     np.testing.assert_array_equal(windows.inputs[key], [getattr(f, key) for f in expected])
   positions = tf.range(max_seq_length)[None, :]
   token_index = positions - windows.doc_offset[:, None] + windows.doc_start[:, None]
-  max_context = export.is_max_context(windows, token_index).numpy()
+  max_context = graph_windows.is_max_context(windows, token_index).numpy()
   for row, feature in zip(max_context, expected):
     assert {p: bool(row[p]) for p in feature.token_is_max_context} == feature.token_is_max_context
   assert max(f.doc_span_index for f in expected) >= 3  # long contexts took several windows
@@ -185,16 +191,18 @@ def eager_functions():
 
 
 @pytest.mark.parametrize("levels,settings", [
-    (3, export.AnswerSettings(max_seq_length=48, doc_stride=10, max_query_length=12,
-                              max_answer_length=6)),
-    (101, export.AnswerSettings(max_seq_length=64, doc_stride=16, max_query_length=16,
-                                n_best_size=5)),
-    (3, export.AnswerSettings(max_seq_length=64, doc_stride=16, max_query_length=16,
-                              version_2_with_negative=True)),
-    (101, export.AnswerSettings(max_seq_length=48, doc_stride=10, max_query_length=12,
-                                version_2_with_negative=True, null_score_diff_threshold=-2.0)),
-    (101, export.AnswerSettings(max_seq_length=48, doc_stride=10, max_query_length=12,
-                                version_2_with_negative=True, null_score_diff_threshold=1.5)),
+    (3, answer_settings.AnswerSettings(max_seq_length=48, doc_stride=10, max_query_length=12,
+                                       max_answer_length=6)),
+    (101, answer_settings.AnswerSettings(max_seq_length=64, doc_stride=16, max_query_length=16,
+                                         n_best_size=5)),
+    (3, answer_settings.AnswerSettings(max_seq_length=64, doc_stride=16, max_query_length=16,
+                                       version_2_with_negative=True)),
+    (101, answer_settings.AnswerSettings(max_seq_length=48, doc_stride=10, max_query_length=12,
+                                         version_2_with_negative=True,
+                                         null_score_diff_threshold=-2.0)),
+    (101, answer_settings.AnswerSettings(max_seq_length=48, doc_stride=10, max_query_length=12,
+                                         version_2_with_negative=True,
+                                         null_score_diff_threshold=1.5)),
 ])
 def test_answers_equal_the_official_postprocessing(vocab_file, eager_functions, levels, settings):
   """Ties (3 logit levels), several windows, empty contexts, SQuAD 2.0 thresholds."""
@@ -206,7 +214,7 @@ def test_answers_equal_the_official_postprocessing(vocab_file, eager_functions, 
   model = export_testlib.HashLogitsModel(levels)
   official, nbest = _official_answers(examples, vocab_file, model, settings)
   contexts = [" ".join(e.doc_tokens) for e in examples]
-  module = export.SquadServingModule(model, vocab_file, settings)
+  module = serving_module.SquadServingModule(model, vocab_file, settings)
   outputs = module.answer(tf.constant([e.question_text for e in examples]), tf.constant(contexts))
   answers = [a.decode("utf-8") for a in outputs["answer"].numpy()]
   assert answers == [official[e.qas_id] for e in examples]
@@ -221,14 +229,14 @@ def test_answers_equal_the_official_postprocessing(vocab_file, eager_functions, 
   assert "" in answers or not settings.version_2_with_negative  # the null answer won sometimes
   empty_context = module.answer(tf.constant(["w1"]), tf.constant([""]))
   assert empty_context["answer"].numpy().tolist() == [
-      b"" if settings.version_2_with_negative else export.NO_SPAN_TEXT.encode()]
+      b"" if settings.version_2_with_negative else serving_module.NO_SPAN_TEXT.encode()]
   assert empty_context["start_char"].numpy().tolist() == [-1]
 
 
 def test_answer_text_is_the_context_span_where_the_original_differs(vocab_file, eager_functions):
   """The two documented differences from get_final_text, and a span inside a word."""
-  settings = export.AnswerSettings(max_seq_length=32, doc_stride=8, max_query_length=8,
-                                   max_answer_length=2)
+  settings = answer_settings.AnswerSettings(max_seq_length=32, doc_stride=8, max_query_length=8,
+                                            max_answer_length=2)
   contexts = ["w1  w2\nw3", "w4 zzz,w5 w6", "w6 unaffable w7"]
   questions = ["w9", "w9", "w9"]
   examples = [squad.SquadExample(qas_id=str(i), question_text=q, doc_tokens=c.split())
@@ -248,7 +256,7 @@ def test_answer_text_is_the_context_span_where_the_original_differs(vocab_file, 
       return start, end
 
   official, _ = _official_answers(examples, vocab_file, PickSpan(1), settings)
-  outputs = export.SquadServingModule(PickSpan(1), vocab_file, settings).answer(
+  outputs = serving_module.SquadServingModule(PickSpan(1), vocab_file, settings).answer(
       tf.constant(questions), tf.constant(contexts))
   answers = [a.decode("utf-8") for a in outputs["answer"].numpy()]
   # [CLS] w9 [SEP] then the context: positions 4-5 are its 2nd and 3rd wordpieces.
@@ -261,15 +269,15 @@ def test_answer_text_is_the_context_span_where_the_original_differs(vocab_file, 
 
 def test_settings_are_checked():
   with pytest.raises(InputError, match="--doc_stride=0"):
-    export.AnswerSettings(max_seq_length=64, doc_stride=0, max_query_length=24).validate()
-  export.AnswerSettings(max_seq_length=64, doc_stride=40, max_query_length=24).validate()  # as the original
+    answer_settings.AnswerSettings(max_seq_length=64, doc_stride=0, max_query_length=24).validate()
+  answer_settings.AnswerSettings(max_seq_length=64, doc_stride=40, max_query_length=24).validate()  # as the original
   with pytest.raises(InputError, match="--n_best_size=0"):
-    export.AnswerSettings(n_best_size=0).validate()
+    answer_settings.AnswerSettings(n_best_size=0).validate()
 
 
 # --- The SavedModel ------------------------------------------------------------------
 
-SETTINGS = export.AnswerSettings(max_seq_length=64, doc_stride=16, max_query_length=16)
+SETTINGS = answer_settings.AnswerSettings(max_seq_length=64, doc_stride=16, max_query_length=16)
 QUESTIONS = ["w1 w2 ?", "the cafés w3", "w9", "w4 w5"]
 CONTEXTS = ["w3 w4 (w5) unaffable w6 w7, w8 w9. " * 6, "Café w1 w2 fuß w3 日本 w4", "",
             "w5\tw6  w7"]
@@ -288,8 +296,8 @@ def exported(tmp_path_factory, vocab_file):
   """(model, in-memory module, export dir) of a tiny random model."""
   model = _tiny_model()
   export_dir = str(tmp_path_factory.mktemp("export") / "bert_squad" / "1")
-  export.save_serving_model(model, vocab_file, SETTINGS, export_dir)
-  return model, export.SquadServingModule(model, vocab_file, SETTINGS), export_dir
+  saved_model.save_serving_model(model, vocab_file, SETTINGS, export_dir)
+  return model, serving_module.SquadServingModule(model, vocab_file, SETTINGS), export_dir
 
 
 def _expected_answers(module) -> dict[str, list]:
@@ -340,7 +348,7 @@ def test_saved_model_signatures(exported):
   _assert_same_answers(answers, _expected_answers(module))
   with open(os.path.join(export_dir, "assets", "vocab.txt"), encoding="utf-8") as f:
     assert f.read().split("\n")[:-1] == VOCAB
-  with open(os.path.join(export_dir, export.SETTINGS_FILE), encoding="utf-8") as f:
+  with open(os.path.join(export_dir, saved_model.SETTINGS_FILE), encoding="utf-8") as f:
     assert json.load(f)["max_seq_length"] == SETTINGS.max_seq_length
 
 
@@ -400,7 +408,7 @@ def test_saved_model_works_in_a_fresh_process_without_the_project(exported, tmp_
 def test_logits_only_export_needs_no_tensorflow_text(vocab_file, tmp_path):
   model = _tiny_model(seed=2)
   export_dir = str(tmp_path / "logits_only")
-  export.save_serving_model(model, vocab_file, SETTINGS, export_dir, answer_signature=False)
+  saved_model.save_serving_model(model, vocab_file, SETTINGS, export_dir, answer_signature=False)
   result = _run_in_clean_process(export_dir, tmp_path, use_text=False)
   assert result["signatures"] == ["logits", "serving_default"]
   assert not result["tensorflow_text_loaded"]
@@ -412,14 +420,14 @@ def test_logits_only_export_needs_no_tensorflow_text(vocab_file, tmp_path):
 def test_export_refuses_an_existing_folder(exported, vocab_file):
   model, _, export_dir = exported
   with pytest.raises(InputError, match="already exists"):
-    export.save_serving_model(model, vocab_file, SETTINGS, export_dir)
+    saved_model.save_serving_model(model, vocab_file, SETTINGS, export_dir)
 
 
 def test_export_refuses_a_checkpoint_without_squad_head(vocab_file, tmp_path):
   folder = str(tmp_path / "pretrained")
   google_format.export_google_checkpoint(_tiny_model(), vocab_file, folder, include_squad_head=False)
   with pytest.raises(InputError, match="no SQuAD head"):
-    export.export_checkpoint(folder, str(tmp_path / "out"), SETTINGS)
+    saved_model.export_checkpoint(folder, str(tmp_path / "out"), SETTINGS)
   assert not os.path.exists(tmp_path / "out")
 
 
@@ -442,7 +450,7 @@ def test_export_and_predict_command_lines(vocab_file, tmp_path):
       "--max_seq_length=64", "--doc_stride=16", "--max_query_length=16", "--do_lower_case")
   assert code == 0, err[-3000:]
   assert out.strip() == export_dir
-  expected = _expected_answers(export.SquadServingModule(model, vocab_file, SETTINGS))
+  expected = _expected_answers(serving_module.SquadServingModule(model, vocab_file, SETTINGS))
 
   code, out, err = _run_module("bert_squad.predict", f"--model_dir={export_dir}",
                                f"--question={QUESTIONS[0]}", f"--context={CONTEXTS[0]}")
@@ -474,12 +482,12 @@ def test_export_and_predict_command_lines(vocab_file, tmp_path):
 
 def test_export_names_a_missing_folder_or_file(tmp_path, vocab_file):
   with pytest.raises(InputError, match=f"^--checkpoint_dir={tmp_path}/missing: folder not found$"):
-    export.export_checkpoint(f"{tmp_path}/missing", f"{tmp_path}/out", SETTINGS)
+    saved_model.export_checkpoint(f"{tmp_path}/missing", f"{tmp_path}/out", SETTINGS)
   folder = tmp_path / "fine_tuned"
   google_format.export_google_checkpoint(_tiny_model(), vocab_file, str(folder))
   (folder / "bert_config.json").unlink()
   with pytest.raises(InputError, match=f"^{folder}/bert_config.json: file not found"):
-    export.export_checkpoint(str(folder), f"{tmp_path}/out", SETTINGS)
+    saved_model.export_checkpoint(str(folder), f"{tmp_path}/out", SETTINGS)
 
 
 def test_export_refuses_a_casing_the_vocab_contradicts_before_loading(vocab_file, tmp_path,
@@ -490,9 +498,9 @@ def test_export_refuses_a_casing_the_vocab_contradicts_before_loading(vocab_file
   cased_settings = dataclasses.replace(SETTINGS, do_lower_case=False)
   with pytest.raises(InputError, match=f"^{folder}/vocab.txt: an uncased vocabulary .*, but "
                                        "--do_lower_case=False; use --do_lower_case=True$"):
-    export.export_checkpoint(folder, str(tmp_path / "out"), cased_settings)
+    saved_model.export_checkpoint(folder, str(tmp_path / "out"), cased_settings)
   with pytest.raises(InputError, match="an uncased vocabulary"):
-    export.save_serving_model(_tiny_model(), vocab_file, cased_settings, str(tmp_path / "out"))
+    saved_model.save_serving_model(_tiny_model(), vocab_file, cased_settings, str(tmp_path / "out"))
   assert not os.path.exists(tmp_path / "out")
 
 
@@ -500,7 +508,7 @@ def test_blank_questions_and_contexts_get_an_error_instead_of_an_answer():
   lines = [json.dumps({"id": "a", "question": "q", "context": "c"}),
            json.dumps({"id": "b", "question": "q", "context": ""}),
            json.dumps({"question": " \t", "context": "c"})]
-  requests = predict.read_requests(lines)
+  requests = answer_requests.read_requests(lines)
   assert [r.problem for r in requests] == [None, 'stdin: line 2: "context" is empty',
                                            'stdin: line 3: "question" is blank (only whitespace)']
   asked = []
@@ -509,21 +517,21 @@ def test_blank_questions_and_contexts_get_an_error_instead_of_an_answer():
     asked.extend(zip(question.numpy().tolist(), context.numpy().tolist()))
     return {"answer": context, "score": tf.fill(tf.shape(context), 1.5)}
 
-  assert predict.answer_batch(answer_fn, requests) == [
+  assert answer_requests.answer_batch(answer_fn, requests) == [
       {"id": "a", "answer": "c", "score": 1.5},
       {"id": "b", "error": 'stdin: line 2: "context" is empty'},
       {"error": 'stdin: line 3: "question" is blank (only whitespace)'}]
   assert asked == [(b"q", b"c")]
-  assert predict.answer_batch(answer_fn, requests[1:2]) == [
+  assert answer_requests.answer_batch(answer_fn, requests[1:2]) == [
       {"id": "b", "error": 'stdin: line 2: "context" is empty'}]
 
 
 def test_read_requests_names_the_bad_line():
   good = json.dumps({"id": "a", "question": "q", "context": "c"})
-  assert predict.read_requests([good, "  \n"]) == [predict.Request("q", "c", "a")]
+  assert answer_requests.read_requests([good, "  \n"]) == [answer_requests.Request("q", "c", "a")]
   for bad_line, problem in [("[1, 2]", "expected a JSON object"),
                             ('{"question": "q"}', '"context" must be a string'),
                             ('{"question": 3, "context": "c"}', '"question" must be a string'),
                             ("{'question': 'q'}", "not valid JSON")]:
     with pytest.raises(InputError, match=f"^stdin: line 3: {problem}"):
-      predict.read_requests([good, "", bad_line])
+      answer_requests.read_requests([good, "", bad_line])

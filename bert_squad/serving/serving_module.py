@@ -1,0 +1,96 @@
+"""The `tf.Module` behind the SavedModel: the span model plus its `logits` and `answer` functions.
+
+`logits`: int32 input_ids, input_mask, segment_ids [batch, seq] -> float32
+start_logits, end_logits [batch, seq]. `answer`: string question, context
+[batch] -> answer string, score, null_score float32, start_char, end_char
+int32, each [batch] (see `bert_squad/export.py`).
+"""
+import tensorflow as tf
+
+from bert_squad.modeling import span_model
+from bert_squad.serving import answer_settings
+from bert_squad.serving import graph_windows
+from bert_squad.serving import span_search
+from bert_squad.serving import text_tokenizer
+
+LOGITS_SIGNATURE = "logits"
+ANSWER_SIGNATURE = "answer"
+# The original's nonce prediction when no span is valid (SQuAD 1.1 models).
+NO_SPAN_TEXT = "empty"
+
+
+class SquadServingModule(tf.Module):
+  """The span model with the `logits` and `answer` functions (see the module docstring)."""
+
+  def __init__(self, model: span_model.BertSpanModel, vocab_file: str,
+               settings: answer_settings.AnswerSettings, answer_signature: bool = True):
+    super().__init__()
+    self._settings = settings
+    # The Keras model is only called, never tracked: the SavedModel holds its
+    # variables and the traced graphs, not Keras objects, so loading needs
+    # neither Keras nor this project.
+    self._call_model = lambda inputs: model(inputs, training=False)
+    self.model_variables = list(model.variables)
+    self.vocab_file = tf.saved_model.Asset(vocab_file)
+    ids_spec = tf.TensorSpec([None, None], tf.int32)
+    self.logits = tf.function(
+        self._logits, input_signature=[ids_spec] * len(span_model.INPUT_KEYS))
+    if answer_signature:
+      self.tokenizer = text_tokenizer.WordpieceTokenizerWithOffsets(self.vocab_file,
+                                                                    settings.do_lower_case)
+      text_spec = [tf.TensorSpec([None], tf.string, name="question"),
+                   tf.TensorSpec([None], tf.string, name="context")]
+      self.answer = tf.function(self._answer, input_signature=text_spec)
+
+  def serving_signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
+    """Signature name -> concrete function, for `tf.saved_model.save`."""
+    logits = self.logits.get_concrete_function()
+    signatures = {tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: logits,
+                  LOGITS_SIGNATURE: logits}
+    if hasattr(self, "answer"):
+      signatures[ANSWER_SIGNATURE] = self.answer.get_concrete_function()
+    return signatures
+
+  def _logits(self, input_ids: tf.Tensor, input_mask: tf.Tensor,
+              segment_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+    """int32 [batch, seq] each -> float32 `start_logits`, `end_logits` [batch, seq]."""
+    return self._call_model({"input_ids": input_ids, "input_mask": input_mask,
+                             "segment_ids": segment_ids})
+
+  def _answer(self, question: tf.Tensor, context: tf.Tensor) -> dict[str, tf.Tensor]:
+    """string [batch] each -> answer, score, null_score, start_char, end_char [batch]."""
+    settings = self._settings
+    tf.debugging.assert_equal(tf.size(question), tf.size(context),
+                              message="question and context must have the same length")
+    query = self.tokenizer.tokenize_with_offsets(question).ids[:, :settings.max_query_length]
+    doc = self.tokenizer.tokenize_with_offsets(context)
+    windows = graph_windows.build_windows(query, doc.ids, self.tokenizer.cls_id,
+                                          self.tokenizer.sep_id, settings.max_seq_length,
+                                          settings.doc_stride)
+    logits = self._call_model(windows.inputs)
+    spans = span_search.best_span_per_example(
+        span_search.best_span_per_window(logits["start_logits"], logits["end_logits"], windows,
+                                         settings),
+        windows.num_windows)
+    null_score = span_search.null_score_per_example(logits["start_logits"], logits["end_logits"],
+                                                    windows.num_windows)
+    is_span = spans.found
+    if settings.version_2_with_negative:
+      # The original compares (null - start) - end, in this order.
+      is_span &= (null_score - spans.start_logit - spans.end_logit <=
+                  settings.null_score_diff_threshold)
+    first = tf.cast(doc.ids.row_starts(), tf.int32)
+    start = first + spans.start_token
+    end = first + spans.end_token
+    begin_byte = span_search.gather_or_default(doc.begin_byte.flat_values, start, is_span, 0)
+    end_byte = span_search.gather_or_default(doc.end_byte.flat_values, end, is_span, 0)
+    no_answer = "" if settings.version_2_with_negative else NO_SPAN_TEXT
+    return {
+        "answer": tf.where(is_span, tf.strings.substr(context, begin_byte, end_byte - begin_byte),
+                           no_answer),
+        "score": tf.cast(spans.start_logit + spans.end_logit, tf.float32),
+        "null_score": tf.cast(null_score, tf.float32),
+        "start_char": span_search.gather_or_default(doc.begin_char.flat_values, start, is_span,
+                                                    -1),
+        "end_char": span_search.gather_or_default(doc.end_char.flat_values, end, is_span, -1),
+    }
