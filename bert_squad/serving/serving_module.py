@@ -10,7 +10,7 @@ import tensorflow as tf
 from bert_squad.modeling import span_model
 from bert_squad.serving import answer_settings
 from bert_squad.serving import graph_windows
-from bert_squad.serving import span_search
+from bert_squad.serving import graph_spans
 from bert_squad.serving import text_tokenizer
 
 LOGITS_SIGNATURE = "logits"
@@ -68,11 +68,11 @@ class SquadServingModule(tf.Module):
                                           self.tokenizer.sep_id, settings.max_seq_length,
                                           settings.doc_stride)
     logits = self._call_model(windows.inputs)
-    spans = span_search.best_span_per_example(
-        span_search.best_span_per_window(logits["start_logits"], logits["end_logits"], windows,
+    spans = graph_spans.best_span_per_example(
+        graph_spans.best_span_per_window(logits["start_logits"], logits["end_logits"], windows,
                                          settings),
         windows.num_windows)
-    null_score = span_search.null_score_per_example(logits["start_logits"], logits["end_logits"],
+    null_score = graph_spans.null_score_per_example(logits["start_logits"], logits["end_logits"],
                                                     windows.num_windows)
     is_span = spans.found
     if settings.version_2_with_negative:
@@ -82,15 +82,15 @@ class SquadServingModule(tf.Module):
     first = tf.cast(doc.ids.row_starts(), tf.int32)
     start = first + spans.start_token
     end = first + spans.end_token
-    begin_byte = span_search.gather_or_default(doc.begin_byte.flat_values, start, is_span, 0)
-    end_byte = span_search.gather_or_default(doc.end_byte.flat_values, end, is_span, 0)
+    begin_byte = graph_spans.gather_or_default(doc.begin_byte.flat_values, start, is_span, 0)
+    end_byte = graph_spans.gather_or_default(doc.end_byte.flat_values, end, is_span, 0)
     no_answer = "" if settings.version_2_with_negative else NO_SPAN_TEXT
     return {
         "answer": tf.where(is_span, tf.strings.substr(context, begin_byte, end_byte - begin_byte),
                            no_answer),
         "score": tf.cast(spans.start_logit + spans.end_logit, tf.float32),
         "null_score": tf.cast(null_score, tf.float32),
-        "start_char": span_search.gather_or_default(doc.begin_char.flat_values, start, is_span,
+        "start_char": graph_spans.gather_or_default(doc.begin_char.flat_values, start, is_span,
                                                     -1),
-        "end_char": span_search.gather_or_default(doc.end_char.flat_values, end, is_span, -1),
+        "end_char": graph_spans.gather_or_default(doc.end_char.flat_values, end, is_span, -1),
     }
