@@ -11,12 +11,12 @@ For each size (Google's small BERTs: L layers, hidden H, H/64 heads, intermediat
 4H, vocab 30522) both sides get the same random batch:
 
 ours   `span_model.build_span_model` + `optimization.create_optimizer`, trained
-       by the training loop's own step: `loop._make_train_loop` over
-       `loop._StepFunctions` (forward, span_loss, gradients, None dropped,
+       by the training loop's own step: `update_step.make_train_loop` over
+       `update_step.StepFunctions` (forward, span_loss, gradients, None dropped,
        dense embedding gradients, apply), the function `loop.train` calls
        for every loop of updates, here one call per repetition of N steps.
-       Prediction runs `loop.make_predict_step`, the step
-       `loop.predict_logits` uses (the forward pass under `strategy.run`),
+       Prediction runs `prediction.make_predict_step`, the step
+       `prediction.predict_logits` uses (the forward pass under `strategy.run`),
        without and with XLA (`jit_compile`).
 ref    tf-models-official `BertSpanLabeler` over a `BertEncoder` of the same
        size + `official.nlp.optimization.create_optimizer` (its legacy
@@ -48,7 +48,7 @@ rounds (meaningful on CPUs only).
 
 The models run on the first GPU when one is visible, else on the CPU.
 `--dtype=float16` or `bfloat16` builds both models under the Keras
-mixed-precision policy (`loop.set_precision`, as run_squad.py's `--dtype`);
+mixed-precision policy (`loop_config.set_precision`, as run_squad.py's `--dtype`);
 in float16 both train steps use a dynamic `LossScaleOptimizer`, ours the way
 `loop.train` wraps it.
 """
@@ -85,7 +85,10 @@ from bert_squad.modeling import model_config  # noqa: E402
 from bert_squad.modeling import span_model  # noqa: E402
 from bert_squad.training import distribution  # noqa: E402
 from bert_squad.training import loop  # noqa: E402
+from bert_squad.training import loop_config  # noqa: E402
 from bert_squad.training import optimization  # noqa: E402
+from bert_squad.training import prediction  # noqa: E402
+from bert_squad.training import update_step  # noqa: E402
 
 DEFAULT_SIZES = ("L2/H128", "L4/H256", "L4/H512", "L8/H512", "L12/H768")
 VOCAB_SIZE = 30522  # Google's uncased WordPiece vocabulary
@@ -212,15 +215,15 @@ def ours_train_runner(model, optimizer, strategy: tf.distribute.Strategy, batch,
   targets = {k: v for k, v in targets.items() if k != "unique_ids"}
   batch_size = int(inputs["input_ids"].shape[0])
   with strategy.scope():
-    applying_optimizer = loop._wrap_for_precision(optimizer, dtype)  # pylint: disable=protected-access
+    applying_optimizer = loop.wrap_for_precision(optimizer, dtype)
   loss_scale_optimizer = applying_optimizer if applying_optimizer is not optimizer else None
-  steps = loop._StepFunctions(  # pylint: disable=protected-access
+  steps = update_step.StepFunctions(
       model, applying_optimizer, span_model.span_loss, strategy,
       micro_batch_global=batch_size, accumulation_steps=1,
       loss_scale_optimizer=loss_scale_optimizer, use_xla=use_xla)
   with strategy.scope():
     step_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
-  train_loop = loop._make_train_loop(steps, step_counter)  # pylint: disable=protected-access
+  train_loop = update_step.make_train_loop(steps, step_counter)
   dataset_fn = lambda _: tf.data.Dataset.from_tensors((inputs, targets)).repeat()  # noqa: E731
   iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
 
@@ -233,9 +236,9 @@ def ours_train_runner(model, optimizer, strategy: tf.distribute.Strategy, batch,
 
 def ours_predict_runner(model, strategy: tf.distribute.Strategy, batch,
                         jit_compile: bool) -> Runner:
-  """n prediction batches through `loop.predict_logits`'s own prediction step."""
+  """n prediction batches through `prediction.predict_logits`'s own prediction step."""
   inputs, targets = batch
-  predict_step = loop.make_predict_step(model, strategy, jit_compile)
+  predict_step = prediction.make_predict_step(model, strategy, jit_compile)
 
   def run(num_steps: int) -> None:
     for _ in range(num_steps):
@@ -411,11 +414,11 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
   below `MIN_TRAIN_BATCH`); a repetition runs `steps` steps, by default
   about `flops_per_repeat`. Each phase also times one `peak_matmul_size`^2
   matmul (in `dtype`) per round, for the peak and the CPU-time MFU. The
-  models are built under `dtype`'s Keras policy (`loop.set_precision`),
+  models are built under `dtype`'s Keras policy (`loop_config.set_precision`),
   on the first GPU if there is one.
   """
   config = small_bert_config(size)
-  loop.set_precision(dtype)
+  loop_config.set_precision(dtype)
   strategy = distribution.make_strategy(
       "one_device", num_gpus=min(1, len(tf.config.list_physical_devices("GPU"))))
   forward_flops = forward_flops_per_example(config, seq_length)
@@ -453,7 +456,7 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
                     matmul_flops)
   del predict_runners, model, optimizer, ref_model, ref_optimizer
   tf_keras.backend.clear_session()
-  loop.set_precision("float32")
+  loop_config.set_precision("float32")
   gc.collect()
   return SizeResult(size, params, train, predict, train_flops, forward_flops)
 

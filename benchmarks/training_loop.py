@@ -38,6 +38,7 @@ from bert_squad.modeling import span_model  # noqa: E402
 from bert_squad.training import distribution  # noqa: E402
 from bert_squad.training import input_pipeline  # noqa: E402
 from bert_squad.training import loop  # noqa: E402
+from bert_squad.training import loop_config  # noqa: E402
 from bert_squad.training import optimization  # noqa: E402
 
 DEMO_TRAIN = REPO_ROOT / "bert_squad" / "demo_data" / "squad1.1_demo_train.json"
@@ -70,9 +71,9 @@ def _train_seconds(args, record: str, steps: int, log_steps: int, folder: str) -
     optimizer = optimization.create_optimizer(3e-5, steps, 0)
   dataset_fn = functools.partial(input_pipeline.make_dataset, record, args.seq_length, args.batch, True,
                                  seed=args.seed)
-  config = loop.TrainConfig(output_dir=folder, num_train_steps=steps, train_batch_size=args.batch,
-                                steps_per_loop=1000, save_checkpoints_steps=1000, log_steps=log_steps,
-                                handle_signals=False)
+  config = loop_config.TrainConfig(output_dir=folder, num_train_steps=steps, train_batch_size=args.batch,
+                                   steps_per_loop=1000, save_checkpoints_steps=1000, log_steps=log_steps,
+                                   handle_signals=False)
   start = time.perf_counter()
   loop.train(model, optimizer, span_model.span_loss, dataset_fn, strategy, config, log_stream=io.StringIO())
   return time.perf_counter() - start

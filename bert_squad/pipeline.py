@@ -50,7 +50,9 @@ from bert_squad.modeling import weight_map
 from bert_squad.training import distribution
 from bert_squad.training import input_pipeline
 from bert_squad.training import loop
+from bert_squad.training import loop_config
 from bert_squad.training import optimization
+from bert_squad.training import prediction
 from bert_squad.training import run_settings
 
 PYPI_PREFIX = "pypi:"
@@ -139,7 +141,7 @@ def run(config: RunConfig) -> dict:
         "--output_dir": config.output_dir, "--train_file": config.train_file,
         "--predict_file": config.predict_file, "--init_checkpoint": init_checkpoint,
         "--cache_dir": config.cache_dir})
-  loop.set_precision(config.dtype)
+  loop_config.set_precision(config.dtype)
 
   model = None
   if config.do_train:
@@ -302,7 +304,7 @@ def _train(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: mod
   micro_batch = config.train_batch_size // config.gradient_accumulation_steps
   dataset_fn = functools.partial(input_pipeline.make_dataset, train_record, config.max_seq_length,
                                  micro_batch, True, seed=config.seed)
-  train_config = loop.TrainConfig(
+  train_config = loop_config.TrainConfig(
       output_dir=config.output_dir, num_train_steps=num_steps,
       train_batch_size=config.train_batch_size,
       steps_per_loop=config.iterations_per_loop,
@@ -354,7 +356,7 @@ def _predict(config: RunConfig, strategy: tf.distribute.Strategy, bert_config: m
                                         config.predict_batch_size, False)
   use_xla = config.use_xla if config.predict_use_xla is None else config.predict_use_xla
   logging.info("predicting %s%s", config.predict_file, " (XLA)" if use_xla else "")
-  unique_ids, start_logits, end_logits = loop.predict_logits(
+  unique_ids, start_logits, end_logits = prediction.predict_logits(
       model, dataset, _prediction_strategy(strategy), config.predict_batch_size,
       jit_compile=use_xla, num_features=info.num_features, log_stream=sys.stderr)
   logits_file = os.path.join(config.output_dir, logits_io.LOGITS_FILE)

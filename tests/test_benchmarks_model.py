@@ -110,13 +110,13 @@ def test_mixed_precision_runners_train_both_models(bench, dtype):
   config = bench.small_bert_config("L2/H128")
   strategy = distribution.make_strategy("one_device", num_gpus=0)
   batch = bench.random_batch(2, SEQ, config.vocab_size)
-  from bert_squad.training import loop  # pylint: disable=import-outside-toplevel
-  loop.set_precision(dtype)
+  from bert_squad.training import loop_config  # pylint: disable=import-outside-toplevel
+  loop_config.set_precision(dtype)
   try:
     model, optimizer = bench.build_ours(config, SEQ, strategy)
     ref_model, ref_optimizer = bench.build_reference(config)
   finally:
-    loop.set_precision("float32")
+    loop_config.set_precision("float32")
   assert model.dtype_policy.compute_dtype == dtype
   assert ref_model.dtype_policy.compute_dtype == dtype
   bench.ours_train_runner(model, optimizer, strategy, batch, dtype=dtype)(3)

@@ -41,7 +41,9 @@ from bert_squad.modeling import weight_map
 from bert_squad.training import distribution
 from bert_squad.training import input_pipeline
 from bert_squad.training import loop
+from bert_squad.training import loop_config
 from bert_squad.training import optimization
+from bert_squad.training import train_log
 from tests import checkpoint_testlib as testlib
 
 BERT_CONFIG = {
@@ -327,9 +329,9 @@ def train_one_step(run_files: dict, output_dir, num_warmup_steps: int) -> dict:
     optimizer = optimization.create_optimizer(INIT_LR, SCHEDULE_STEPS, num_warmup_steps)
   dataset_fn = functools.partial(input_pipeline.make_dataset, run_files["train_record"],
                                  SEQ_LENGTH, NUM_FEATURES, True, seed=SEED)
-  config = loop.TrainConfig(output_dir=str(output_dir / "train"), num_train_steps=1,
-                                train_batch_size=NUM_FEATURES, steps_per_loop=1,
-                                save_checkpoints_steps=1, log_steps=1, handle_signals=False)
+  config = loop_config.TrainConfig(output_dir=str(output_dir / "train"), num_train_steps=1,
+                                   train_batch_size=NUM_FEATURES, steps_per_loop=1,
+                                   save_checkpoints_steps=1, log_steps=1, handle_signals=False)
   result = loop.train(model, optimizer, span_model.span_loss, dataset_fn, strategy, config,
                           log_stream=io.StringIO())
   prefix = google_format.export_google_checkpoint(model, run_files["vocab_file"],
@@ -345,8 +347,8 @@ def train_one_step(run_files: dict, output_dir, num_warmup_steps: int) -> dict:
         continue
       values[name] = _slot_in_google_layout(weight, slot)
   return {"exported": exported, "result": result, "loaded": loaded, **moments,
-          "history_file": loop.read_history(config.output_dir),
-          "learning_rate": loop.current_learning_rate(optimizer)}
+          "history_file": train_log.read_history(config.output_dir),
+          "learning_rate": train_log.current_learning_rate(optimizer)}
 
 
 @pytest.fixture(scope="module")

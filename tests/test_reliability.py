@@ -20,13 +20,15 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-import training_toys as toys
 from bert_squad.modeling import google_format
 from bert_squad.training import distribution
 from bert_squad.training import input_pipeline
 from bert_squad.training import loop
+from bert_squad.training import loop_config
 from bert_squad.training import optimization
+from bert_squad.training import train_log
 from tests import run_testlib
+from tests import training_toys as toys
 from tests.run_testlib import DEMO_DATA
 from tests.run_testlib import REPO_ROOT
 
@@ -137,7 +139,7 @@ def test_two_deterministic_runs_give_bit_identical_predictions_and_weights(runs)
   assert tensors_1.keys() == tensors_2.keys()
   for name, value in tensors_1.items():
     np.testing.assert_array_equal(value, tensors_2[name], err_msg=name)
-  losses_1, losses_2 = ([point["loss"] for point in loop.read_history(str(run))] for run in (first, second))
+  losses_1, losses_2 = ([point["loss"] for point in train_log.read_history(str(run))] for run in (first, second))
   assert losses_1 == losses_2 and len(losses_1) == NUM_STEPS
 
 
@@ -163,7 +165,7 @@ def test_sigkill_then_rerun_resumes_and_ends_like_an_uninterrupted_run(runs):
   code, stderr = runs["finish"]
   assert code == 0, f"seed {SEED}:\n{stderr[-3000:]}"
   assert f"resuming from {interrupted}/ckpt-{saved_at_kill} (step {saved_at_kill})" in stderr
-  history = [point["step"] for point in loop.read_history(str(interrupted))]
+  history = [point["step"] for point in train_log.read_history(str(interrupted))]
   assert history == list(range(1, NUM_STEPS + 1)), f"seed {SEED}"
   assert _latest_step(interrupted) == NUM_STEPS
   uninterrupted, _ = runs["first"]
@@ -203,9 +205,9 @@ def test_nan_loss_stops_naming_the_step_keeps_the_last_good_checkpoint_exports_n
 
 @pytest.fixture
 def float16_policy():
-  loop.set_precision("float16")
+  loop_config.set_precision("float16")
   yield
-  loop.set_precision("float32")
+  loop_config.set_precision("float32")
 
 
 def _toy_run(records, output_dir, steps, optimizer_fn):
@@ -215,8 +217,8 @@ def _toy_run(records, output_dir, steps, optimizer_fn):
     model = toys.tiny_span_model()
     optimizer = optimizer_fn()
   dataset_fn = functools.partial(input_pipeline.make_dataset, records, toys.SEQ_LENGTH, 8, True, seed=1)
-  config = loop.TrainConfig(str(output_dir), num_train_steps=steps, train_batch_size=8, steps_per_loop=1,
-                                save_checkpoints_steps=2, log_steps=1, dtype="float16", handle_signals=False)
+  config = loop_config.TrainConfig(str(output_dir), num_train_steps=steps, train_batch_size=8, steps_per_loop=1,
+                                   save_checkpoints_steps=2, log_steps=1, dtype="float16", handle_signals=False)
   log = io.StringIO()
   result = loop.train(model, optimizer, toys.span_loss, dataset_fn, strategy, config, log_stream=log)
   return result, log.getvalue()

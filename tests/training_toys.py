@@ -132,6 +132,8 @@ def _train_one(args, strategy_name: str, output_dir: str) -> dict:
   from bert_squad.training import distribution
   from bert_squad.training import input_pipeline
   from bert_squad.training import loop
+  from bert_squad.training import loop_config
+  from bert_squad.training import prediction
 
   strategy = distribution.make_strategy(strategy_name)
   with strategy.scope():
@@ -142,20 +144,20 @@ def _train_one(args, strategy_name: str, output_dir: str) -> dict:
       seed=args.seed, shuffle_buffer_size=args.shuffle_buffer)
   if args.slow_seconds:
     dataset_fn = _slowed(dataset_fn, args.slow_seconds)
-  config = loop.TrainConfig(
+  config = loop_config.TrainConfig(
       output_dir=output_dir, num_train_steps=args.steps, train_batch_size=args.batch,
       steps_per_loop=args.steps_per_loop, save_checkpoints_steps=args.save_steps,
       log_steps=args.log_steps, gradient_accumulation_steps=args.accumulation)
   try:
     result = loop.train(model, optimizer, span_loss, dataset_fn, strategy, config)
-  except loop.TrainingInterrupted as e:
+  except loop_config.TrainingInterrupted as e:
     print(json.dumps({"interrupted_step": e.step, "checkpoint": e.checkpoint_path}))
     sys.exit(130)
   if distribution.is_chief(strategy):
     np.savez(os.path.join(output_dir, WEIGHTS_FILE), *model_weights(model))
   if args.predict_data:
     dataset = input_pipeline.make_dataset(args.predict_data, SEQ_LENGTH, args.predict_batch, False)
-    unique_ids, start_logits, end_logits = loop.predict_logits(
+    unique_ids, start_logits, end_logits = prediction.predict_logits(
         model, dataset, strategy, args.predict_batch)
     np.savez(os.path.join(output_dir, PREDICTIONS_FILE), unique_ids=unique_ids,
              start_logits=start_logits, end_logits=end_logits)

@@ -2,7 +2,7 @@
 import dataclasses
 
 from bert_squad.common.errors import InputError
-from bert_squad.data import features
+from bert_squad.data import windows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,7 +19,7 @@ class AnswerSettings:
 
   def validate(self) -> None:
     """Raises `InputError` naming the flag of a setting that cannot work."""
-    features.validate_window_params(self.max_seq_length, self.doc_stride, self.max_query_length)
+    windows.validate_window_params(self.max_seq_length, self.doc_stride, self.max_query_length)
     for name in ("n_best_size", "max_answer_length"):
       if getattr(self, name) < 1:
         raise InputError(f"--{name}={getattr(self, name)}: must be at least 1")

@@ -70,6 +70,34 @@ def _pipeline_share(input_context: tf.distribute.InputContext | None) -> tuple[i
   return input_context.num_input_pipelines, input_context.input_pipeline_id
 
 
+def _sharded_records(files: list[str], input_context: tf.distribute.InputContext | None,
+                     is_training: bool, seed: int | None,
+                     shuffle_buffer_size: int) -> tf.data.Dataset:
+  """This pipeline's serialized records (scalar strings): its share of `files`.
+
+  In training they are also shuffled and repeated forever; in prediction
+  they come once, in file order.
+  """
+  num_pipelines, pipeline = _pipeline_share(input_context)
+  if num_pipelines > 1 and len(files) >= num_pipelines:
+    # Enough files: each pipeline reads only its own.
+    files, num_pipelines, pipeline = files[pipeline::num_pipelines], 1, 0
+  records = tf.data.TFRecordDataset(files)
+  # Otherwise each pipeline keeps every n-th record. With a seed, all pipelines
+  # shuffle alike and shard afterwards, so together they yield exactly the
+  # global batches one pipeline would; without one, shard first so that no
+  # record is seen twice per epoch.
+  shard_after_shuffle = is_training and seed is not None
+  if num_pipelines > 1 and not shard_after_shuffle:
+    records = records.shard(num_pipelines, pipeline)
+  if is_training:
+    records = records.shuffle(shuffle_buffer_size, seed=seed,
+                              reshuffle_each_iteration=True).repeat()
+  if num_pipelines > 1 and shard_after_shuffle:
+    records = records.shard(num_pipelines, pipeline)
+  return records
+
+
 def make_dataset(file_pattern: str | list[str],
                  seq_length: int,
                  batch_size: int,
@@ -111,23 +139,7 @@ def make_dataset(file_pattern: str | list[str],
     batch_size = input_context.get_per_replica_batch_size(batch_size)
   if drop_remainder is None:
     drop_remainder = is_training
-  num_pipelines, pipeline = _pipeline_share(input_context)
-  if num_pipelines > 1 and len(files) >= num_pipelines:
-    # Enough files: each pipeline reads only its own.
-    files, num_pipelines, pipeline = files[pipeline::num_pipelines], 1, 0
-  records = tf.data.TFRecordDataset(files)
-  # Otherwise each pipeline keeps every n-th record. With a seed, all pipelines
-  # shuffle alike and shard afterwards, so together they yield exactly the
-  # global batches one pipeline would; without one, shard first so that no
-  # record is seen twice per epoch.
-  shard_after_shuffle = is_training and seed is not None
-  if num_pipelines > 1 and not shard_after_shuffle:
-    records = records.shard(num_pipelines, pipeline)
-  if is_training:
-    records = records.shuffle(shuffle_buffer_size, seed=seed,
-                              reshuffle_each_iteration=True).repeat()
-  if num_pipelines > 1 and shard_after_shuffle:
-    records = records.shard(num_pipelines, pipeline)
+  records = _sharded_records(files, input_context, is_training, seed, shuffle_buffer_size)
   dataset = records.batch(batch_size, drop_remainder=drop_remainder)
   dataset = dataset.map(lambda serialized: parse_records(serialized, seq_length, is_training),
                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

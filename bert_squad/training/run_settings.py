@@ -20,7 +20,7 @@ from absl import logging
 
 from bert_squad.common import io_utils
 from bert_squad.common.errors import InputError
-from bert_squad.training import loop
+from bert_squad.training import loop_config
 
 SETTINGS_FILE = "run_settings.json"
 FORMAT_VERSION = 1
@@ -120,9 +120,9 @@ def discard_training_state(output_dir: str, export_dir: str) -> list[str]:
     return []
   names = tf.io.gfile.listdir(output_dir)
   doomed = [os.path.join(output_dir, name) for name in names
-            if _CHECKPOINT_FILE.fullmatch(name) or name in (SETTINGS_FILE, loop.HISTORY_FILE,
-                                                             loop.CURVES_FILE)]
-  doomed += tf.io.gfile.glob(os.path.join(output_dir, loop.TENSORBOARD_DIR, "events.out.tfevents.*"))
+            if _CHECKPOINT_FILE.fullmatch(name) or name in (SETTINGS_FILE, loop_config.HISTORY_FILE,
+                                                             loop_config.CURVES_FILE)]
+  doomed += tf.io.gfile.glob(os.path.join(output_dir, loop_config.TENSORBOARD_DIR, "events.out.tfevents.*"))
   for path in doomed:
     tf.io.gfile.remove(path)
   if tf.io.gfile.isdir(export_dir):

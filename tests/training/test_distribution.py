@@ -1,5 +1,5 @@
 """Strategy choice and its checks. Strategies over several devices or workers are
-exercised for real (in their own processes) by tests/test_training.py."""
+exercised for real (in their own processes) by tests/training/test_training.py."""
 import json
 
 import pytest

@@ -23,14 +23,18 @@ import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import networks
 
-import training_toys as toys
 from bert_squad.common.errors import InputError
 from bert_squad.training import distribution
 from bert_squad.training import input_pipeline
 from bert_squad.training import loop
+from bert_squad.training import loop_config
+from bert_squad.training import prediction
+from bert_squad.training import train_log
+from bert_squad.training import update_step
+from tests import training_toys as toys
 
 TOYS_SCRIPT = str(pathlib.Path(toys.__file__).resolve())
-REPO_ROOT = str(pathlib.Path(__file__).resolve().parent.parent)
+REPO_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +60,16 @@ def initial_weights(strategy):
 
 @pytest.fixture
 def float16_policy():
-  loop.set_precision("float16")
+  loop_config.set_precision("float16")
   yield
-  loop.set_precision("float32")
+  loop_config.set_precision("float32")
 
 
 @pytest.fixture
 def bfloat16_policy():
-  loop.set_precision("bfloat16")
+  loop_config.set_precision("bfloat16")
   yield
-  loop.set_precision("float32")
+  loop_config.set_precision("float32")
 
 
 def _train_in_process(strategy, data, initial_weights, output_dir, *, steps=3, batch=8,
@@ -77,13 +81,13 @@ def _train_in_process(strategy, data, initial_weights, output_dir, *, steps=3, b
     optimizer = optimizer() if optimizer else tf_keras.optimizers.legacy.SGD(0.05)
   dataset_fn = functools.partial(input_pipeline.make_dataset, data["train"], toys.SEQ_LENGTH,
                                  batch // accumulation, True, shuffle_buffer_size=1)
-  config = loop.TrainConfig(
+  config = loop_config.TrainConfig(
       output_dir=str(output_dir), num_train_steps=steps, train_batch_size=batch,
       gradient_accumulation_steps=accumulation,
       **{"steps_per_loop": 1, "log_steps": 1, "handle_signals": False, **config})
   log_stream = log_stream or io.StringIO()
   result = loop.train(model, optimizer, toys.span_loss, dataset_fn, strategy, config,
-                          log_stream=log_stream)
+                      log_stream=log_stream)
   return model, optimizer, result, log_stream.getvalue()
 
 
@@ -221,7 +225,7 @@ def _sgd_broken_at_update_6():
 
 def test_non_finite_loss_stops_naming_the_step(tmp_path, strategy, data, initial_weights):
   # Update 6 makes the weights infinite; update 7 is the first with a NaN loss.
-  with pytest.raises(loop.NonFiniteLossError, match=r"loss became nan at step 7;") as error:
+  with pytest.raises(loop_config.NonFiniteLossError, match=r"loss became nan at step 7;") as error:
     _train_in_process(strategy, data, initial_weights, tmp_path, steps=12,
                       optimizer=_sgd_broken_at_update_6, steps_per_loop=5,
                       save_checkpoints_steps=4, log_steps=4)
@@ -231,13 +235,13 @@ def test_non_finite_loss_stops_naming_the_step(tmp_path, strategy, data, initial
   for name, _ in tf.train.list_variables(str(tmp_path)):
     if name.startswith("model/"):
       assert np.all(np.isfinite(reader.get_tensor(name))), name
-  history = loop.read_history(str(tmp_path))
+  history = train_log.read_history(str(tmp_path))
   assert [p["step"] for p in history] == [4]  # calls end at 4 and 8; 8 was never logged
 
 
 def test_broken_weights_are_never_saved(tmp_path, strategy, data, initial_weights):
   # The save at step 6 would hold the weights broken by update 6 (whose loss was fine).
-  with pytest.raises(loop.NonFiniteLossError, match=r"weights became NaN or Inf by step 6;"):
+  with pytest.raises(loop_config.NonFiniteLossError, match=r"weights became NaN or Inf by step 6;"):
     _train_in_process(strategy, data, initial_weights, tmp_path, steps=12,
                       optimizer=_sgd_broken_at_update_6, save_checkpoints_steps=3)
   assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-3")
@@ -266,7 +270,7 @@ def test_logs_tensorboard_history_and_curves(tmp_path, strategy, data, initial_w
       r" steps +\d+% \[\d\d:\d\d<\d\d:\d\d, .*, loss \d\.\d{4} lr 0\.003 \d+\.\d ex/s\]$", line)
              for line in lines), lines
 
-  history = loop.read_history(str(tmp_path))
+  history = train_log.read_history(str(tmp_path))
   assert history == result.history
   assert [p["step"] for p in history] == [10, 20, 30, 40]
   losses = [p["loss"] for p in history]
@@ -275,7 +279,7 @@ def test_logs_tensorboard_history_and_curves(tmp_path, strategy, data, initial_w
   assert all(p["examples_per_second"] > 0 and p["learning_rate"] == pytest.approx(3e-3)
              for p in history)
 
-  events = list((tmp_path / loop.TENSORBOARD_DIR).glob("events.out.tfevents.*"))
+  events = list((tmp_path / loop_config.TENSORBOARD_DIR).glob("events.out.tfevents.*"))
   assert events
   tags = set()
   for event in tf.compat.v1.train.summary_iterator(str(events[0])):
@@ -283,9 +287,9 @@ def test_logs_tensorboard_history_and_curves(tmp_path, strategy, data, initial_w
   assert {"loss", "learning_rate", "start_accuracy", "end_accuracy",
           "examples_per_second"} <= tags
 
-  png = (tmp_path / loop.CURVES_FILE).read_bytes()
+  png = (tmp_path / loop_config.CURVES_FILE).read_bytes()
   assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
-  assert matplotlib.image.imread(tmp_path / loop.CURVES_FILE).shape[:2] == (400, 1500)  # three panels
+  assert matplotlib.image.imread(tmp_path / loop_config.CURVES_FILE).shape[:2] == (400, 1500)  # three panels
   assert [p.name for p in tmp_path.glob("ckpt-*.index")] == ["ckpt-40.index"]
   assert result.checkpoint_path.endswith("ckpt-40")
 
@@ -301,7 +305,7 @@ def test_off_tpu_logs_and_checkpoints_follow_their_steps_whatever_steps_per_loop
                                         steps_per_loop=1000, log_steps=10, save_checkpoints_steps=20,
                                         keep_checkpoint_max=0)
   assert [line.split()[1] for line in log.strip().splitlines()] == ["10/40", "20/40", "30/40", "40/40"]
-  assert [p["step"] for p in loop.read_history(str(tmp_path))] == [10, 20, 30, 40]
+  assert [p["step"] for p in train_log.read_history(str(tmp_path))] == [10, 20, 30, 40]
   assert sorted(p.name for p in tmp_path.glob("ckpt-*.index")) == ["ckpt-20.index", "ckpt-40.index"]
   assert result.final_step == 40
 
@@ -311,20 +315,20 @@ def test_off_tpu_logs_and_checkpoints_follow_their_steps_whatever_steps_per_loop
     (False, [10] * 10),          # elsewhere: every call ends at the next log step
 ])
 def test_compiled_calls_end_at_log_steps_except_on_tpu(tmp_path, host_loop, calls):
-  config = loop.TrainConfig(str(tmp_path), num_train_steps=100, train_batch_size=8, steps_per_loop=30,
-                                save_checkpoints_steps=1000, log_steps=10)
+  config = loop_config.TrainConfig(str(tmp_path), num_train_steps=100, train_batch_size=8, steps_per_loop=30,
+                                   save_checkpoints_steps=1000, log_steps=10)
   step, lengths = 0, []
   while step < config.num_train_steps:
-    lengths.append(loop.steps_in_next_call(step, config, host_loop))
+    lengths.append(update_step.steps_in_next_call(step, config, host_loop))
     step += lengths[-1]
   assert lengths == calls
 
 
 def test_compiled_calls_end_at_checkpoints_and_at_most_after_steps_per_loop(tmp_path):
-  config = loop.TrainConfig(str(tmp_path), num_train_steps=50, train_batch_size=8, steps_per_loop=4,
-                                save_checkpoints_steps=6, log_steps=100)
+  config = loop_config.TrainConfig(str(tmp_path), num_train_steps=50, train_batch_size=8, steps_per_loop=4,
+                                   save_checkpoints_steps=6, log_steps=100)
   for host_loop in (True, False):
-    assert [loop.steps_in_next_call(step, config, host_loop) for step in (0, 4, 6, 48)] == [4, 2, 4, 2]
+    assert [update_step.steps_in_next_call(step, config, host_loop) for step in (0, 4, 6, 48)] == [4, 2, 4, 2]
 
 
 def _signalling_at_batch(dataset_fn, batch_number: int, signum: int):
@@ -349,19 +353,19 @@ def test_sigterm_saves_a_checkpoint_and_stops(tmp_path, strategy, data, initial_
     optimizer = tf_keras.optimizers.legacy.SGD(0.05)
   dataset_fn = functools.partial(input_pipeline.make_dataset, data["train"], toys.SEQ_LENGTH, 8,
                                  True)
-  config = loop.TrainConfig(str(tmp_path), num_train_steps=200, train_batch_size=8,
-                                steps_per_loop=2, save_checkpoints_steps=100, log_steps=100)
+  config = loop_config.TrainConfig(str(tmp_path), num_train_steps=200, train_batch_size=8,
+                                   steps_per_loop=2, save_checkpoints_steps=100, log_steps=100)
   handler_before = signal.getsignal(signal.SIGTERM)
-  with pytest.raises(loop.TrainingInterrupted, match="SIGTERM received: saved step") as stop:
+  with pytest.raises(loop_config.TrainingInterrupted, match="SIGTERM received: saved step") as stop:
     loop.train(model, optimizer, toys.span_loss,
-                   _signalling_at_batch(dataset_fn, 5, signal.SIGTERM), strategy, config,
-                   log_stream=io.StringIO())
+               _signalling_at_batch(dataset_fn, 5, signal.SIGTERM), strategy, config,
+               log_stream=io.StringIO())
   assert signal.getsignal(signal.SIGTERM) == handler_before
   assert stop.value.signum == signal.SIGTERM
   assert 2 <= stop.value.step < 100 and stop.value.step % 2 == 0  # at the end of a loop
   assert stop.value.checkpoint_path == tf.train.latest_checkpoint(str(tmp_path))
   assert stop.value.checkpoint_path.endswith(f"ckpt-{stop.value.step}")
-  assert (tmp_path / loop.CURVES_FILE).exists()
+  assert (tmp_path / loop_config.CURVES_FILE).exists()
 
 
 def test_progress_bar_redraws_one_line_on_a_terminal(tmp_path, strategy, data, initial_weights):
@@ -391,11 +395,11 @@ def test_keep_checkpoint_max_zero_keeps_every_checkpoint(tmp_path, strategy, dat
 
 def test_config_rejects_non_positive_values(tmp_path):
   with pytest.raises(InputError, match=r"--save_checkpoints_steps=0"):
-    loop.TrainConfig(str(tmp_path), 10, 8, save_checkpoints_steps=0)
+    loop_config.TrainConfig(str(tmp_path), 10, 8, save_checkpoints_steps=0)
   with pytest.raises(InputError, match=r"--keep_checkpoint_max=-1: must be 0 \(keep all\) or positive"):
-    loop.TrainConfig(str(tmp_path), 10, 8, keep_checkpoint_max=-1)
+    loop_config.TrainConfig(str(tmp_path), 10, 8, keep_checkpoint_max=-1)
   with pytest.raises(InputError, match=r"--dtype=float64"):
-    loop.TrainConfig(str(tmp_path), 10, 8, dtype="float64")
+    loop_config.TrainConfig(str(tmp_path), 10, 8, dtype="float64")
 
 
 def test_models_the_loop_cannot_train_are_refused(tmp_path, strategy, data):
@@ -404,13 +408,13 @@ def test_models_the_loop_cannot_train_are_refused(tmp_path, strategy, data):
   outside_scope = toys.tiny_span_model()
   with pytest.raises(ValueError, match="strategy.scope"):
     loop.train(outside_scope, tf_keras.optimizers.legacy.SGD(0.1), toys.span_loss,
-                   dataset_fn, strategy, loop.TrainConfig(str(tmp_path), 1, 8))
+               dataset_fn, strategy, loop_config.TrainConfig(str(tmp_path), 1, 8))
   with strategy.scope():
     float32_model = toys.tiny_span_model()
     optimizer = tf_keras.optimizers.legacy.SGD(0.1)
   with pytest.raises(ValueError, match=r"call set_precision\('float16'\) first"):
     loop.train(float32_model, optimizer, toys.span_loss, dataset_fn, strategy,
-                   loop.TrainConfig(str(tmp_path), 1, 8, dtype="float16"))
+               loop_config.TrainConfig(str(tmp_path), 1, 8, dtype="float16"))
   assert not list(tmp_path.iterdir())
 
 
@@ -431,7 +435,7 @@ def test_predict_logits_keeps_order_and_the_partial_batch(strategy, data, jit_co
   expected_ids, expected_start, expected_end = _eager_logits(model, data["eval"])
   dataset = input_pipeline.make_dataset(data["eval"], toys.SEQ_LENGTH, 4, False)  # 4+4+2
   log = io.StringIO()
-  unique_ids, start_logits, end_logits = loop.predict_logits(
+  unique_ids, start_logits, end_logits = prediction.predict_logits(
       model, dataset, strategy, 4, jit_compile=jit_compile, num_features=10, log_stream=log)
   assert log.getvalue().startswith("predict: 3/3 batches 100% [") and log.getvalue().count("\n") == 1
   assert unique_ids.tolist() == [toys.FIRST_UNIQUE_ID + i for i in range(10)]
@@ -444,10 +448,10 @@ def test_predict_logits_takes_unbatched_and_empty_datasets(strategy, data):
   with strategy.scope():
     model = toys.tiny_span_model()
   unbatched = input_pipeline.make_dataset(data["eval"], toys.SEQ_LENGTH, 3, False).unbatch()
-  unique_ids, start_logits, _ = loop.predict_logits(model, unbatched, strategy, 3)
+  unique_ids, start_logits, _ = prediction.predict_logits(model, unbatched, strategy, 3)
   assert len(unique_ids) == 10 and start_logits.shape == (10, toys.SEQ_LENGTH)
   empty = input_pipeline.make_dataset(data["eval"], toys.SEQ_LENGTH, 3, False).take(0)
-  unique_ids, start_logits, end_logits = loop.predict_logits(model, empty, strategy, 3)
+  unique_ids, start_logits, end_logits = prediction.predict_logits(model, empty, strategy, 3)
   assert unique_ids.shape == (0,) and end_logits.shape == (0, toys.SEQ_LENGTH)
 
 
@@ -507,11 +511,11 @@ def test_same_global_batch_same_update_on_one_device_mirrored_and_multi_worker(t
   assert [o["replicas"] for o in worker_outcomes] == [2, 2]
 
   reference = _weights(tmp_path / "one_device")
-  reference_losses = [p["loss"] for p in loop.read_history(str(tmp_path / "one_device"))]
+  reference_losses = [p["loss"] for p in train_log.read_history(str(tmp_path / "one_device"))]
   assert len(reference_losses) == 4
   for name in ("mirrored", "multi_worker"):
     assert _max_difference(_weights(tmp_path / name), reference) < 1e-5, name
-    losses = [p["loss"] for p in loop.read_history(str(tmp_path / name))]
+    losses = [p["loss"] for p in train_log.read_history(str(tmp_path / name))]
     np.testing.assert_allclose(losses, reference_losses, rtol=1e-5, err_msg=name)
 
   one = np.load(tmp_path / "one_device" / toys.PREDICTIONS_FILE)
@@ -555,4 +559,4 @@ def test_killed_run_resumes_to_the_same_step_and_weights(tmp_path, data):
   assert _finish(uninterrupted)["final_step"] == 12
   assert _max_difference(_weights(interrupted), _weights(tmp_path / "uninterrupted")) < 1e-5
   # Every log step once (log_steps=1), across the kill and the resume.
-  assert [p["step"] for p in loop.read_history(str(interrupted))] == list(range(1, 13))
+  assert [p["step"] for p in train_log.read_history(str(interrupted))] == list(range(1, 13))

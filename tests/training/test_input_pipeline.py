@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import training_toys as toys
 from bert_squad.training import input_pipeline
+from tests import training_toys as toys
 
 SEQ = toys.SEQ_LENGTH
 

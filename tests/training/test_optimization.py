@@ -6,7 +6,7 @@ float64), tf-models-official's `legacy_adamw.AdamWeightDecay` for the
 bias-corrected variant, TF1's `polynomial_decay` for the decay, and the real
 variable names of tf-models-official's `BertEncoder`.
 
-Run as a script (`python tests/test_optimization.py --mirrored-worker`) it is
+Run as a script (`python tests/training/test_optimization.py --mirrored-worker`) it is
 the MirroredStrategy worker: two logical CPUs must be configured before
 TensorFlow initializes its devices, so that check runs in a fresh process.
 """
@@ -460,9 +460,9 @@ def test_mirrored_strategy_clips_the_aggregated_gradient():
       [sys.executable, str(pathlib.Path(__file__).resolve()),
        "--mirrored-worker"],
       capture_output=True, text=True, timeout=300,
-      cwd=pathlib.Path(__file__).resolve().parent.parent,
+      cwd=pathlib.Path(__file__).resolve().parents[2],
       env={**os.environ, "PYTHONPATH": str(
-          pathlib.Path(__file__).resolve().parent.parent)})
+          pathlib.Path(__file__).resolve().parents[2])})
   assert result.returncode == 0, result.stderr[-3000:]
   report = json.loads(result.stdout.strip().splitlines()[-1])
   assert report["replicas"] == 2
