@@ -26,6 +26,10 @@ from typing import Mapping, Sequence
 
 from bert_squad.data import windows
 
+# The model's input fields of a record, each [max_seq_length] ints (the original's names).
+INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
+# The training labels of a record, one int each.
+TRAINING_LABEL_KEYS = ("start_positions", "end_positions", "is_impossible")
 # `unique_id` of the first feature, as in the original.
 FIRST_UNIQUE_ID = 1000000000
 # Sorts after every other feature name of a record, so the writer appends it

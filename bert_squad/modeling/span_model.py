@@ -13,10 +13,8 @@ import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import networks
 
+from bert_squad.data import records
 from bert_squad.modeling import model_config
-
-# The model's input features, each int32 [batch, seq] (the original's names).
-INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
 
 # The original head's initializer: truncated normal with a fixed stddev 0.02
 # (not `initializer_range`), bias zeros.
@@ -59,7 +57,7 @@ class BertSpanModel(tf_keras.Model):
         2, kernel_initializer=tf_keras.initializers.TruncatedNormal(stddev=_SQUAD_HEAD_STDDEV),
         name="squad_logits", dtype="float32")
     inputs = {key: tf_keras.Input(shape=(max_seq_length,), dtype=tf.int32, name=key)
-              for key in INPUT_KEYS}
+              for key in records.INPUT_KEYS}
     sequence_output = encoder(
         [inputs["input_ids"], inputs["input_mask"], inputs["segment_ids"]])["sequence_output"]
     logits = span_head(sequence_output)  # [batch, seq, 2]

@@ -7,10 +7,11 @@ int32, each [batch] (see `bert_squad/export.py`).
 """
 import tensorflow as tf
 
+from bert_squad.data import records
 from bert_squad.modeling import span_model
 from bert_squad.serving import answer_settings
-from bert_squad.serving import graph_windows
 from bert_squad.serving import graph_spans
+from bert_squad.serving import graph_windows
 from bert_squad.serving import text_tokenizer
 
 LOGITS_SIGNATURE = "logits"
@@ -34,7 +35,7 @@ class SquadServingModule(tf.Module):
     self.vocab_file = tf.saved_model.Asset(vocab_file)
     ids_spec = tf.TensorSpec([None, None], tf.int32)
     self.logits = tf.function(
-        self._logits, input_signature=[ids_spec] * len(span_model.INPUT_KEYS))
+        self._logits, input_signature=[ids_spec] * len(records.INPUT_KEYS))
     if answer_signature:
       self.tokenizer = text_tokenizer.WordpieceTokenizerWithOffsets(self.vocab_file,
                                                                     settings.do_lower_case)

@@ -12,8 +12,7 @@ Every dataset element is a pair `(inputs, targets)` of dicts of int32 tensors:
 """
 import tensorflow as tf
 
-INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
-TRAINING_LABEL_KEYS = ("start_positions", "end_positions", "is_impossible")
+from bert_squad.data import records
 
 # The original `input_fn_builder` shuffles with a buffer of 100 records; its
 # training TFRecord is written from examples already shuffled with a fixed seed.
@@ -23,10 +22,10 @@ DEFAULT_SHUFFLE_BUFFER_SIZE = 100
 def record_spec(seq_length: int, is_training: bool) -> dict[str, tf.io.FixedLenFeature]:
   """The `tf.io.parse_example` spec of one feature record."""
   spec = {"unique_ids": tf.io.FixedLenFeature([], tf.int64)}
-  for key in INPUT_KEYS:
+  for key in records.INPUT_KEYS:
     spec[key] = tf.io.FixedLenFeature([seq_length], tf.int64)
   if is_training:
-    for key in TRAINING_LABEL_KEYS:
+    for key in records.TRAINING_LABEL_KEYS:
       spec[key] = tf.io.FixedLenFeature([], tf.int64)
   return spec
 
@@ -46,7 +45,7 @@ def parse_records(serialized: tf.Tensor, seq_length: int,
   """
   parsed = tf.io.parse_example(serialized, record_spec(seq_length, is_training))
   parsed = {key: tf.cast(value, tf.int32) for key, value in parsed.items()}
-  inputs = {key: parsed.pop(key) for key in INPUT_KEYS}
+  inputs = {key: parsed.pop(key) for key in records.INPUT_KEYS}
   return inputs, parsed
 
 

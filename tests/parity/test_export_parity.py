@@ -27,6 +27,7 @@ import pytest
 import tensorflow as tf
 
 from bert_squad.data import features
+from bert_squad.data import records
 from bert_squad.data import squad
 from bert_squad.data import tokenization
 from bert_squad.modeling import conversion
@@ -210,7 +211,7 @@ def minilm_results(shared_data, minilm_export):
   full = tokenization.FullTokenizer(vocab_file, True)
   feats = features.convert_examples_to_features(examples, full)
   inputs = {key: np.array([getattr(f, key) for f in feats], np.int32)
-            for key in span_model.INPUT_KEYS}
+            for key in records.INPUT_KEYS}
   keras_logits = {key: np.concatenate([
       model({k: v[i:i + 16] for k, v in inputs.items()})[key].numpy()
       for i in range(0, len(feats), 16)]) for key in ("start_logits", "end_logits")}

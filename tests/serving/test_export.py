@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from bert_squad.common.errors import InputError
 from bert_squad.data import features
+from bert_squad.data import records
 from bert_squad.data import squad
 from bert_squad.data import tokenization
 from bert_squad.modeling import google_format
@@ -161,7 +162,7 @@ def test_windows_equal_the_python_features(vocab_file, max_seq_length, doc_strid
                                         max_seq_length, doc_stride)
   assert windows.example_index.numpy().tolist() == [f.example_index for f in expected]
   assert windows.window_index.numpy().tolist() == [f.doc_span_index for f in expected]
-  for key in span_model.INPUT_KEYS:
+  for key in records.INPUT_KEYS:
     np.testing.assert_array_equal(windows.inputs[key], [getattr(f, key) for f in expected])
   positions = tf.range(max_seq_length)[None, :]
   token_index = positions - windows.doc_offset[:, None] + windows.doc_start[:, None]
@@ -322,7 +323,7 @@ def _assert_same_answers(actual: dict[str, list], expected: dict[str, list]) -> 
 
 def _window_inputs():
   full_inputs = {key: np.zeros([3, SETTINGS.max_seq_length], np.int32)
-                 for key in span_model.INPUT_KEYS}
+                 for key in records.INPUT_KEYS}
   full_inputs["input_ids"][:, :7] = [[2, 5, 6, 3, 7, 8, 3]] * 3
   full_inputs["input_mask"][:, :7] = 1
   full_inputs["segment_ids"][:, 4:7] = 1
