@@ -22,6 +22,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"  # before TensorFlow: tf-models-official
 from absl import flags  # noqa: E402
 
 from bert_squad import pipeline  # noqa: E402
+from bert_squad import run_config
 from bert_squad.common import cli  # noqa: E402
 
 # --- Flags of Google's original run_squad.py (same names, meanings and defaults) ---
@@ -126,8 +127,8 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
-  config = pipeline.RunConfig(**{field.name: FLAGS[field.name].value
-                                 for field in dataclasses.fields(pipeline.RunConfig)})
+  config = run_config.RunConfig(**{field.name: FLAGS[field.name].value
+                                 for field in dataclasses.fields(run_config.RunConfig)})
   scores = pipeline.run(config)
   if scores:
     print(json.dumps(scores, indent=2))

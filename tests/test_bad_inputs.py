@@ -25,6 +25,7 @@ import pytest
 import tensorflow as tf
 
 from bert_squad import pipeline
+from bert_squad import run_config
 from bert_squad.answers import logits_io
 from bert_squad.answers import rewrite
 from bert_squad.common.errors import InputError
@@ -407,7 +408,7 @@ def test_bad_run_names_the_file_or_flag_and_leaves_old_outputs(tmp_path, tiny, c
   (out / "predictions.json").write_bytes(OLD_PREDICTIONS)
   changes = {name: _fill(value, tmp_path, tiny) if isinstance(value, str) else value
              for name, value in make_changes(tmp_path, tiny).items()}
-  config = pipeline.RunConfig(**{
+  config = run_config.RunConfig(**{
       "init_checkpoint": str(tiny / "bert_model.ckpt"), "output_dir": str(out), "do_predict": True,
       "predict_file": str(DEMO_DATA / "squad1.1_demo_dev.json"), "train_batch_size": 8, **WINDOW, **changes})
   before = _snapshot(out)
@@ -423,7 +424,7 @@ def test_bad_run_names_the_file_or_flag_and_leaves_old_outputs(tmp_path, tiny, c
 def test_unwritable_cache_dir_is_refused_before_the_model_is_built(tmp_path, tiny, monkeypatch):
   _write(tmp_path / "a-file", "x")
   monkeypatch.setattr(span_model, "build_span_model", lambda *args, **kwargs: pytest.fail("the model was built"))
-  config = pipeline.RunConfig(init_checkpoint=str(tiny / "bert_model.ckpt"), output_dir=str(tmp_path / "out"),
+  config = run_config.RunConfig(init_checkpoint=str(tiny / "bert_model.ckpt"), output_dir=str(tmp_path / "out"),
                               do_predict=True, predict_file=str(DEMO_DATA / "squad1.1_demo_dev.json"),
                               cache_dir=str(tmp_path / "a-file" / "cache"), **WINDOW)
   with pytest.raises(InputError) as raised:
@@ -441,25 +442,25 @@ def test_unwritable_cache_dir_is_refused_before_the_model_is_built(tmp_path, tin
     ("keep_checkpoint_max", -1, "--keep_checkpoint_max=-1: must be 0 (keep all) or positive"),
 ])
 def test_bad_training_flags_are_refused_before_anything_is_built(tmp_path, flag, value, message):
-  config = pipeline.RunConfig(output_dir=str(tmp_path / "out"), init_checkpoint="/no/model/bert_model.ckpt",
+  config = run_config.RunConfig(output_dir=str(tmp_path / "out"), init_checkpoint="/no/model/bert_model.ckpt",
                               do_train=True, train_file=str(DEMO_DATA / "squad1.1_demo_train.json"),
                               **{flag: value})
   with pytest.raises(InputError) as raised:
-    pipeline.validate_run_config(config)
+    run_config.validate_run_config(config)
   assert str(raised.value) == message
 
 
 def test_training_flags_do_not_matter_without_do_train(tmp_path):
-  config = pipeline.RunConfig(output_dir=str(tmp_path / "out"), init_checkpoint="/no/model/bert_model.ckpt",
+  config = run_config.RunConfig(output_dir=str(tmp_path / "out"), init_checkpoint="/no/model/bert_model.ckpt",
                               do_predict=True, predict_file=str(DEMO_DATA / "squad1.1_demo_dev.json"),
                               gradient_accumulation_steps=0, save_checkpoints_steps=0)
-  pipeline.validate_run_config(config)
+  run_config.validate_run_config(config)
 
 
 @pytest.mark.parametrize("doc_stride", [64, 128])
 def test_short_windows_the_original_accepts_are_not_refused(tiny, tmp_path, doc_stride):
   # max_seq_length 128 with the default max_query_length 64: 61 document tokens for the longest question.
-  pipeline.validate_run_config(pipeline.RunConfig(
+  run_config.validate_run_config(run_config.RunConfig(
       init_checkpoint=str(tiny / "bert_model.ckpt"), output_dir=str(tmp_path / "out"), do_predict=True,
       predict_file=str(DEMO_DATA / "squad1.1_demo_dev.json"), max_seq_length=128, doc_stride=doc_stride))
 
@@ -481,7 +482,7 @@ def test_squad_2_data_without_version_2_with_negative_stops_before_any_model_wor
     raise AssertionError("model or features built before the data was checked")
   monkeypatch.setattr(span_model, "build_span_model", no_model_work)
   monkeypatch.setattr(build, "build_feature_files", no_model_work)
-  config = pipeline.RunConfig(**{"init_checkpoint": str(tiny / "bert_model.ckpt"), "output_dir": str(tmp_path / "out"),
+  config = run_config.RunConfig(**{"init_checkpoint": str(tiny / "bert_model.ckpt"), "output_dir": str(tmp_path / "out"),
                                  "do_predict": True, **WINDOW, **changes})
   with pytest.raises(InputError) as raised:
     pipeline.run(config)
@@ -490,15 +491,15 @@ def test_squad_2_data_without_version_2_with_negative_stops_before_any_model_wor
 
 
 def test_squad_2_data_predicted_without_do_eval_only_warns(tmp_path, tiny, caplog):
-  config = pipeline.RunConfig(init_checkpoint=str(tiny / "bert_model.ckpt"), output_dir=str(tmp_path / "out"),
+  config = run_config.RunConfig(init_checkpoint=str(tiny / "bert_model.ckpt"), output_dir=str(tmp_path / "out"),
                               do_predict=True, predict_file=str(V2_DEV), **WINDOW)
   with caplog.at_level(logging.WARNING, logger="absl"):
-    pipeline.check_squad_version(config)
+    run_config.check_squad_version(config)
   assert [r.getMessage() for r in caplog.records] == [
       f"{V2_DEV}: article 0 ('Ilse_Varnholt'), question '98854c373b6d03c14ffffb6f': has no answers (SQuAD 2.0 data: "
       "33 question(s) of this file have none), but --version_2_with_negative is not set: every question gets a "
       "non-empty answer"]
-  pipeline.check_squad_version(pipeline.RunConfig(**{**config.__dict__, "version_2_with_negative": True,
+  run_config.check_squad_version(run_config.RunConfig(**{**config.__dict__, "version_2_with_negative": True,
                                                      "do_eval": True}))
 
 
@@ -509,7 +510,7 @@ def test_squad_2_data_predicted_without_do_eval_only_warns(tmp_path, tiny, caplo
 @pytest.fixture
 def cache_run(tmp_path, tiny):
   """(RunConfig, vocab) of a prediction run whose features cache lives in tmp_path/out/features."""
-  config = pipeline.RunConfig(output_dir=str(tmp_path / "out"), predict_file=str(DEMO_DATA / "squad1.1_demo_dev.json"),
+  config = run_config.RunConfig(output_dir=str(tmp_path / "out"), predict_file=str(DEMO_DATA / "squad1.1_demo_dev.json"),
                               **WINDOW)
   return config, str(tiny / "vocab.txt")
 
@@ -527,10 +528,10 @@ def test_cache_is_reused_only_with_the_same_parameters_and_input(tmp_path, cache
   path, info, reused, _ = _cached(config, vocab, caplog)
   assert not reused and info.num_features > 0
   assert _cached(config, vocab, caplog)[2]  # same everything: reused
-  other_stride = pipeline.RunConfig(**{**config.__dict__, "doc_stride": 48})
+  other_stride = run_config.RunConfig(**{**config.__dict__, "doc_stride": 48})
   path_48, info_48, reused, _ = _cached(other_stride, vocab, caplog)
   assert not reused and path_48 != path and info_48.doc_stride == 48
-  not_lower_cased = pipeline.RunConfig(**{**config.__dict__, "do_lower_case": False})
+  not_lower_cased = run_config.RunConfig(**{**config.__dict__, "do_lower_case": False})
   with pytest.raises(InputError, match="an uncased vocabulary"):  # never features of the wrong casing
     _cached(not_lower_cased, vocab, caplog)
   edited = _demo("squad1.1_demo_dev.json", articles=26)
@@ -602,7 +603,7 @@ def test_broken_cache_is_rebuilt_with_a_warning(cache_run, caplog, damage, probl
 def test_overwrite_cache_rebuilds_without_a_warning(cache_run, caplog):
   config, vocab = cache_run
   path, info, _, _ = _cached(config, vocab, caplog)
-  _, again, reused, warnings = _cached(pipeline.RunConfig(**{**config.__dict__, "overwrite_cache": True}), vocab,
+  _, again, reused, warnings = _cached(run_config.RunConfig(**{**config.__dict__, "overwrite_cache": True}), vocab,
                                        caplog)
   assert not reused and not warnings and again == info
 

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 from bert_squad import pipeline
+from bert_squad import run_config
 from bert_squad.modeling import google_format
 from bert_squad.modeling import span_model
 from tests import run_testlib
@@ -39,7 +40,7 @@ def ram_run(minilm_dir, tmp_path_factory):
   """Trains, predicts and scores SQuAD 2.0 with every path a file:// URL; returns (root, scores, local cwd)."""
   root = f"file://{tmp_path_factory.mktemp('bucket')}"
   init_checkpoint = run_testlib.export_tiny_checkpoint(str(minilm_dir / "vocab.txt"), f"{root}/pretrained")
-  config = pipeline.RunConfig(
+  config = run_config.RunConfig(
       init_checkpoint=init_checkpoint, output_dir=f"{root}/run",
       train_file=_copy_to(DEMO_DATA / "squad2.0_demo_train.json", f"{root}/squad2.0_demo_train.json"),
       predict_file=_copy_to(DEMO_DATA / "squad2.0_demo_dev.json", f"{root}/squad2.0_demo_dev.json"),

@@ -22,7 +22,7 @@ from bert_squad.data import squad
 
 
 class CacheSettings(Protocol):
-  """The settings `cached_features` reads (a `pipeline.RunConfig` has them all)."""
+  """The settings `cached_features` reads (a `run_config.RunConfig` has them all)."""
   output_dir: str | None
   cache_dir: str | None
   overwrite_cache: bool
