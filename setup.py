@@ -13,7 +13,7 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.7",
     "google-crc32c>=1.5",  # TFRecord checksums without TensorFlow (bert_squad/data/tfrecord.py)
     "orjson>=3.9",  # the n-best file's numbers, 3x faster than repr (bert_squad/answers/prediction_files.py)
-    "tqdm>=4.66,<5",  # the one progress display (bert_squad/progress.py)
+    "tqdm>=4.66,<5",  # the one progress display (bert_squad/common/progress.py)
 ]
 
 setuptools.setup(

@@ -374,7 +374,7 @@ def _train_step(model, optimizer):
 
 def test_load_training_checkpoint_restores_the_model_only(tmp_path):
   # The layout `training.train` saves: model, optimizer and step under these keys
-  # (resuming all of it is tested in tests/test_training.py).
+  # (resuming all of it is tested in tests/training/test_training.py).
   model, optimizer = span_model.build_span_model(TINY), tf_keras.optimizers.Adam(1e-2)
   _train_step(model, optimizer)
   step = tf.Variable(1, dtype=tf.int64)
