@@ -46,6 +46,7 @@ from bert_squad.training import distribution
 from bert_squad.training import input_pipeline
 from bert_squad.training import loop
 from bert_squad.training import loop_config
+from bert_squad.training import memory_estimate
 from bert_squad.training import optimization
 from bert_squad.training import prediction
 from bert_squad.training import run_settings
@@ -151,11 +152,43 @@ def _train(config: run_config.RunConfig, strategy: tf.distribute.Strategy, bert_
       use_xla=config.use_xla)
   if distribution.is_chief(strategy):
     run_settings.record(config.output_dir, settings, paths)
+  _log_memory_estimate(config, strategy, bert_config)
   loop.train(model, optimizer, span_model.span_loss, dataset_fn, strategy, train_config)
   if distribution.is_chief(strategy):
     google_format.export_google_checkpoint(model, vocab_file, export_dir)
     logging.info("exported the fine-tuned model in Google's format to %s", export_dir)
   return model
+
+
+def _log_memory_estimate(config: run_config.RunConfig, strategy: tf.distribute.Strategy,
+                         bert_config: model_config.BertConfig) -> None:
+  """Logs the estimated memory of one device's training step; warns if it exceeds the GPU's.
+
+  The warning names the --gradient_accumulation_steps values whose micro-batch
+  fits (see `training.memory_estimate`); without a GPU there is nothing to compare.
+  """
+  replicas = strategy.num_replicas_in_sync
+  micro_batch = config.train_batch_size // (config.gradient_accumulation_steps * replicas)
+  estimate = memory_estimate.estimate_memory(bert_config, config.max_seq_length, config.dtype)
+  accumulating = config.gradient_accumulation_steps > 1
+  total = estimate.total_bytes(micro_batch, accumulating)
+  gb = lambda n: f"{n / memory_estimate.GIB:.2f} GB"  # noqa: E731
+  logging.info("memory estimate: %s for micro-batch %d per device (weights %s, gradients %s, optimizer slots %s, "
+               "workspace %s, activations %s)", gb(total), micro_batch,
+               gb(estimate.weights + estimate.weight_copies), gb(estimate.gradients), gb(estimate.optimizer_slots),
+               gb(estimate.workspace + (estimate.accumulators if accumulating else 0)),
+               gb(micro_batch * estimate.per_example_bytes))
+  gpu_bytes = distribution.gpu_memory_bytes()
+  if gpu_bytes is None or total <= gpu_bytes:
+    return
+  k = memory_estimate.gradient_accumulation_steps(estimate, config.train_batch_size, gpu_bytes, replicas)
+  if k is None:
+    advice = "not even one example per device fits: try a smaller --max_seq_length or --dtype=float16"
+  else:
+    fitting = [n for n in range(k, config.train_batch_size + 1) if not config.train_batch_size % (n * replicas)]
+    advice = f"--gradient_accumulation_steps={' or '.join(map(str, fitting[:4]))} should fit"
+  logging.warning("the memory estimate %s exceeds the GPU's %s: %s (python -m bert_squad.memory, docs/memory.md)",
+                  gb(total), gb(gpu_bytes), advice)
 
 
 def _run_settings(config: run_config.RunConfig, bert_config: model_config.BertConfig, vocab_file: str,

@@ -12,6 +12,8 @@ replicas of the strategy.
 """
 import json
 import os
+import re
+import subprocess
 
 import tensorflow as tf
 import tf_keras
@@ -171,6 +173,27 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
   task_type, task_id = resolver.task_type, resolver.task_id
   has_chief = "chief" in resolver.cluster_spec().as_dict()
   return task_type in (None, "chief") or (not has_chief and task_type == "worker" and task_id == 0)
+
+
+def gpu_memory_bytes() -> int | None:
+  """Memory of the smallest visible GPU in bytes; None without a GPU, or where nvidia-smi cannot tell.
+
+  TensorFlow 2.20 reports a GPU's current and peak use (`get_memory_info`) and
+  its name and compute capability (`get_device_details`), not its size, so
+  this asks `nvidia-smi` (restricted to CUDA_VISIBLE_DEVICES when that lists indices).
+  """
+  if not tf.config.list_physical_devices("GPU"):
+    return None
+  command = ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"]
+  visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+  if re.fullmatch(r"[0-9]+(,[0-9]+)*", visible):
+    command += ["-i", visible]
+  try:
+    output = subprocess.run(command, capture_output=True, text=True, timeout=20, check=True).stdout
+    sizes_mib = [int(float(line)) for line in output.split()]
+  except (OSError, subprocess.SubprocessError, ValueError):
+    return None
+  return min(sizes_mib) * 2**20 if sizes_mib else None
 
 
 def set_determinism(seed: int) -> None:

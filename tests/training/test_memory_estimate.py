@@ -179,3 +179,23 @@ def test_cli_bad_input_gives_one_line_and_exit_2(tiny_config_file, args, message
   assert result.stderr.strip().splitlines() == [f"error: {message}"] or (
       len(result.stderr.strip().splitlines()) == 1 and message in result.stderr), result.stderr
   assert result.stdout == ""
+
+
+def test_run_squad_logs_the_estimate_and_warns_when_it_exceeds_the_gpu(monkeypatch, caplog):
+  from bert_squad import pipeline  # pylint: disable=import-outside-toplevel
+  from bert_squad import run_config  # pylint: disable=import-outside-toplevel
+  from bert_squad.training import distribution  # pylint: disable=import-outside-toplevel
+  config = run_config.RunConfig(max_seq_length=16, train_batch_size=12, dtype="float32")
+  estimate = memory_estimate.estimate_memory(TINY, 16, "float32")
+  strategy = tf.distribute.get_strategy()
+  caplog.set_level("INFO")
+  monkeypatch.setattr(distribution, "gpu_memory_bytes", lambda: None)  # a CPU: nothing to compare
+  pipeline._log_memory_estimate(config, strategy, TINY)  # pylint: disable=protected-access
+  assert f"memory estimate: {estimate.total_bytes(12) / memory_estimate.GIB:.2f} GB for micro-batch 12" in caplog.text
+  assert "exceeds" not in caplog.text
+  # a GPU that holds micro-batch 3 with accumulators, not 4: k = 4 (3 examples), 6 (2) or 12 (1)
+  gpu = estimate.fixed_bytes(accumulating=True) + 3 * estimate.per_example_bytes
+  monkeypatch.setattr(distribution, "gpu_memory_bytes", lambda: gpu)
+  caplog.clear()
+  pipeline._log_memory_estimate(config, strategy, TINY)  # pylint: disable=protected-access
+  assert "--gradient_accumulation_steps=4 or 6 or 12 should fit" in caplog.text
