@@ -67,7 +67,7 @@ class TokenCounts:
 
   def summary(self) -> str:
     return (f"predict: computed {self.computed:,} of {self.padded:,} tokens "
-            f"({self.ratio:.2f}x fewer)")
+            f"({self.ratio:.2f}× fewer)")
 
 
 def bucket_widths(max_seq_length: int, granularity: int = DEFAULT_GRANULARITY) -> list[int]:

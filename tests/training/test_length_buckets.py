@@ -99,7 +99,7 @@ def test_tokens_computed_for_a_hand_made_length_set(strategy):
   unique_ids, start_logits, _, tokens = prediction.predict_bucketed(
       model, features(lengths), strategy, 2, granularity=GRANULARITY)
   assert tokens == length_buckets.TokenCounts(computed=704, padded=1024)
-  assert tokens.summary() == "predict: computed 704 of 1,024 tokens (1.45x fewer)"
+  assert tokens.summary() == "predict: computed 704 of 1,024 tokens (1.45× fewer)"
   assert len(unique_ids) == 7 and start_logits.shape == (7, SEQ_LENGTH)
 
 
