@@ -1,6 +1,6 @@
 """Prediction examples/s padded vs length-bucketed on real dev-v1.1 features, and the answers of both.
 
-  python benchmarks/predict_buckets.py                         # MiniLM-L6-H384, 1000 features, ~5 min
+  python benchmarks/predict_buckets.py                         # MiniLM-L6-H384, ~300 features, ~5 min
   python benchmarks/predict_buckets.py --sizes=minilm,L4/H512 --max_features=2000
 
 Features: dev-v1.1 at max_seq_length 384, doc_stride 128 (prediction mode),
@@ -16,18 +16,27 @@ its SQuAD head is untrained (random, seeded), which is fine for a check that
 the logits and answers are the same, not for their quality. "L<n>/H<m>" are
 random encoders of Google's small-BERT shapes (benchmarks/model.py).
 
-Each variant runs the real `prediction.predict_logits` over the whole subset:
-padded and `length_bucketing=True`, each without and with XLA, and
-tf-models-official's `BertSpanLabeler` (same shapes, its own random weights)
-in a plain `tf.function` over the same padded batches, as the reference. A
-call includes its fixed cost (tracing; with XLA one compilation per batch
-width), so each variant is also run first on a warm-up set of one batch of
-every bucket width; "steady" examples/s leave that call's time out:
-(n - n_warm) / (t - t_warm). The answers: predictions.json and
-nbest_predictions.json written from the padded and the bucketed logits (no
-XLA) by `rewrite.rewrite_predictions`, entries compared, and the features
-where the padded run's top n_best_size start or end positions include one
-the bucketed run never computes (the only way an answer can differ).
+Timing: each variant runs the step and batches `prediction.predict_logits`
+uses (`make_predict_step`; `_pad_to_full_batches` padded, or
+`length_buckets.bucketed_batches`), the step built once: a warm-up pass over
+one batch of every bucket width (tracing; with XLA one compilation per
+width), then the timed pass over the whole subset. Variants: padded and
+bucketed, each without and with XLA, and tf-models-official's
+`BertSpanLabeler` (same shapes, its own random weights) in a plain
+`tf.function` over the same padded batches, the reference. Wall-clock
+examples/s and process CPU ms per example are printed: on a shared machine
+the CPU time is the steadier measure (a variant that got fewer cores shows
+it there). MFU is given both ways: model FLOPs of the padded run (384 per
+window) and of the real tokens only, per second, over the measured float32
+4096^2 matmul peak (`benchmarks/model.py`).
+
+Answers: the real `predict_logits` calls, padded and `length_bucketing=True`
+(no XLA; these also give the end-to-end ratio, tracing included, and the
+token counts), then predictions.json and nbest_predictions.json written from
+both logits by `rewrite.rewrite_predictions`, entries compared, and the
+features where the padded run's top n_best_size start or end positions
+include one the bucketed run never computes (the only way an answer can
+differ).
 """
 import argparse
 import json
@@ -250,13 +259,15 @@ def report(size: str, what: str, config, results: dict, e2e: dict, lengths: np.n
     print(f"| {name} | {r['examples_per_second']:.2f} | {r['cpu_ms_per_example']:.0f} | "
           f"{r['warmup_seconds']:.1f} | {100 * r['mfu_padded_flops']:.0f} % | {100 * r['mfu_real_flops']:.0f} % |")
   ratio = lambda a, b: rates[a]["examples_per_second"] / rates[b]["examples_per_second"]  # noqa: E731
+  cpu_ratio = lambda a, b: rates[b]["cpu_ms_per_example"] / rates[a]["cpu_ms_per_example"]  # noqa: E731
   summary = {
       "bucketed/padded": ratio("bucketed", "padded"),
       "bucketed XLA/padded XLA": ratio("bucketed XLA", "padded XLA"),
       "bucketed/reference": ratio("bucketed", "reference"),
       "bucketed XLA/reference": ratio("bucketed XLA", "reference"),
-      "bucketed XLA/reference by CPU time": rates["reference"]["cpu_ms_per_example"]
-                                            / rates["bucketed XLA"]["cpu_ms_per_example"],
+      "by CPU time: bucketed/padded": cpu_ratio("bucketed", "padded"),
+      "by CPU time: bucketed XLA/padded XLA": cpu_ratio("bucketed XLA", "padded XLA"),
+      "by CPU time: bucketed XLA/reference": cpu_ratio("bucketed XLA", "reference"),
       "end-to-end predict_logits call, bucketed/padded (incl. tracing)":
           e2e["padded_seconds"] / e2e["bucketed_seconds"],
   }
@@ -277,7 +288,7 @@ def report(size: str, what: str, config, results: dict, e2e: dict, lengths: np.n
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--sizes", default="minilm", help="comma-separated: minilm and/or L<n>/H<m>")
-  parser.add_argument("--max_features", type=int, default=1000)
+  parser.add_argument("--max_features", type=int, default=300)
   parser.add_argument("--batch_size", type=int, default=16)
   parser.add_argument("--json", help="also write the results here")
   args = parser.parse_args()
