@@ -68,6 +68,7 @@ class RunConfig:
   cache_dir: str | None = None
   overwrite_cache: bool = False
   overwrite_output_dir: bool = False
+  length_bucketing: bool = False
 
 
 def validate_run_config(config: RunConfig) -> None:

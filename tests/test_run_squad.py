@@ -6,6 +6,7 @@ embedded demo data, so the test needs neither ../shared nor a download.
 """
 import json
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -133,6 +134,29 @@ def test_prediction_alone_can_use_xla(v1_run, tmp_path):
     # XLA fuses and reorders float operations: equal up to rounding, not bit for bit.
     np.testing.assert_allclose(xla["start_logits"], before["start_logits"], rtol=0, atol=1e-4)
     np.testing.assert_allclose(xla["end_logits"], before["end_logits"], rtol=0, atol=1e-4)
+
+
+def test_length_bucketing_gives_the_padded_logits_where_it_computes(v1_run, tmp_path):
+  """--length_bucketing: batches trimmed to multiples of 64 (64, 128, 160 here), logits in feature order."""
+  output_dir, plain = v1_run
+  result = _run(str(REPO_ROOT / "run_squad.py"),
+                f"--init_checkpoint={output_dir / 'export' / 'bert_model.ckpt'}", "--do_predict",
+                f"--predict_file={DEMO_DATA / 'squad1.1_demo_dev.json'}", f"--output_dir={tmp_path}",
+                "--max_seq_length=160", "--doc_stride=64", "--length_bucketing")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "squad1.1_demo_dev.json in length buckets" in result.stderr
+  assert re.search(r"predict: computed [\d,]+ of [\d,]+ tokens \(\d+\.\d\d× fewer\)", result.stderr)
+  assert "tokens (" not in plain.stderr
+  with np.load(output_dir / "predict_logits.npz") as padded, np.load(tmp_path / "predict_logits.npz") as bucketed:
+    np.testing.assert_array_equal(bucketed["unique_ids"], padded["unique_ids"])
+    for name in ("start_logits", "end_logits"):
+      computed = bucketed[name] != -1e30
+      widths = computed.sum(axis=1)
+      assert set(widths.tolist()) <= {64, 128, 160} and len(set(widths.tolist())) > 1
+      assert (computed == (np.arange(160)[None, :] < widths[:, None])).all()  # a prefix of each row
+      np.testing.assert_allclose(bucketed[name][computed], padded[name][computed], rtol=0, atol=1e-5)
+  answers = json.loads((tmp_path / "predictions.json").read_text())
+  assert set(answers) == _dev_ids("1.1")
 
 
 def test_rerun_resumes_at_the_end_and_reuses_features(v1_run, tiny_checkpoint):

@@ -11,6 +11,7 @@
   signals          SIGINT/SIGTERM: stop between compiled calls, agreed across workers.
   loop             train(): the custom training loop, resuming from output_dir.
   prediction       predict_logits(): features -> unique_ids, start/end logits, in order.
+  length_buckets   bucketed prediction batches: similar lengths, trimmed to multiples of 64, back in order.
   memory_estimate  BertConfig, seq, dtype -> bytes of a training step; the micro-batch and accumulation that fit.
 
 Only a docstring: no re-exports, so importing one module never imports its siblings."""
