@@ -44,6 +44,7 @@ from bert_squad.modeling import training_state
 from bert_squad.modeling import weight_map
 from bert_squad.training import distribution
 from bert_squad.training import input_pipeline
+from bert_squad.training import length_buckets
 from bert_squad.training import loop
 from bert_squad.training import loop_config
 from bert_squad.training import memory_estimate
@@ -92,9 +93,6 @@ def run(config: run_config.RunConfig) -> dict:
   loop_config.set_precision(config.dtype)
 
   model = None
-  if config.do_train and config.length_bucketing:
-    logging.info("--length_bucketing buckets prediction only: training still pads every window to "
-                 "--max_seq_length=%d", config.max_seq_length)
   if config.do_train:
     model = _train(config, strategy, bert_config, vocab_file, init_checkpoint)
   scores = {}
@@ -143,8 +141,10 @@ def _train(config: run_config.RunConfig, strategy: tf.distribute.Strategy, bert_
     optimizer = optimization.create_optimizer(config.learning_rate, num_steps, num_warmup,
                                               fused_update=config.use_xla)
   micro_batch = config.train_batch_size // config.gradient_accumulation_steps
+  bucketed = _buckets_training(config, strategy)
   dataset_fn = functools.partial(input_pipeline.make_dataset, train_record, config.max_seq_length,
-                                 micro_batch, True, seed=config.seed)
+                                 micro_batch, True, seed=config.seed, length_bucketing=bucketed,
+                                 accumulation_steps=config.gradient_accumulation_steps)
   train_config = loop_config.TrainConfig(
       output_dir=config.output_dir, num_train_steps=num_steps,
       train_batch_size=config.train_batch_size,
@@ -152,7 +152,7 @@ def _train(config: run_config.RunConfig, strategy: tf.distribute.Strategy, bert_
       save_checkpoints_steps=config.save_checkpoints_steps,
       keep_checkpoint_max=config.keep_checkpoint_max, log_steps=config.log_steps,
       gradient_accumulation_steps=config.gradient_accumulation_steps, dtype=config.dtype,
-      use_xla=config.use_xla)
+      use_xla=config.use_xla, mask_padding_logits=bucketed, max_seq_length=config.max_seq_length)
   if distribution.is_chief(strategy):
     run_settings.record(config.output_dir, settings, paths)
   _log_memory_estimate(config, strategy, bert_config)
@@ -161,6 +161,24 @@ def _train(config: run_config.RunConfig, strategy: tf.distribute.Strategy, bert_
     google_format.export_google_checkpoint(model, vocab_file, export_dir)
     logging.info("exported the fine-tuned model in Google's format to %s", export_dir)
   return model
+
+
+def _buckets_training(config: run_config.RunConfig, strategy: tf.distribute.Strategy) -> bool:
+  """Whether training runs in length buckets: --length_bucketing, except on a TPU.
+
+  A TPU compiles its whole host loop for one input shape, so there training
+  keeps the original's static, padded batches (and its loss); prediction,
+  which compiles each batch shape once, is still bucketed.
+  """
+  if not config.length_bucketing:
+    return False
+  if isinstance(strategy, tf.distribute.TPUStrategy):
+    logging.warning("--length_bucketing: a TPU needs static shapes, so training pads every window to "
+                    "--max_seq_length=%d as without the flag; prediction is bucketed", config.max_seq_length)
+    return False
+  logging.info("training in length buckets: each update's windows have similar lengths and are trimmed "
+               "to a multiple of %d; the loss ignores padding positions", length_buckets.DEFAULT_GRANULARITY)
+  return True
 
 
 def _log_memory_estimate(config: run_config.RunConfig, strategy: tf.distribute.Strategy,
@@ -208,7 +226,8 @@ def _run_settings(config: run_config.RunConfig, bert_config: model_config.BertCo
       "bert_config": bert_config.to_dict(),
       **{flag: getattr(config, flag) for flag in (
           "do_lower_case", "max_seq_length", "doc_stride", "max_query_length", "version_2_with_negative",
-          "train_batch_size", "learning_rate", "num_train_epochs", "warmup_proportion", "seed")},
+          "train_batch_size", "learning_rate", "num_train_epochs", "warmup_proportion", "seed",
+          "length_bucketing")},
   }
   paths = {"train_file": config.train_file, "vocab_file": vocab_file, "init_checkpoint": init_checkpoint}
   return settings, paths

@@ -22,6 +22,7 @@ SEQ_LENGTH = 64
 VOCAB_SIZE = 100
 MARKER = 3  # the answer starts at this token and ends one token later
 FIRST_UNIQUE_ID = 1000000000
+BUCKET_GRANULARITY = 16  # toy lengths 24-64 fall in the widths 32, 48 and 64
 
 
 def toy_records(num_records: int, seed: int) -> list[dict[str, list[int]]]:
@@ -141,13 +142,15 @@ def _train_one(args, strategy_name: str, output_dir: str) -> dict:
     optimizer = make_optimizer(args.optimizer, args.learning_rate, args.clipnorm)
   dataset_fn = functools.partial(
       input_pipeline.make_dataset, args.data, SEQ_LENGTH, args.batch // args.accumulation, True,
-      seed=args.seed, shuffle_buffer_size=args.shuffle_buffer)
+      seed=args.seed, shuffle_buffer_size=args.shuffle_buffer, length_bucketing=args.length_bucketing,
+      accumulation_steps=args.accumulation, bucket_granularity=BUCKET_GRANULARITY)
   if args.slow_seconds:
     dataset_fn = _slowed(dataset_fn, args.slow_seconds)
   config = loop_config.TrainConfig(
       output_dir=output_dir, num_train_steps=args.steps, train_batch_size=args.batch,
       steps_per_loop=args.steps_per_loop, save_checkpoints_steps=args.save_steps,
-      log_steps=args.log_steps, gradient_accumulation_steps=args.accumulation)
+      log_steps=args.log_steps, gradient_accumulation_steps=args.accumulation,
+      mask_padding_logits=args.length_bucketing, max_seq_length=SEQ_LENGTH)
   try:
     result = loop.train(model, optimizer, span_loss, dataset_fn, strategy, config)
   except loop_config.TrainingInterrupted as e:
@@ -188,6 +191,8 @@ def main(argv: list[str]) -> None:
   parser.add_argument("--slow_seconds", type=float, default=0.0)
   parser.add_argument("--predict_data", default=None)
   parser.add_argument("--predict_batch", type=int, default=6)
+  parser.add_argument("--length_bucketing", action="store_true",
+                      help=f"train in length buckets of {BUCKET_GRANULARITY} positions, padding masked")
   args = parser.parse_args(argv)
 
   _configure_devices(args.logical_cpus)

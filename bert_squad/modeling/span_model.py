@@ -20,6 +20,10 @@ from bert_squad.modeling import model_config
 # (not `initializer_range`), bias zeros.
 _SQUAD_HEAD_STDDEV = 0.02
 
+# What `mask_padding_logits` puts at padding positions: exp(-1e30 - max) is
+# exactly 0 in float32, so a softmax gives them no weight and no gradient.
+MASKED_LOGIT = -1e30
+
 
 def build_encoder(config: model_config.BertConfig) -> networks.BertEncoder:
   """tf-models-official's `BertEncoder` for `config` (dict outputs)."""
@@ -104,3 +108,21 @@ def span_loss_mean(start_positions: tf.Tensor, end_positions: tf.Tensor,
                    start_logits: tf.Tensor, end_logits: tf.Tensor) -> tf.Tensor:
   """The original's scalar loss: `span_loss` averaged over the batch."""
   return tf.reduce_mean(span_loss(start_positions, end_positions, start_logits, end_logits))
+
+
+def mask_padding_logits(logits: tf.Tensor, input_mask: tf.Tensor) -> tf.Tensor:
+  """[batch, seq] float32 logits -> the same with `MASKED_LOGIT` where input_mask [batch, seq] is 0.
+
+  The original's loss is a softmax over all max_seq_length positions, padding
+  included: the padding positions' logits (the head applied to hidden states
+  of positions no real token attends to) enter the normaliser, and the loss
+  pushes them down. A batch trimmed to a shorter width drops some of those
+  terms, so its loss would depend on the width. With the padding masked the
+  softmax runs over the real positions only; their logits do not depend on
+  the padding (real tokens never attend to it), so the loss and its
+  gradients are the same at any width -- padded or trimmed -- up to float
+  rounding. Against the original it lacks the term log(1 + sum_pad exp(l) /
+  sum_real exp(l)) >= 0 per position softmax, which the original drives
+  towards 0 anyway as padding logits fall.
+  """
+  return tf.where(tf.cast(input_mask, tf.bool), logits, tf.constant(MASKED_LOGIT, logits.dtype))

@@ -13,6 +13,8 @@ Every dataset element is a pair `(inputs, targets)` of dicts of int32 tensors:
 import tensorflow as tf
 
 from bert_squad.data import records
+from bert_squad.training import bucketed_training
+from bert_squad.training import length_buckets
 
 # The original `input_fn_builder` shuffles with a buffer of 100 records; its
 # training TFRecord is written from examples already shuffled with a fixed seed.
@@ -105,7 +107,10 @@ def make_dataset(file_pattern: str | list[str],
                  *,
                  seed: int | None = None,
                  shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER_SIZE,
-                 drop_remainder: bool | None = None) -> tf.data.Dataset:
+                 drop_remainder: bool | None = None,
+                 length_bucketing: bool = False,
+                 accumulation_steps: int = 1,
+                 bucket_granularity: int = length_buckets.DEFAULT_GRANULARITY) -> tf.data.Dataset:
   """The dataset of `(inputs, targets)` batches read from feature TFRecords.
 
   Training: shard, shuffle (seeded when `seed` is given, so the batch order is
@@ -126,6 +131,13 @@ def make_dataset(file_pattern: str | list[str],
     seed: shuffle seed (training only); None draws a fresh order each run.
     shuffle_buffer_size: records in the shuffle buffer (training only).
     drop_remainder: defaults to True in training, False in prediction.
+    length_bucketing: training only: each update of `batch_size x
+      accumulation_steps` examples holds examples of similar length and is
+      trimmed to a multiple of `bucket_granularity`; its micro-batches are
+      [per-replica batch, width] (`_bucketed_training_dataset`). Prediction
+      buckets in `prediction.predict_logits` instead.
+    accumulation_steps: with length_bucketing, the micro-batches per update.
+    bucket_granularity: with length_bucketing, widths are its multiples.
 
   Returns:
     A `tf.data.Dataset` of `(inputs, targets)`; see the module docstring.
@@ -134,6 +146,9 @@ def make_dataset(file_pattern: str | list[str],
     FileNotFoundError: no file matches `file_pattern`.
   """
   files = list_input_files(file_pattern)
+  if is_training and length_bucketing:
+    return _bucketed_training_dataset(files, seq_length, batch_size, input_context, seed,
+                                      shuffle_buffer_size, accumulation_steps, bucket_granularity)
   if input_context is not None:
     batch_size = input_context.get_per_replica_batch_size(batch_size)
   if drop_remainder is None:
@@ -142,4 +157,36 @@ def make_dataset(file_pattern: str | list[str],
   dataset = records.batch(batch_size, drop_remainder=drop_remainder)
   dataset = dataset.map(lambda serialized: parse_records(serialized, seq_length, is_training),
                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _bucketed_training_dataset(files: list[str], seq_length: int, micro_batch_size: int,
+                               input_context: tf.distribute.InputContext | None, seed: int | None,
+                               shuffle_buffer_size: int, accumulation_steps: int,
+                               granularity: int) -> tf.data.Dataset:
+  """This pipeline's per-replica micro-batches of length-bucketed updates.
+
+  With a seed and several pipelines, every pipeline reads, shuffles and
+  buckets all the records alike and keeps its replicas' share of each
+  update, so together they train on exactly the updates one pipeline would.
+  Without a seed each pipeline buckets its own shard of the records into its
+  share of each update.
+  """
+  num_pipelines, pipeline = _pipeline_share(input_context)
+  num_replicas = input_context.num_replicas_in_sync if input_context is not None else 1
+  per_pipeline = num_replicas // num_pipelines
+  update_batch_size = micro_batch_size * accumulation_steps
+  if num_pipelines > 1 and seed is not None:
+    serialized = _sharded_records(files, None, True, seed, shuffle_buffer_size)
+    replicas = slice(pipeline * per_pipeline, (pipeline + 1) * per_pipeline)
+  else:
+    serialized = _sharded_records(files, input_context, True, seed, shuffle_buffer_size)
+    update_batch_size //= num_pipelines
+    num_replicas, replicas = per_pipeline, slice(None)
+  examples = (serialized.batch(256)
+              .map(lambda batch: parse_records(batch, seq_length, True),
+                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+              .unbatch())
+  dataset = bucketed_training.bucketed_micro_batches(
+      examples, update_batch_size, accumulation_steps, num_replicas, replicas, granularity, seed)
   return dataset.prefetch(tf.data.AUTOTUNE)

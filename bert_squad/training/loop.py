@@ -247,7 +247,8 @@ def train(model: tf_keras.Model,
     logger.finish()
     return loop_config.TrainResult(initial_step, initial_step, checkpointer.last_saved, logger.history)
   steps = update_step.StepFunctions(model, applying_optimizer, loss_fn, strategy,
-                                    config.train_batch_size // k, k, loss_scale_optimizer, config.use_xla)
+                                    config.train_batch_size // k, k, loss_scale_optimizer, config.use_xla,
+                                    config.mask_padding_logits)
   train_loop = update_step.make_train_loop(steps, step_counter)
   agreed_stop = signals.stop_agreement(strategy)
   stop = signals.StopRequest(config.handle_signals)

@@ -53,6 +53,12 @@ class TrainConfig:
     use_xla: compile each replica's forward and backward pass with XLA.
     handle_signals: on SIGINT/SIGTERM save a checkpoint after the current
       loop and raise `TrainingInterrupted` (main thread only).
+    mask_padding_logits: the loss and accuracies ignore padding positions
+      (`span_model.mask_padding_logits`): what length-bucketed batches need
+      for a loss that does not depend on their width [--length_bucketing].
+    max_seq_length: the width of a padded batch; when given, the history
+      reports the share of its positions the batches computed
+      ("computed_tokens_fraction") and the run's log the padding saved.
   """
   output_dir: str
   num_train_steps: int
@@ -65,6 +71,8 @@ class TrainConfig:
   dtype: str = "float32"
   use_xla: bool = False
   handle_signals: bool = True
+  mask_padding_logits: bool = False
+  max_seq_length: int | None = None
 
   def __post_init__(self):
     positive = {

@@ -56,11 +56,15 @@ def _read(path: str) -> dict:
   return recorded
 
 
+# Settings that runs recorded before the setting existed lack: what they ran with.
+_VALUES_BEFORE_RECORDED = {"length_bucketing": False}
+
+
 def _differences(recorded: dict, settings: dict, paths: dict[str, str | None]) -> list[str]:
   """One phrase per setting whose value differs, named by its flag."""
   differences = []
   for name, value in settings.items():
-    old = recorded["settings"].get(name)
+    old = recorded["settings"].get(name, _VALUES_BEFORE_RECORDED.get(name))
     if old == value:
       continue
     if name.endswith(_SHA256):

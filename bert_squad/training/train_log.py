@@ -1,9 +1,10 @@
 """What training reports: the progress bar, TensorBoard scalars, train_history.json and its plot.
 
-`Logger.after_loop(step, totals [3] float64 sums of loss/start acc/end acc)`
-turns each compiled call's stats into one history point {"step", "loss",
-"learning_rate", "start_accuracy", "end_accuracy", "examples_per_second"
-(+ "loss_scale")} at log steps; `read_history(output_dir) -> list[dict]`;
+`Logger.after_loop(step, totals [4] float64 sums of loss/start acc/end acc/
+batch width)` turns each compiled call's stats into one history point
+{"step", "loss", "learning_rate", "start_accuracy", "end_accuracy",
+"examples_per_second" (+ "loss_scale", + "computed_tokens_fraction" when
+the config gives max_seq_length)} at log steps; `read_history(output_dir) -> list[dict]`;
 `plot_history(history, path)` writes training_curves.png.
 """
 import json
@@ -86,12 +87,13 @@ class Logger:
     self.history = [p for p in read_history(config.output_dir) if p["step"] <= initial_step]
     self._loss_scale = (float(loss_scale_optimizer.loss_scale) if loss_scale_optimizer is not None
                         else None)
+    self._run_widths = np.zeros(2)  # summed mean widths of this run's updates, and their count
     self._reset(initial_step)
 
   def _reset(self, step: int) -> None:
     self._since_step = step
     self._since_time = time.time()
-    self._sums = np.zeros(3)
+    self._sums = np.zeros(4)
 
   def message(self, text: str) -> None:
     if self._chief:
@@ -100,10 +102,11 @@ class Logger:
   def after_loop(self, step: int, totals: np.ndarray, last: bool = False) -> None:
     """Records one loop's summed stats; logs at log steps and at the `last` loop."""
     self._sums += totals
+    self._run_widths += (totals[3], step - self._step)
     done = step - self._since_step
     log_now = (step // self._config.log_steps > self._since_step // self._config.log_steps
                or step == self._config.num_train_steps or last)
-    loss, start_accuracy, end_accuracy = self._sums / done
+    loss, start_accuracy, end_accuracy, width = self._sums / done
     point = {
         "step": step,
         "loss": float(loss),
@@ -123,6 +126,8 @@ class Logger:
     self._progress.log_line()
     if self._loss_scale_optimizer is not None:
       point["loss_scale"] = float(self._loss_scale_optimizer.loss_scale)
+    if self._config.max_seq_length:
+      point["computed_tokens_fraction"] = float(width) / self._config.max_seq_length
     self.history.append(point)
     if self._chief:
       with self._writer.as_default(step=step):
@@ -143,7 +148,21 @@ class Logger:
                    f"updates and lowered the loss scale from {self._loss_scale:g} to {loss_scale:g}")
     self._loss_scale = loss_scale
 
+  def token_summary(self) -> str | None:
+    """How many positions this run's updates computed against a padded run (None before any update)."""
+    width_sum, updates = self._run_widths
+    if not updates or not self._config.max_seq_length:
+      return None
+    examples = updates * self._config.train_batch_size
+    computed = width_sum * self._config.train_batch_size
+    padded = examples * self._config.max_seq_length
+    return (f"train: computed {computed:,.0f} of {padded:,.0f} tokens "
+            f"({padded / computed:.2f}× fewer) in {updates:.0f} updates")
+
   def finish(self) -> None:
+    summary = self.token_summary()
+    if summary:
+      self.message(summary)
     self._progress.close()
     if self._chief and self.history:
       plot_history(self.history, os.path.join(self._config.output_dir, loop_config.CURVES_FILE))

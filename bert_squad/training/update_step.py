@@ -2,22 +2,27 @@
 
 `StepFunctions.update(iterator)` runs one update (k micro-batches of
 (inputs {name: [b, seq] int32}, targets {name: [b] int32}) with gradient
-accumulation) and returns the float32 stats [3]: loss, start accuracy, end
-accuracy. `make_train_loop` compiles n updates into one `tf.function` ->
-(loss per update [n] float32, summed stats [3]); `steps_in_next_call` says
-how many updates the next call runs.
+accumulation) and returns the float32 stats [NUM_STATS]: loss, start
+accuracy, end accuracy, mean width of its batches (positions computed per
+example). `make_train_loop` compiles n updates into one `tf.function` ->
+(loss per update [n] float32, summed stats [NUM_STATS]); `steps_in_next_call`
+says how many updates the next call runs.
 """
 import tensorflow as tf
 import tf_keras
 
+from bert_squad.modeling import span_model
 from bert_squad.training import loop_config
+
+NUM_STATS = 4  # loss, start accuracy, end accuracy, batch width
 
 def span_stats(per_example_loss: tf.Tensor, start_logits: tf.Tensor, end_logits: tf.Tensor,
                targets: dict[str, tf.Tensor], global_batch: int) -> tf.Tensor:
-  """[loss, start accuracy, end accuracy] of this replica's share of the global batch.
+  """[loss, start accuracy, end accuracy, width] of this replica's share of the global batch.
 
   Each is a sum over the replica's examples divided by the GLOBAL batch size,
-  so summing over replicas gives the mean over the global batch.
+  so summing over replicas gives the mean over the global batch; the last
+  sums the positions computed (the logits' width per example).
   """
   start_hit = tf.equal(tf.argmax(start_logits, axis=-1, output_type=tf.int32),
                        targets["start_positions"])
@@ -25,7 +30,8 @@ def span_stats(per_example_loss: tf.Tensor, start_logits: tf.Tensor, end_logits:
                      targets["end_positions"])
   sums = tf.stack([tf.reduce_sum(per_example_loss),
                    tf.reduce_sum(tf.cast(start_hit, tf.float32)),
-                   tf.reduce_sum(tf.cast(end_hit, tf.float32))])
+                   tf.reduce_sum(tf.cast(end_hit, tf.float32)),
+                   tf.cast(tf.size(start_logits), tf.float32)])
   return sums / global_batch
 
 
@@ -36,12 +42,15 @@ class StepFunctions:
   k > 1, k micro-steps add each replica's gradients into local (ON_READ)
   accumulators, then one apply uses their average: the update of one batch
   k times as large, with one optimizer step (so the learning-rate schedule
-  advances once per update).
+  advances once per update). With `mask_padding_logits` the loss and the
+  accuracies see only the real positions of each example
+  (`span_model.mask_padding_logits`), as length-bucketed batches need.
   """
 
   def __init__(self, model: tf_keras.Model, optimizer, loss_fn: loop_config.LossFn,
                strategy: tf.distribute.Strategy, micro_batch_global: int,
-               accumulation_steps: int, loss_scale_optimizer, use_xla: bool):
+               accumulation_steps: int, loss_scale_optimizer, use_xla: bool,
+               mask_padding_logits: bool = False):
     self._model = model
     self._optimizer = optimizer  # the one that applies: the LossScaleOptimizer in float16
     self._loss_fn = loss_fn
@@ -49,6 +58,7 @@ class StepFunctions:
     self._micro_batch_global = micro_batch_global
     self._k = accumulation_steps
     self._loss_scale_optimizer = loss_scale_optimizer
+    self._mask_padding_logits = mask_padding_logits
     self._compute = tf.function(self._gradients_and_stats, jit_compile=True) if use_xla \
         else self._gradients_and_stats
     self._variables = model.trainable_variables
@@ -70,6 +80,9 @@ class StepFunctions:
       outputs = self._model(inputs, training=True)
       start_logits = tf.cast(outputs["start_logits"], tf.float32)
       end_logits = tf.cast(outputs["end_logits"], tf.float32)
+      if self._mask_padding_logits:
+        start_logits = span_model.mask_padding_logits(start_logits, inputs["input_mask"])
+        end_logits = span_model.mask_padding_logits(end_logits, inputs["input_mask"])
       per_example_loss = self._loss_fn(targets["start_positions"], targets["end_positions"],
                                        start_logits, end_logits)
       loss = tf.reduce_sum(per_example_loss) / self._micro_batch_global
@@ -121,12 +134,12 @@ class StepFunctions:
       accumulator.assign(tf.zeros_like(accumulator))
 
   def update(self, iterator) -> tf.Tensor:
-    """One optimizer update in cross-replica context; returns [loss, start acc, end acc]."""
+    """One optimizer update in cross-replica context; returns [loss, start acc, end acc, width]."""
     reduce = lambda per_replica: self._strategy.reduce(  # noqa: E731
         tf.distribute.ReduceOp.SUM, per_replica, axis=None)
     if self._k == 1:
       return reduce(self._strategy.run(self.replica_step, args=next(iterator)))
-    stats = tf.zeros([3])
+    stats = tf.zeros([NUM_STATS])
     for _ in tf.range(self._k):
       stats += reduce(self._strategy.run(self.replica_accumulate, args=next(iterator)))
     self._strategy.run(self.replica_apply_accumulated)
@@ -134,12 +147,12 @@ class StepFunctions:
 
 
 def make_train_loop(steps: StepFunctions, step_counter: tf.Variable):
-  """A `tf.function(iterator, num_steps)` -> (loss per update [n], summed stats [3])."""
+  """A `tf.function(iterator, num_steps)` -> (loss per update [n], summed stats [NUM_STATS])."""
 
   @tf.function
   def train_loop(iterator, num_steps):
     losses = tf.TensorArray(tf.float32, size=num_steps)
-    totals = tf.zeros([3])
+    totals = tf.zeros([NUM_STATS])
     for i in tf.range(num_steps):
       stats = steps.update(iterator)
       step_counter.assign_add(1)

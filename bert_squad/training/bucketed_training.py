@@ -1,0 +1,123 @@
+"""Length-bucketed training input: each update's examples of similar length, trimmed, then split into micro-batches.
+
+`bucketed_micro_batches(examples, update_batch_size, accumulation_steps,
+num_replicas, replicas)` takes an endless stream of training examples (inputs {name: [seq] int32},
+targets {name: [] int32}) and yields, update by update, the per-replica
+micro-batches (inputs [b, width], targets [b]) that `loop.train` consumes,
+where width is a multiple of `granularity` (or max_seq_length) and b =
+update_batch_size / (k x replicas).
+
+Why an update, not a micro-batch, is the unit that is bucketed: the examples
+of one optimizer update and their width are then the same however the
+update is split into gradient-accumulation micro-batches and replicas, so
+`--gradient_accumulation_steps=4 --train_batch_size=8` still gives the update
+of one batch of 8, and 2 mirrored replicas that of one device. A micro-batch
+that ran narrower than its neighbours would save a little more padding but
+make the update depend on the split.
+
+Why `group_by_window` on the length bucket after the record shuffle, and a
+seeded shuffle of the bucketed batches after it: the records are shuffled
+as in the padded run (a buffer over a file that is already shuffled), so
+each bucket fills with a random sample of its lengths (shuffled within
+buckets); the batch shuffle then mixes which bucket comes next, so that a
+run does not see, say, five short batches in a row whenever short windows
+cluster in the file (shuffled across buckets). Both are seeded, and the
+stream is endless, so every batch is full and the same on every run: a
+resumed run skips the micro-batches of the restored updates and continues
+bit-identically (`loop._skipping_dataset_fn`).
+
+A trimmed batch changes what the loss normalises over: see
+`modeling.span_model.mask_padding_logits`, which the training step applies
+with bucketing so that a bucketed and a padded run optimise the same loss.
+"""
+import tensorflow as tf
+
+from bert_squad.training import length_buckets
+
+# Update batches held for the shuffle across buckets: enough to break runs of
+# one bucket, few enough to keep memory trivial (16 x 32 x 384 int32 x 3).
+DEFAULT_BATCH_SHUFFLE_BUFFER = 16
+
+
+def bucket_key(input_mask: tf.Tensor, granularity: int) -> tf.Tensor:
+  """[seq] mask -> int64 bucket index: the smallest width (multiple of granularity) that holds the example."""
+  length = length_buckets.feature_length(input_mask)
+  return tf.cast(tf.maximum(length - 1, 0) // granularity, tf.int64)
+
+
+def _trim(widths: tf.Tensor, key: tf.Tensor):
+  """(inputs [B, seq], targets [B]) -> inputs trimmed to widths[key] positions."""
+  def trim(inputs, targets):
+    return {name: value[:, :widths[key]] for name, value in inputs.items()}, targets
+  return trim
+
+
+def _take_pieces(accumulation_steps: int, num_replicas: int, replicas: slice):
+  """(inputs [B, w], targets [B]) -> this pipeline's micro-batches [k * len(replicas), B / (k * R), ...].
+
+  The update is cut into k x R equal micro-batches, micro-step major; this
+  pipeline keeps those of its `replicas`, in the order they consume them.
+  """
+  def split(value):
+    shape = tf.shape(value)
+    micro_batch = shape[0] // (accumulation_steps * num_replicas)
+    pieced = tf.reshape(value, tf.concat([[accumulation_steps, num_replicas, micro_batch], shape[1:]], 0))
+    kept = pieced[:, replicas]
+    return tf.reshape(kept, tf.concat([[-1, micro_batch], shape[1:]], 0))
+
+  def take(inputs, targets):
+    return tf.nest.map_structure(split, (inputs, targets))
+
+  return take
+
+
+def bucketed_micro_batches(examples: tf.data.Dataset, update_batch_size: int, accumulation_steps: int,
+                           num_replicas: int, replicas: slice, granularity: int = length_buckets.DEFAULT_GRANULARITY,
+                           seed: int | None = None,
+                           batch_shuffle_buffer: int = DEFAULT_BATCH_SHUFFLE_BUFFER) -> tf.data.Dataset:
+  """Per-replica micro-batches of length-bucketed updates.
+
+  Args:
+    examples: endless (inputs {name: [seq] int32}, targets {name: [] int32}),
+      already shuffled; seq must be static (max_seq_length).
+    update_batch_size: examples per update that this stream buckets
+      together (the global batch when every pipeline reads the same stream).
+    accumulation_steps: k, the micro-batches of one update.
+    num_replicas: R, the replicas that share each micro-batch.
+    replicas: the replicas this pipeline feeds; it yields their micro-batches
+      in the order they consume them: micro-step by micro-step, replica by
+      replica.
+    granularity: widths are multiples of it, then max_seq_length
+      (`length_buckets.bucket_widths`); one XLA compilation per width.
+    seed: seeds the shuffle of the update batches; None: a fresh order.
+    batch_shuffle_buffer: update batches held by that shuffle.
+
+  Returns:
+    (inputs {name: [b, width] int32}, targets {name: [b] int32}) with
+    b = update_batch_size / (k * R) static; k x len(replicas) consecutive
+    elements make this pipeline's share of one update, all of one width.
+  """
+  num_pieces = accumulation_steps * num_replicas
+  if update_batch_size % num_pieces:
+    raise ValueError(f"an update of {update_batch_size} does not split into {num_pieces} micro-batches")
+  max_seq_length = examples.element_spec[0]["input_ids"].shape[0]
+  if max_seq_length is None:
+    raise ValueError("length bucketing needs a static sequence length (max_seq_length)")
+  widths = tf.constant(length_buckets.bucket_widths(max_seq_length, granularity), tf.int32)
+  micro_batch = update_batch_size // num_pieces
+
+  def update_batches(key, window):
+    return window.batch(update_batch_size, drop_remainder=True).map(_trim(widths, key))
+
+  def static_batch(inputs, targets):
+    return tf.nest.map_structure(
+        lambda value: tf.ensure_shape(value, [micro_batch] + [None] * (value.shape.rank - 1)),
+        (inputs, targets))
+
+  return (examples
+          .group_by_window(lambda inputs, _: bucket_key(inputs["input_mask"], granularity),
+                           update_batches, window_size=update_batch_size)
+          .shuffle(batch_shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+          .map(_take_pieces(accumulation_steps, num_replicas, replicas))
+          .unbatch()
+          .map(static_batch))
