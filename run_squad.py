@@ -121,16 +121,18 @@ flags.DEFINE_bool("overwrite_output_dir", False,
                   "otherwise stops naming what differs. Do not leave it in a command that is restarted "
                   "after preemption: it would start over each time.")
 flags.DEFINE_bool("length_bucketing", False,
-                  "Prediction only: batch windows of similar length together and trim each batch's "
-                  "padding to the next multiple of 64 (at most 6 shapes at --max_seq_length=384, one XLA "
-                  "compilation each); the logits come back in feature order, with -1e30 at the trimmed "
-                  "positions. Logits of every computed position equal the padded run's (float rounding "
-                  "aside), so an answer can differ from the padded run only where a padding position "
-                  "took one of the top --n_best_size start/end slots there (the original ranks all "
-                  "max_seq_length positions, padding included, and discards the invalid ones "
-                  "afterwards). Logs the tokens computed against a padded run (1.7x fewer on real "
-                  "dev-v1.1 windows at 384, about 2x less CPU time). Training is not bucketed yet: --do_train "
-                  "still pads every window.")
+                  "Compute less padding (default off: the original's computation). Windows of similar "
+                  "length are batched together and each batch is trimmed to the next multiple of 64 (at "
+                  "most 6 shapes at --max_seq_length=384, one XLA compilation each). Training: each "
+                  "update's windows share one bucket (the same update however "
+                  "--gradient_accumulation_steps and the replicas split it; seeded, resumable), and "
+                  "the loss ignores padding positions, so it does not depend on the trimming (the "
+                  "original's softmax also counts padding; docs/training.md says what that changes). "
+                  "On a TPU training keeps static padded batches. Prediction: logits of every computed "
+                  "position equal the padded run's (float rounding aside), back in feature order with "
+                  "-1e30 at trimmed positions; an answer can differ only where a padding position took "
+                  "one of the top --n_best_size slots in the padded run. Logs the tokens computed "
+                  "against a padded run (1.7x fewer on real dev-v1.1 windows at 384).")
 
 FLAGS = flags.FLAGS
 

@@ -152,7 +152,8 @@ def _train(config: run_config.RunConfig, strategy: tf.distribute.Strategy, bert_
       save_checkpoints_steps=config.save_checkpoints_steps,
       keep_checkpoint_max=config.keep_checkpoint_max, log_steps=config.log_steps,
       gradient_accumulation_steps=config.gradient_accumulation_steps, dtype=config.dtype,
-      use_xla=config.use_xla, mask_padding_logits=bucketed, max_seq_length=config.max_seq_length)
+      use_xla=config.use_xla, mask_padding_logits=bucketed,
+      max_seq_length=config.max_seq_length if bucketed else None)
   if distribution.is_chief(strategy):
     run_settings.record(config.output_dir, settings, paths)
   _log_memory_estimate(config, strategy, bert_config)

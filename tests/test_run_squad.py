@@ -284,6 +284,31 @@ def test_squad_v2_writes_null_odds_and_the_best_threshold(tiny_checkpoint, tmp_p
   assert min(plots.values()) > 5000, plots
 
 
+def test_squad_v2_trains_and_predicts_in_length_buckets(tiny_checkpoint, tmp_path):
+  """--length_bucketing on v2.0: training and prediction bucketed, tokens reported, the flag part of the run."""
+  result = _run(*_run_squad_args(tiny_checkpoint, tmp_path, "2.0", "--num_train_epochs=0.5",
+                                 "--gradient_accumulation_steps=2", "--length_bucketing"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "training in length buckets" in result.stderr
+  train_tokens = re.search(r"train: computed ([\d,]+) of ([\d,]+) tokens \((\d+\.\d\d)× fewer\) in 20 updates",
+                           result.stderr)
+  assert train_tokens and float(train_tokens.group(3)) > 1.0, result.stderr[-3000:]
+  assert int(train_tokens.group(2).replace(",", "")) == 20 * 16 * 160
+  assert re.search(r"predict: computed [\d,]+ of [\d,]+ tokens", result.stderr)
+  history = json.loads((tmp_path / "train_history.json").read_text())
+  fractions = [p["computed_tokens_fraction"] for p in history]
+  assert all(64 / 160 <= f <= 1.0 for f in fractions) and min(fractions) < 1.0  # means of 5 updates
+  assert np.mean([p["loss"] for p in history[-2:]]) < history[0]["loss"]
+  null_odds = json.loads((tmp_path / "null_odds.json").read_text())
+  assert set(null_odds) == set(json.loads((tmp_path / "predictions.json").read_text())) == _dev_ids("2.0")
+  assert "best_f1_thresh" in json.loads((tmp_path / "eval.json").read_text())
+  # Bucketed and padded training are different runs: resuming one as the other is refused.
+  padded = _run(*_run_squad_args(tiny_checkpoint, tmp_path, "2.0", "--num_train_epochs=0.5",
+                                 "--gradient_accumulation_steps=2"))
+  assert padded.returncode == 2
+  assert "--length_bucketing=False (the run's: True)" in padded.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     ([], "at least one of --do_train or --do_predict"),
     (["--do_train"], "--do_train needs --train_file"),
