@@ -17,7 +17,7 @@ the logits and answers are the same, not for their quality. "L<n>/H<m>" are
 random encoders of Google's small-BERT shapes (benchmarks/model.py).
 
 Timing: each variant runs the step and batches `prediction.predict_logits`
-uses (`make_predict_step`; `_pad_to_full_batches` padded, or
+uses (`make_predict_step`; `pad_to_full_batches` padded, or
 `length_buckets.bucketed_batches`), the step built once: a warm-up pass over
 one batch of every bucket width (tracing; with XLA one compilation per
 width), then the timed pass over the whole subset. Variants: padded and
@@ -167,7 +167,7 @@ def step_runner(model, strategy: tf.distribute.Strategy, batch_size: int, jit_co
 
   def run(dataset: tf.data.Dataset) -> int:
     batches = (length_buckets.bucketed_batches(dataset, batch_size) if bucketed
-               else prediction._pad_to_full_batches(dataset, batch_size))  # pylint: disable=protected-access
+               else prediction.pad_to_full_batches(dataset, batch_size))
     rows = 0
     for inputs, targets in strategy.experimental_distribute_dataset(batches):
       for value in tf.nest.flatten(step(inputs, targets)):

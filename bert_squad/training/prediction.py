@@ -24,7 +24,7 @@ from bert_squad.training import length_buckets
 _IS_REAL = length_buckets.IS_REAL  # marks the real rows of a padded prediction batch
 
 
-def _pad_to_full_batches(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+def pad_to_full_batches(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
   """Batches `dataset` into full batches, marking real rows in targets[_IS_REAL].
 
   Appends `batch_size - 1` copies of the first element marked unreal, then
@@ -108,7 +108,7 @@ def predict_logits(model: tf_keras.Model, dataset: tf.data.Dataset,
     return unique_ids, start_logits, end_logits
   _check_strategy(strategy, batch_size)
   predict_step = make_predict_step(model, strategy, jit_compile)
-  padded = _pad_to_full_batches(dataset, batch_size)
+  padded = pad_to_full_batches(dataset, batch_size)
   results = [[], [], [], []]
   total = None if num_features is None else -(-num_features // batch_size)
   with progress.Progress(total, "predict", "batches", log_stream or sys.stderr,
