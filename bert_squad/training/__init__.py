@@ -2,6 +2,7 @@
 
   optimization     AdamWeightDecay with BERT's warmup + linear decay, global-norm clipping.
   input_pipeline   feature TFRecords -> tf.data batches of (inputs, targets) int32 dicts.
+  bucketed_training  training examples -> updates of similar length, trimmed, split into micro-batches.
   distribution     choosing the tf.distribute strategy; batch-split checks; determinism; GPU size.
   run_settings     the settings that define a run (run_settings.json); resume only the same one.
   loop_config      TrainConfig in, TrainResult out; output file names; set_precision; errors.
