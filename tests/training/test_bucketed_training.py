@@ -175,7 +175,7 @@ def test_masked_logits_never_win_the_accuracy(strategy):
 
 
 def _train(strategy, train_file, initial_weights, output_dir, *, batch=8, accumulation=1, steps=4,
-           optimizer=None, log_stream=None):
+           optimizer=None, log_stream=None, **config):
   with strategy.scope():
     model = toys.tiny_span_model()
     model.set_weights(initial_weights)
@@ -184,7 +184,7 @@ def _train(strategy, train_file, initial_weights, output_dir, *, batch=8, accumu
   config = loop_config.TrainConfig(
       output_dir=str(output_dir), num_train_steps=steps, train_batch_size=batch,
       gradient_accumulation_steps=accumulation, steps_per_loop=1, log_steps=1, handle_signals=False,
-      mask_padding_logits=True, max_seq_length=toys.SEQ_LENGTH)
+      mask_padding_logits=True, max_seq_length=toys.SEQ_LENGTH, **config)
   result = loop.train(model, optimizer, toys.span_loss, lambda ctx: dataset_fn(input_context=ctx),
                       strategy, config, log_stream=log_stream or io.StringIO())
   return toys.model_weights(model), result
@@ -207,6 +207,38 @@ def test_accumulating_4_micro_batches_of_2_equals_one_batch_of_8(tmp_path, strat
   for key in ("loss", "computed_tokens_fraction"):
     np.testing.assert_allclose([p[key] for p in split_result.history],
                                [p[key] for p in whole_result.history], rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, strategy, train_file, initial_weights):
+  """4 bucketed SGD updates of 8 in float32 without XLA: (weights, history)."""
+  weights, result = _train(strategy, train_file, initial_weights, tmp_path_factory.mktemp("reference"))
+  return weights, result.history
+
+
+def test_xla_compiles_each_width_and_gives_the_same_updates(tmp_path, strategy, train_file, initial_weights,
+                                                            reference_run):
+  weights, result = _train(strategy, train_file, initial_weights, tmp_path, use_xla=True)
+  assert max(float(np.abs(a - b).max()) for a, b in zip(weights, reference_run[0])) < 1e-5
+  assert [p["computed_tokens_fraction"] for p in result.history] == [
+      p["computed_tokens_fraction"] for p in reference_run[1]]
+  assert len({p["computed_tokens_fraction"] for p in result.history}) > 1  # more than one shape met
+
+
+@pytest.fixture
+def float16_policy():
+  loop_config.set_precision("float16")
+  yield
+  loop_config.set_precision("float32")
+
+
+def test_float16_trains_the_bucketed_updates_with_loss_scaling(tmp_path, strategy, train_file, initial_weights,
+                                                               reference_run, float16_policy):
+  weights, result = _train(strategy, train_file, initial_weights, tmp_path, dtype="float16")
+  assert all("loss_scale" in point for point in result.history)
+  np.testing.assert_allclose([p["loss"] for p in result.history], [p["loss"] for p in reference_run[1]],
+                             rtol=1e-2)
+  assert max(float(np.abs(a - b).max()) for a, b in zip(weights, reference_run[0])) < 1e-2
 
 
 def test_history_and_log_report_the_tokens_computed(tmp_path, strategy, train_file, initial_weights):
