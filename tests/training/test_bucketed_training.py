@@ -302,3 +302,13 @@ def test_deterministic_runs_are_bit_identical_and_a_killed_run_resumes_exactly(t
   widths = [p["computed_tokens_fraction"] for p in train_log.read_history(str(interrupted))]
   assert widths == [p["computed_tokens_fraction"] for p in train_log.read_history(str(tmp_path / "first"))]
   assert len(set(widths)) > 1
+
+
+def test_on_a_tpu_training_keeps_static_padded_batches():
+  from bert_squad import pipeline  # pylint: disable=import-outside-toplevel
+  from bert_squad import run_config  # pylint: disable=import-outside-toplevel
+  config = run_config.RunConfig(length_bucketing=True)
+  tpu = object.__new__(tf.distribute.TPUStrategy)  # only its type is looked at
+  assert not pipeline._buckets_training(config, tpu)  # pylint: disable=protected-access
+  assert pipeline._buckets_training(config, distribution.make_strategy("one_device", num_gpus=0))  # pylint: disable=protected-access
+  assert not pipeline._buckets_training(run_config.RunConfig(), tpu)  # pylint: disable=protected-access
