@@ -82,6 +82,26 @@ def test_gradients_with_checkpointing_equal_those_without(mode):
   assert loss_difference < 1e-6 and difference < 1e-6
 
 
+def _op_counts(model: span_model.BertSpanModel) -> dict[str, int]:
+  """How many ops of each type the traced gradient step holds."""
+  inputs, targets = _batch()
+  graph = _gradient_function(model, "graph").get_concrete_function(inputs, targets).graph
+  counts: dict[str, int] = {}
+  for op in graph.get_operations():
+    counts[op.type] = counts.get(op.type, 0) + 1
+  return counts
+
+
+def test_the_backward_pass_runs_each_layer_again():
+  plain, checkpointing = (_op_counts(model) for model in _twin_models())
+  layers = TINY.num_hidden_layers
+  assert plain["Softmax"] == layers and checkpointing["Softmax"] == 2 * layers
+  # Dropout draws: the embeddings' once, each layer's three (attention probabilities,
+  # attention output, FFN output) once more in the recomputation.
+  assert plain["RngReadAndSkip"] == 1 + 3 * layers
+  assert checkpointing["RngReadAndSkip"] == 1 + 6 * layers
+
+
 def test_without_replayed_masks_the_gradients_differ(monkeypatch):
   # The broken variant: the recomputation draws fresh dropout masks.
   monkeypatch.setattr(recompute, "_reset_states", lambda generators, states: None)
