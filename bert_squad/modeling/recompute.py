@@ -29,7 +29,8 @@ gradients are those of the plain layer:
   the state (the generator itself folds the replica id into its key).
 - Training mode. The recomputation runs outside the Keras call that holds the
   training flag, so the wrapper reads the flag from tf_keras's call context in
-  the forward and passes it explicitly when it calls the block again.
+  the forward and passes it explicitly when it calls the block again. In
+  inference (the flag False or unset) the block runs as it is.
   That call goes through the block's Keras `__call__` (autocasting of
   variables under mixed precision included); a thread-local guard makes the
   nested `call` run the original layer.
@@ -103,17 +104,18 @@ def _recomputing_call(block: tf_keras.layers.Layer) -> Callable[..., Any]:
   guard = threading.local()
 
   @tf.autograph.experimental.do_not_convert
-  def call(inputs, output_range=None):
-    if getattr(guard, "inside", False):  # the recomputation's own call of the block
-      return original_call(inputs, output_range=output_range)
+  def call(inputs: list[tf.Tensor], output_range: tf.Tensor | None = None) -> tf.Tensor:
     training = base_layer_utils.call_context().training
+    if getattr(guard, "inside", False) or training is None or training is False:
+      # The recomputation's own call of the block, or inference (no dropout, no backward pass to save for).
+      return original_call(inputs, output_range=output_range)
     generators = dropout_generators(block)
     states = _read_states(generators)
-    calls = []
+    calls = []  # tf.recompute_grad runs `forward` once in the forward pass, then once per gradient computed
 
     def forward(x: tf.Tensor, attention_mask: tf.Tensor) -> tf.Tensor:
       calls.append(None)
-      if len(calls) == 1:  # the forward pass
+      if len(calls) == 1:
         return original_call([x, attention_mask], output_range=output_range)
       _reset_states(generators, states)  # the recomputation: replay the forward's dropout masks
       guard.inside = True
