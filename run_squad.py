@@ -103,6 +103,13 @@ flags.DEFINE_bool("predict_use_xla", None,
 flags.DEFINE_integer("gradient_accumulation_steps", 1,
                      "Split each train batch into this many micro-batches and accumulate gradients: the "
                      "same update with less memory (train_batch_size must divide evenly).")
+flags.DEFINE_bool("gradient_checkpointing", False,
+                  "Recompute each transformer layer's activations in the backward pass instead of keeping "
+                  "them: training keeps about one layer's activations per example instead of all of them "
+                  "(BERT-Large at --max_seq_length=384 then fits 12-16 GB GPUs at a useful micro-batch; "
+                  "python -m bert_squad.memory --gradient_checkpointing tells), for about one more forward "
+                  "pass of compute per step. The updates are the same (dropout replays its masks); "
+                  "combines with --gradient_accumulation_steps, --dtype and --use_xla.")
 flags.DEFINE_integer("seed", 12345, "Random seed for initialisation, dropout and shuffling.")
 flags.DEFINE_bool("deterministic", False,
                   "Deterministic ops and seeded input order: identical results across runs (slower).")

@@ -1,18 +1,22 @@
-"""Peak memory of training steps vs. batch size, against `training.memory_estimate` (CPU).
+"""Peak memory and speed of training steps vs. batch size, with and without gradient checkpointing (CPU).
 
   TF_ENABLE_ONEDNN_OPTS=1 python benchmarks/memory.py                       # L2/H128, L4/H512 at seq 128, 384
-  python benchmarks/memory.py --sizes=L12/H768 --seqs=128 --batches=1,2,4 --dtype=float32
+  python benchmarks/memory.py --sizes=L12/H768 --seqs=384 --batches=1,2,4 --checkpointing=off,on
   python benchmarks/memory.py --table                     # docs/memory.md's table, from the estimator alone
 
-Each (size, seq, batch) runs in a fresh child process: build the span model and
-optimizer (benchmarks/model.py's `build_ours`), run `--steps` updates of the
-training loop's own step (`ours_train_runner`: forward, span_loss, gradients,
-AdamWeightDecay) on a random SQuAD-like batch, exit. The parent reads the child's
-peak RSS (`os.wait4`'s ru_maxrss). The slope of peak RSS over the batch sizes
-(least squares) is the measured memory per example; the estimator's per example
-is `activations_per_example + backward_per_example`. The intercept holds the
-Python/TF runtime, the weights, gradients and slots, and the traced graphs, so
-only the slope is compared.
+Each (size, seq, checkpointing, batch) runs in a fresh child process: build the
+span model (`--gradient_checkpointing` or not) and optimizer (benchmarks/model.py's
+`build_ours`), run one update of the training loop's own step (`ours_train_runner`:
+forward, span_loss, gradients, AdamWeightDecay) on a random SQuAD-like batch to
+trace it, then `--steps` - 1 timed updates, exit. The parent reads the child's
+peak RSS (`os.wait4`'s ru_maxrss) and the timed updates' process CPU time. The
+slope of peak RSS over the batch sizes (least squares) is the measured memory
+per example; the estimator's per example is `per_example_bytes` (activations,
+the recomputed layer with checkpointing, the backward pass). The intercept
+holds the Python/TF runtime, the weights, gradients and slots, and the traced
+graphs, so only the slope is compared. Speed: examples per CPU second at the
+largest batch (CPU time, as the machine may be shared), and its ratio with
+checkpointing to without.
 """
 import argparse
 import datetime
@@ -21,6 +25,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -33,31 +38,37 @@ def _model_benchmark():
   return module
 
 
-def child(size: str, seq: int, batch: int, steps: int, dtype: str) -> None:
-  """Runs `steps` training updates of `size` at (batch, seq) in this process."""
+def child(size: str, seq: int, batch: int, steps: int, dtype: str, gradient_checkpointing: bool) -> None:
+  """Runs 1 + (`steps` - 1) timed training updates of `size` at (batch, seq); prints the timed CPU seconds."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from bert_squad.training import loop_config  # pylint: disable=import-outside-toplevel
   bench = _model_benchmark()
   loop_config.set_precision(dtype)
   config = bench.small_bert_config(size)
   strategy = tf.distribute.get_strategy()
-  model, optimizer = bench.build_ours(config, seq, strategy)
+  model, optimizer = bench.build_ours(config, seq, strategy, gradient_checkpointing=gradient_checkpointing)
   run = bench.ours_train_runner(model, optimizer, strategy, bench.random_batch(batch, seq, config.vocab_size),
                                 dtype=dtype)
-  run(steps)
+  run(1)  # traces
+  start = time.process_time()
+  run(steps - 1)
+  print(time.process_time() - start)
 
 
-def peak_rss_bytes(size: str, seq: int, batch: int, steps: int, dtype: str) -> int:
-  """Peak RSS of a child process running `child(...)`."""
+def run_child(size: str, seq: int, batch: int, steps: int, dtype: str,
+              gradient_checkpointing: bool) -> tuple[int, float]:
+  """(peak RSS in bytes, CPU seconds of the timed updates) of a child process running `child(...)`."""
   env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
   env.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
   process = subprocess.Popen(  # pylint: disable=consider-using-with
-      [sys.executable, __file__, "--child", size, str(seq), str(batch), str(steps), dtype],
-      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+      [sys.executable, __file__, "--child", size, str(seq), str(batch), str(steps), dtype,
+       str(int(gradient_checkpointing))],
+      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
   _, status, usage = os.wait4(process.pid, 0)
   if status != 0:
     raise RuntimeError(f"{size} seq {seq} batch {batch} failed: {process.stderr.read().decode()[-2000:]}")
-  return usage.ru_maxrss * 1024  # KiB on Linux
+  cpu_seconds = float(process.stdout.read().decode().split()[-1])
+  return usage.ru_maxrss * 1024, cpu_seconds  # ru_maxrss: KiB on Linux
 
 
 def slope(xs: list[int], ys: list[int]) -> float:
@@ -79,7 +90,7 @@ TABLE_GB = (12, 16, 24, 40, 80)
 
 
 def print_table() -> None:
-  """The largest micro-batch per model, seq, dtype and card size, as a Markdown table."""
+  """The largest micro-batch per model, seq, dtype and card size, without / with checkpointing, in Markdown."""
   from bert_squad.modeling import model_config  # pylint: disable=import-outside-toplevel
   from bert_squad.training import memory_estimate  # pylint: disable=import-outside-toplevel
   print("| model | vocab | dtype | seq | " + " | ".join(f"{gb} GB" for gb in TABLE_GB) + " |")
@@ -89,9 +100,40 @@ def print_table() -> None:
       config = model_config.BertConfig(vocab_size=vocab_size, **shape, **_GOOGLE_COMMON)
       for dtype in ("float32", "float16"):
         for seq in (128, 384, 512):
-          estimate = memory_estimate.estimate_memory(config, seq, dtype)
-          fits = [estimate.max_train_batch_size(gb * memory_estimate.GIB) for gb in TABLE_GB]
-          print(f"| {name} | {vocab} | {dtype} | {seq} | " + " | ".join(map(str, fits)) + " |")
+          estimates = [memory_estimate.estimate_memory(config, seq, dtype, checkpointing)
+                       for checkpointing in (False, True)]
+          fits = [" / ".join(str(e.max_train_batch_size(gb * memory_estimate.GIB)) for e in estimates)
+                  for gb in TABLE_GB]
+          print(f"| {name} | {vocab} | {dtype} | {seq} | " + " | ".join(fits) + " |")
+
+
+def measure(args: argparse.Namespace) -> None:
+  """Prints the Markdown table of peak RSS growth and speed, one row per (size, seq, checkpointing)."""
+  from bert_squad.training import memory_estimate  # pylint: disable=import-outside-toplevel
+  bench = _model_benchmark()
+  batches = [int(b) for b in args.batches.split(",")]
+  mib = 2**20
+  print(f"{datetime.date.today()} dtype {args.dtype}, {args.steps} steps (the first traces), "
+        f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '1')}")
+  print(f"| size | seq | checkpointing | peak RSS at batch {', '.join(map(str, batches))} (MiB) "
+        f"| measured MiB/example | estimated MiB/example | estimate / measured "
+        f"| examples per CPU s at batch {batches[-1]} | speed / without |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  for size in args.sizes.split(","):
+    for seq in (int(s) for s in args.seqs.split(",")):
+      speed_without = None
+      for checkpointing in (mode == "on" for mode in args.checkpointing.split(",")):
+        runs = [run_child(size, seq, b, args.steps, args.dtype, checkpointing) for b in batches]
+        peaks = [peak for peak, _ in runs]
+        measured = slope(batches, peaks)
+        estimated = memory_estimate.estimate_memory(bench.small_bert_config(size), seq, args.dtype,
+                                                    checkpointing).per_example_bytes
+        speed = batches[-1] * (args.steps - 1) / runs[-1][1]
+        speed_without = speed if not checkpointing else speed_without
+        relative = f"{speed / speed_without:.2f}" if speed_without else "-"
+        print(f"| {size} | {seq} | {'on' if checkpointing else 'off'} | {', '.join(f'{p / mib:.0f}' for p in peaks)} "
+              f"| {measured / mib:.1f} | {estimated / mib:.1f} | {estimated / measured:.2f} | {speed:.2f} "
+              f"| {relative} |", flush=True)
 
 
 def main() -> None:
@@ -99,34 +141,21 @@ def main() -> None:
   parser.add_argument("--sizes", default="L2/H128,L4/H512")
   parser.add_argument("--seqs", default="128,384")
   parser.add_argument("--batches", default="1,2,4")
-  parser.add_argument("--steps", type=int, default=2, help="updates per child (the first one traces)")
+  parser.add_argument("--steps", type=int, default=3, help="updates per child (the first one traces)")
   parser.add_argument("--dtype", default="float32")
+  parser.add_argument("--checkpointing", default="off,on", help="off, on or off,on (--gradient_checkpointing)")
   parser.add_argument("--table", action="store_true", help="print docs/memory.md's table and exit")
   args = parser.parse_args()
   if args.table:
     print_table()
     return
-  from bert_squad.training import memory_estimate  # pylint: disable=import-outside-toplevel
-  bench = _model_benchmark()
-  batches = [int(b) for b in args.batches.split(",")]
-  mib = 2**20
-  print(f"{datetime.date.today()} dtype {args.dtype}, {args.steps} steps, "
-        f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '1')}")
-  print(f"| size | seq | peak RSS at batch {', '.join(map(str, batches))} (MiB) | measured MiB/example "
-        "| estimated MiB/example | estimate / measured |")
-  print("|---|---|---|---|---|---|")
-  for size in args.sizes.split(","):
-    for seq in (int(s) for s in args.seqs.split(",")):
-      peaks = [peak_rss_bytes(size, seq, b, args.steps, args.dtype) for b in batches]
-      measured = slope(batches, peaks)
-      estimate = memory_estimate.estimate_memory(bench.small_bert_config(size), seq, args.dtype)
-      estimated = estimate.per_example_bytes
-      print(f"| {size} | {seq} | {', '.join(f'{p / mib:.0f}' for p in peaks)} | {measured / mib:.1f} "
-            f"| {estimated / mib:.1f} | {estimated / measured:.2f} |", flush=True)
+  if args.steps < 2:
+    parser.error("--steps must be at least 2: the first update traces, the others are timed")
+  measure(args)
 
 
 if __name__ == "__main__":
   if len(sys.argv) > 1 and sys.argv[1] == "--child":
-    child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
+    child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7] == "1")
   else:
     main()

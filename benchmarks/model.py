@@ -196,13 +196,14 @@ def random_batch(batch_size: int, seq_length: int, vocab_size: int,
 
 
 def build_ours(config: model_config.BertConfig, seq_length: int, strategy: tf.distribute.Strategy,
-               fused_update: bool = False):
+               fused_update: bool = False, gradient_checkpointing: bool = False):
   """This project's span model and optimizer, built under `strategy`.
 
-  `fused_update`: the XLA-compiled optimizer update that `run_squad.py --use_xla` uses.
+  `fused_update`: the XLA-compiled optimizer update that `run_squad.py --use_xla` uses;
+  `gradient_checkpointing`: as `run_squad.py --gradient_checkpointing`.
   """
   with strategy.scope():
-    model = span_model.build_span_model(config, seq_length)
+    model = span_model.build_span_model(config, seq_length, gradient_checkpointing=gradient_checkpointing)
     optimizer = optimization.create_optimizer(5e-5, num_train_steps=10000, num_warmup_steps=1000,
                                               fused_update=fused_update)
   return model, optimizer

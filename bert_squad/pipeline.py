@@ -128,7 +128,8 @@ def _train(config: run_config.RunConfig, strategy: tf.distribute.Strategy, bert_
       logging.info("--overwrite_output_dir: deleted the earlier training state (%s)", ", ".join(discarded))
   # The weights load before the features are built, so a bad checkpoint stops the run at once.
   with strategy.scope():
-    model = span_model.build_span_model(bert_config, config.max_seq_length)
+    model = span_model.build_span_model(bert_config, config.max_seq_length,
+                                        gradient_checkpointing=config.gradient_checkpointing)
     _load_initial_weights(model, init_checkpoint)
   train_record, info = cache.cached_features(config, config.train_file, vocab_file, is_training=True)
   num_steps = optimization.num_train_steps(info.num_examples, config.train_batch_size,
@@ -187,30 +188,41 @@ def _log_memory_estimate(config: run_config.RunConfig, strategy: tf.distribute.S
   """Logs the estimated memory of one device's training step; warns if it exceeds the GPU's.
 
   The warning names the --gradient_accumulation_steps values whose micro-batch
-  fits (see `training.memory_estimate`); without a GPU there is nothing to compare.
+  fits, and without --gradient_checkpointing those that fit with it (see
+  `training.memory_estimate`); without a GPU there is nothing to compare.
   """
   replicas = strategy.num_replicas_in_sync
   micro_batch = config.train_batch_size // (config.gradient_accumulation_steps * replicas)
-  estimate = memory_estimate.estimate_memory(bert_config, config.max_seq_length, config.dtype)
+  estimate = memory_estimate.estimate_memory(bert_config, config.max_seq_length, config.dtype,
+                                            config.gradient_checkpointing)
   accumulating = config.gradient_accumulation_steps > 1
   total = estimate.total_bytes(micro_batch, accumulating)
   gb = lambda n: f"{n / memory_estimate.GIB:.2f} GB"  # noqa: E731
-  logging.info("memory estimate: %s for micro-batch %d per device (weights %s, gradients %s, optimizer slots %s, "
+  logging.info("memory estimate: %s for micro-batch %d per device%s (weights %s, gradients %s, optimizer slots %s, "
                "workspace %s, activations %s)", gb(total), micro_batch,
+               " with gradient checkpointing" if config.gradient_checkpointing else "",
                gb(estimate.weights + estimate.weight_copies), gb(estimate.gradients), gb(estimate.optimizer_slots),
                gb(estimate.workspace + (estimate.accumulators if accumulating else 0)),
                gb(micro_batch * estimate.per_example_bytes))
   gpu_bytes = distribution.gpu_memory_bytes()
   if gpu_bytes is None or total <= gpu_bytes:
     return
-  k = memory_estimate.gradient_accumulation_steps(estimate, config.train_batch_size, gpu_bytes, replicas)
-  if k is None:
-    advice = "not even one example per device fits: try a smaller --max_seq_length or --dtype=float16"
-  else:
-    fitting = [n for n in range(k, config.train_batch_size + 1) if not config.train_batch_size % (n * replicas)]
-    advice = f"--gradient_accumulation_steps={' or '.join(map(str, fitting[:4]))} should fit"
+  advice = _fitting_settings(config, estimate, gpu_bytes, replicas)
+  if not config.gradient_checkpointing:
+    checkpointed = memory_estimate.estimate_memory(bert_config, config.max_seq_length, config.dtype, True)
+    advice += "; with --gradient_checkpointing " + _fitting_settings(config, checkpointed, gpu_bytes, replicas)
   logging.warning("the memory estimate %s exceeds the GPU's %s: %s (python -m bert_squad.memory, docs/memory.md)",
                   gb(total), gb(gpu_bytes), advice)
+
+
+def _fitting_settings(config: run_config.RunConfig, estimate: memory_estimate.MemoryEstimate, gpu_bytes: int,
+                      replicas: int) -> str:
+  """Which --gradient_accumulation_steps make `estimate` fit `gpu_bytes`, in words."""
+  k = memory_estimate.gradient_accumulation_steps(estimate, config.train_batch_size, gpu_bytes, replicas)
+  if k is None:
+    return "not even one example per device fits: try a smaller --max_seq_length or --dtype=float16"
+  fitting = [n for n in range(k, config.train_batch_size + 1) if not config.train_batch_size % (n * replicas)]
+  return f"--gradient_accumulation_steps={' or '.join(map(str, fitting[:4]))} should fit"
 
 
 def _run_settings(config: run_config.RunConfig, bert_config: model_config.BertConfig, vocab_file: str,

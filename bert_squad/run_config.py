@@ -61,6 +61,7 @@ class RunConfig:
   use_xla: bool = False
   predict_use_xla: bool | None = None  # None: as use_xla
   gradient_accumulation_steps: int = 1
+  gradient_checkpointing: bool = False
   seed: int = 12345
   deterministic: bool = False
   keep_checkpoint_max: int = 5

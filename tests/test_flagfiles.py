@@ -62,6 +62,7 @@ RUN_SQUAD_FLAGS: Dict[str, Tuple[str, object]] = {
     "use_xla": ("bool", None),
     "predict_use_xla": ("bool", None),
     "gradient_accumulation_steps": ("integer", None),
+    "gradient_checkpointing": ("bool", None),
     "seed": ("integer", None),
     "deterministic": ("bool", None),
     "keep_checkpoint_max": ("integer", None),

@@ -15,6 +15,7 @@ from official.nlp.modeling import networks
 
 from bert_squad.data import records
 from bert_squad.modeling import model_config
+from bert_squad.modeling import recompute
 
 # The original head's initializer: truncated normal with a fixed stddev 0.02
 # (not `initializer_range`), bias zeros.
@@ -75,16 +76,26 @@ class BertSpanModel(tf_keras.Model):
 
 
 def build_span_model(config: model_config.BertConfig,
-                     max_seq_length: int | None = None) -> BertSpanModel:
+                     max_seq_length: int | None = None,
+                     gradient_checkpointing: bool = False) -> BertSpanModel:
   """The span model for `config`, its variables created (randomly initialized).
 
   Args:
     config: the BERT configuration.
     max_seq_length: static sequence length of the inputs, or None for any
       length up to `max_position_embeddings`.
+    gradient_checkpointing: recompute each transformer layer's activations in
+      the backward pass instead of keeping them (`recompute`): the same
+      gradients, with one layer's activations in memory instead of all.
+      Its dropout layers then draw from `tf.random.Generator`s.
   """
   model_config.validate_config(config, max_seq_length, vocab_file=None)
-  return BertSpanModel(config, max_seq_length, name="bert_span_model")
+  if not gradient_checkpointing:
+    return BertSpanModel(config, max_seq_length, name="bert_span_model")
+  with recompute.replayable_dropout():
+    model = BertSpanModel(config, max_seq_length, name="bert_span_model")
+  recompute.recompute_layers(model.encoder)
+  return model
 
 
 def span_loss(start_positions: tf.Tensor, end_positions: tf.Tensor,

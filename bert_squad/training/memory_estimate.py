@@ -1,9 +1,10 @@
 """How much accelerator memory fine-tuning takes: `BertConfig`, seq, dtype -> bytes, and the batch that fits.
 
-`estimate_memory(config, max_seq_length, dtype)` -> `MemoryEstimate` (bytes, ints):
-the fixed parts (weights, their 16-bit copies, gradients, gradient accumulators,
-AdamWeightDecay's slots, a workspace) and the per-example parts (what the
-backward pass keeps, and the gradients in flight while it runs).
+`estimate_memory(config, max_seq_length, dtype, gradient_checkpointing)` ->
+`MemoryEstimate` (bytes, ints): the fixed parts (weights, their 16-bit copies,
+gradients, gradient accumulators, AdamWeightDecay's slots, a workspace) and the
+per-example parts (what the backward pass keeps, the layer it recomputes with
+gradient checkpointing, and the gradients in flight while it runs).
 `max_train_batch_size(gpu_bytes)` is the largest micro-batch per device that
 fits; `gradient_accumulation_steps(...)` the smallest k that makes
 `train_batch_size / k / replicas` fit. Pure Python: it reads shapes, builds nothing.
@@ -34,6 +35,13 @@ dropout as `select(uniform >= rate, x / (1 - rate), 0)` with a bool mask):
 The layer input of layer 0 is the embeddings' output; the last layer's output
 is the head's input. Not counted: the attention mask [s, s] (dead before the
 backward pass starts) and tensors of fewer than s elements.
+
+With gradient checkpointing (`modeling.recompute`) a layer keeps only what its
+recomputation starts from: its input x, s*H*c, plus the attention mask [s, s]
+in the compute dtype (s*s*c, one for all layers); the embeddings and the head
+keep what they keep without it. While a layer's backward pass runs, its
+activations (the table above) are computed again and live besides the
+gradients in flight: `recomputed_per_example`, one layer's worth.
 """
 import dataclasses
 
@@ -67,6 +75,8 @@ class MemoryEstimate:
       clipped gradients of the update; float16 adds the unscaled copy of loss scaling).
     activations_per_example: what the backward pass keeps for one example (module docstring).
     backward_per_example: gradients in flight during the backward pass: one layer's activations' worth.
+    recomputed_per_example: with gradient checkpointing, the activations of the layer whose
+      backward pass runs (one layer's worth); 0 without.
   """
   num_parameters: int
   weights: int
@@ -77,6 +87,7 @@ class MemoryEstimate:
   workspace: int
   activations_per_example: int
   backward_per_example: int
+  recomputed_per_example: int = 0
 
   def fixed_bytes(self, accumulating: bool = False) -> int:
     """The bytes that do not grow with the batch; `accumulating`: k > 1 adds the accumulators."""
@@ -85,7 +96,7 @@ class MemoryEstimate:
 
   @property
   def per_example_bytes(self) -> int:
-    return self.activations_per_example + self.backward_per_example
+    return self.activations_per_example + self.backward_per_example + self.recomputed_per_example
 
   def total_bytes(self, micro_batch: int, accumulating: bool = False) -> int:
     """Bytes of a step with `micro_batch` examples per device."""
@@ -143,18 +154,34 @@ def _layer_norm_bytes(seq: int, hidden: int) -> int:
   return 2 * seq * hidden * 4 + 2 * seq * 4
 
 
-def activation_terms(config: model_config.BertConfig, seq: int, dtype: str) -> dict[str, int]:
-  """Bytes kept for the backward pass per example: embeddings, all layers, head."""
+def activation_terms(config: model_config.BertConfig, seq: int, dtype: str,
+                     gradient_checkpointing: bool = False) -> dict[str, int]:
+  """Bytes kept for the backward pass per example: embeddings, all layers, head (+ the attention mask).
+
+  With `gradient_checkpointing` each layer keeps only its input, and the
+  attention mask [s, s] that every recomputation reads is kept too.
+  """
   c = compute_bytes(dtype)
   s, hidden = seq, config.hidden_size
   embeddings = (_layer_norm_bytes(s, hidden) + (s * hidden if config.hidden_dropout_prob > 0 else 0)
                 + s * config.type_vocab_size * c + s * 4)
-  layers = config.num_hidden_layers * sum(layer_activation_terms(config, seq, dtype).values())
-  return {"embeddings": embeddings, "layers": layers, "head": s * hidden * 4 + 2 * s * 4}
+  layer = layer_activation_terms(config, seq, dtype)
+  per_layer = layer["layer_input"] if gradient_checkpointing else sum(layer.values())
+  terms = {"embeddings": embeddings, "layers": config.num_hidden_layers * per_layer,
+           "head": s * hidden * 4 + 2 * s * 4}
+  if gradient_checkpointing:
+    terms["attention_mask"] = s * s * c
+  return terms
 
 
-def estimate_memory(config: model_config.BertConfig, max_seq_length: int, dtype: str) -> MemoryEstimate:
+def estimate_memory(config: model_config.BertConfig, max_seq_length: int, dtype: str,
+                    gradient_checkpointing: bool = False) -> MemoryEstimate:
   """The memory of one device's training step of the span model with AdamWeightDecay.
+
+  Args:
+    gradient_checkpointing: as `build_span_model(gradient_checkpointing=True)`
+      (run_squad.py --gradient_checkpointing): layers keep their input only and
+      one layer is recomputed at a time.
 
   Raises:
     InputError: `max_seq_length` not positive or over `max_position_embeddings`, or an unknown dtype.
@@ -168,6 +195,7 @@ def estimate_memory(config: model_config.BertConfig, max_seq_length: int, dtype:
   with_gradient = num_parameters - counts["pooler"]  # the span model never uses the pooler
   gradients = 4 * with_gradient
   update_copies = 2 if dtype == "float16" else 1
+  one_layer = sum(layer_activation_terms(config, max_seq_length, dtype).values())
   return MemoryEstimate(
       num_parameters=num_parameters,
       weights=4 * num_parameters,
@@ -176,8 +204,10 @@ def estimate_memory(config: model_config.BertConfig, max_seq_length: int, dtype:
       accumulators=4 * num_parameters,
       optimizer_slots=2 * 4 * with_gradient,
       workspace=RUNTIME_RESERVE_BYTES + update_copies * gradients,
-      activations_per_example=sum(activation_terms(config, max_seq_length, dtype).values()),
-      backward_per_example=sum(layer_activation_terms(config, max_seq_length, dtype).values()))
+      activations_per_example=sum(activation_terms(config, max_seq_length, dtype,
+                                                   gradient_checkpointing).values()),
+      backward_per_example=one_layer,
+      recomputed_per_example=one_layer if gradient_checkpointing else 0)
 
 
 def gradient_accumulation_steps(estimate: MemoryEstimate, train_batch_size: int, gpu_bytes: int,

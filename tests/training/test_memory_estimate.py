@@ -45,6 +45,24 @@ def test_activations_equal_a_hand_count_for_a_tiny_float32_model():
   assert estimate.backward_per_example == 2976
 
 
+def test_checkpointing_keeps_each_layers_input_and_recomputes_one_layer():
+  # The tiny config of the hand count above, 3 layers, with checkpointing: per layer only its input
+  # (s*H = 32 values, 4 bytes), once the attention mask [s, s] (16 values); while a layer's backward
+  # pass runs, its 2976 bytes of activations are computed again.
+  config = dataclasses.replace(TINY, num_hidden_layers=3)
+  embeddings, head = 368, 160  # as in the hand count above
+  plain = memory_estimate.estimate_memory(config, 4, "float32")
+  checkpointing = memory_estimate.estimate_memory(config, 4, "float32", gradient_checkpointing=True)
+  assert plain.activations_per_example == embeddings + 3 * 2976 + head
+  assert memory_estimate.activation_terms(config, 4, "float32", gradient_checkpointing=True) == {
+      "embeddings": embeddings, "layers": 3 * 32 * 4, "head": head, "attention_mask": 16 * 4}
+  assert checkpointing.activations_per_example == embeddings + 3 * 128 + head + 64 == 976
+  assert checkpointing.recomputed_per_example == checkpointing.backward_per_example == 2976
+  assert plain.recomputed_per_example == 0
+  assert checkpointing.per_example_bytes == 976 + 2 * 2976
+  assert memory_estimate.activation_terms(config, 4, "float16", gradient_checkpointing=True)["layers"] == 3 * 32 * 2
+
+
 def test_dropout_off_and_16_bit_change_the_terms_that_depend_on_them():
   no_dropout = dataclasses.replace(TINY, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
   terms = memory_estimate.layer_activation_terms(no_dropout, 4, "float32")
@@ -55,11 +73,15 @@ def test_dropout_off_and_16_bit_change_the_terms_that_depend_on_them():
   assert memory_estimate.layer_activation_terms(TINY, 4, "bfloat16")["activation"] == 4 * 64 * 4  # GELU in float32
 
 
-def _saved_activation_bytes(dtype: str, batch: int, seq: int) -> int:
-  """Bytes of the forward tensors that the gradient ops of a training step read (the graph's own count)."""
+def _saved_activation_bytes(dtype: str, batch: int, seq: int, gradient_checkpointing: bool = False) -> int:
+  """Bytes of the forward tensors that the gradient ops of a training step read (the graph's own count).
+
+  With checkpointing the recomputed layers' ops are gradient ops, so what
+  they read of the forward pass is what the layers keep.
+  """
   loop_config.set_precision(dtype)
   try:
-    model = span_model.build_span_model(TINY, seq)
+    model = span_model.build_span_model(TINY, seq, gradient_checkpointing=gradient_checkpointing)
 
     @tf.function
     def step(ids, positions):
@@ -77,25 +99,29 @@ def _saved_activation_bytes(dtype: str, batch: int, seq: int) -> int:
     if op.name not in reachable:
       reachable.add(op.name)
       stack.extend(t.op for t in op.inputs)
+  operations = graph.get_operations()  # in the order they were made: the forward pass, then its gradient
+  first_gradient = next(i for i, op in enumerate(operations) if op.name.startswith("gradient_tape"))
+  forward = {op.name for op in operations[:first_gradient]}
   saved = {}
-  for op in graph.get_operations():
-    if op.name in reachable and op.name.startswith("gradient_tape"):
+  for op in operations[first_gradient:]:
+    if op.name in reachable:
       for t in op.inputs:
         # per-example tensors start with the batch ([b, ...] or [b*s, ...]); StopGradient aliases its input
-        is_forward = not t.op.name.startswith(("gradient_tape", "AddN")) and t.op.type != "StopGradient"
+        is_forward = t.op.name in forward and t.op.type != "StopGradient"
         if is_forward and t.shape.rank and t.shape[0] in (batch, batch * seq) and t.op.type != "Placeholder":
           saved[t.name] = t.shape.num_elements() * t.dtype.size
   return sum(saved.values())
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_activations_equal_what_the_training_graph_keeps(dtype):
+@pytest.mark.parametrize("dtype, gradient_checkpointing",
+                         [("float32", False), ("float16", False), ("float32", True), ("float16", True)])
+def test_activations_equal_what_the_training_graph_keeps(dtype, gradient_checkpointing):
   batch, seq = 3, 5  # no weight shape has a 3 or 15 in front
-  expected = memory_estimate.estimate_memory(TINY, seq, dtype).activations_per_example
+  expected = memory_estimate.estimate_memory(TINY, seq, dtype, gradient_checkpointing).activations_per_example
   # In a fresh process: a graph built after other tests of the suite (global TF and Keras state) can
   # hold a few more bytes than a user's run_squad.py process builds.
   code = (f"from tests.training.test_memory_estimate import _saved_activation_bytes; "
-          f"print(_saved_activation_bytes({dtype!r}, {batch}, {seq}))")
+          f"print(_saved_activation_bytes({dtype!r}, {batch}, {seq}, {gradient_checkpointing}))")
   result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, check=True)
   assert int(result.stdout.split()[-1]) == batch * expected
@@ -163,11 +189,25 @@ def test_cli_prints_the_parts_and_ends_with_max_train_batch_size(tiny_config_fil
   lines = result.stdout.strip().splitlines()
   estimate = memory_estimate.estimate_memory(TINY, 16, "float16")
   max_batch = estimate.max_train_batch_size(memory_estimate.GIB)
+  checkpointed = memory_estimate.estimate_memory(TINY, 16, "float16", gradient_checkpointing=True)
   assert lines[-1] == f"max_train_batch_size: {max_batch}"
-  assert lines[-2].startswith("--gradient_accumulation_steps=1: micro-batch 12 ")
+  assert lines[-2] == ("with --gradient_checkpointing: max_train_batch_size "
+                       f"{checkpointed.max_train_batch_size(memory_estimate.GIB)}")
+  assert lines[-3].startswith("--gradient_accumulation_steps=1: micro-batch 12 ")
   assert [line.split(":")[0] for line in lines[:3]] == [
       "weights (float32)", "weight copies (float16)", "gradients (float32)"]
   assert len({line.index(" GB") for line in lines if line.endswith(" GB")}) == 1  # aligned
+
+
+def test_cli_with_gradient_checkpointing_counts_the_recomputed_layer(tiny_config_file):
+  result = _memory_cli(f"--bert_config_file={tiny_config_file}", "--max_seq_length=16", "--gpu_memory_gb=1",
+                       "--gradient_checkpointing")
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.strip().splitlines()
+  estimate = memory_estimate.estimate_memory(TINY, 16, "float32", gradient_checkpointing=True)
+  assert lines[-1] == f"max_train_batch_size: {estimate.max_train_batch_size(memory_estimate.GIB)}"
+  assert any(line.startswith("recomputed layer per example:") for line in lines)
+  assert not any("with --gradient_checkpointing" in line for line in lines)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -207,4 +247,11 @@ def test_run_squad_logs_the_estimate_and_warns_when_it_exceeds_the_gpu(monkeypat
   monkeypatch.setattr(distribution, "gpu_memory_bytes", lambda: gpu)
   logged.clear()
   pipeline._log_memory_estimate(config, strategy, TINY)  # pylint: disable=protected-access
-  assert "--gradient_accumulation_steps=4 or 6 or 12 should fit" in "\n".join(logged)
+  assert "--gradient_accumulation_steps=4 or 6 or 12 should fit; with --gradient_checkpointing " \
+         "--gradient_accumulation_steps=" in "\n".join(logged)
+  checkpointed = memory_estimate.estimate_memory(TINY, 16, "float32", gradient_checkpointing=True)
+  logged.clear()
+  pipeline._log_memory_estimate(dataclasses.replace(config, gradient_checkpointing=True),  # pylint: disable=protected-access
+                                strategy, TINY)
+  assert (f"memory estimate: {checkpointed.total_bytes(12) / memory_estimate.GIB:.2f} GB for micro-batch 12 "
+          "per device with gradient checkpointing") in "\n".join(logged)
