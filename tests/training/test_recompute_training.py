@@ -49,7 +49,7 @@ def precision(request):
 
 
 def _train_twins(strategy, train_file: str, output_dir, dtype: str = "float32", accumulation: int = 1,
-                 use_xla: bool = False) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+                 use_xla: bool = False, length_bucketing: bool = False) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
   """(initial, plain, checkpointing) trainable weights of `STEPS` AdamWeightDecay updates."""
   with strategy.scope():
     with recompute.replayable_dropout():
@@ -60,14 +60,16 @@ def _train_twins(strategy, train_file: str, output_dir, dtype: str = "float32", 
     target.reset(source.state)
   initial = toys.model_weights(plain)
   dataset_fn = functools.partial(input_pipeline.make_dataset, train_file, toys.SEQ_LENGTH,
-                                 BATCH // accumulation, True, shuffle_buffer_size=1)
+                                 BATCH // accumulation, True, shuffle_buffer_size=1, seed=5,
+                                 length_bucketing=length_bucketing, accumulation_steps=accumulation,
+                                 bucket_granularity=toys.BUCKET_GRANULARITY)
   for name, model in (("plain", plain), ("checkpointing", checkpointing)):
     with strategy.scope():
       optimizer = optimization.create_optimizer(1e-3, STEPS, 1, fused_update=use_xla)
     config = loop_config.TrainConfig(
         output_dir=str(output_dir / name), num_train_steps=STEPS, train_batch_size=BATCH,
         gradient_accumulation_steps=accumulation, dtype=dtype, use_xla=use_xla,
-        steps_per_loop=1, log_steps=1, handle_signals=False)
+        steps_per_loop=1, log_steps=1, handle_signals=False, mask_padding_logits=length_bucketing)
     loop.train(model, optimizer, span_model.span_loss, dataset_fn, strategy, config, log_stream=io.StringIO())
   return initial, toys.model_weights(plain), toys.model_weights(checkpointing)
 
@@ -76,11 +78,13 @@ def _max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
   return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("accumulation, use_xla", [(1, False), (2, False), (1, True)],
-                         ids=["plain", "accumulation", "xla"])
-def test_checkpointing_trains_to_the_same_weights(tmp_path, strategy, train_file, accumulation, use_xla):
+@pytest.mark.parametrize("accumulation, use_xla, length_bucketing",
+                         [(1, False, False), (2, False, False), (1, True, False), (2, False, True)],
+                         ids=["plain", "accumulation", "xla", "length_bucketing"])
+def test_checkpointing_trains_to_the_same_weights(tmp_path, strategy, train_file, accumulation, use_xla,
+                                                  length_bucketing):
   initial, plain, checkpointing = _train_twins(strategy, train_file, tmp_path, accumulation=accumulation,
-                                               use_xla=use_xla)
+                                               use_xla=use_xla, length_bucketing=length_bucketing)
   assert _max_difference(plain, initial) > 1e-3  # it trained
   assert _max_difference(plain, checkpointing) < 1e-6
 
