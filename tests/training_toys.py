@@ -65,8 +65,12 @@ def write_records(path: str, records: list[dict[str, list[int]]], is_training: b
   return path
 
 
-def tiny_span_model(dropout: float = 0.0, seed: int = 1):
-  """BertEncoder (2 layers, hidden 64) + Dense(2) split into start/end logits."""
+def tiny_span_model(dropout: float = 0.0, seed: int = 1, gradient_checkpointing: bool = False):
+  """BertEncoder (2 layers, hidden 64) + Dense(2) split into start/end logits.
+
+  With `gradient_checkpointing` the encoder's layers are recomputed in the
+  backward pass (`modeling.recompute`; build after `set_determinism`).
+  """
   import tensorflow as tf
   import tf_keras
   from official.nlp.modeling import networks
@@ -82,6 +86,9 @@ def tiny_span_model(dropout: float = 0.0, seed: int = 1):
       stddev=0.02, seed=seed + 1), dtype="float32")(sequence_output)
   start_logits, end_logits = tf_keras.layers.Lambda(
       lambda x: tf.unstack(x, axis=-1), dtype="float32")(logits)
+  if gradient_checkpointing:
+    from bert_squad.modeling import recompute
+    recompute.recompute_layers(encoder)
   return tf_keras.Model(inputs, {"start_logits": start_logits, "end_logits": end_logits})
 
 
@@ -138,7 +145,7 @@ def _train_one(args, strategy_name: str, output_dir: str) -> dict:
 
   strategy = distribution.make_strategy(strategy_name)
   with strategy.scope():
-    model = tiny_span_model(args.dropout)
+    model = tiny_span_model(args.dropout, gradient_checkpointing=args.gradient_checkpointing)
     optimizer = make_optimizer(args.optimizer, args.learning_rate, args.clipnorm)
   dataset_fn = functools.partial(
       input_pipeline.make_dataset, args.data, SEQ_LENGTH, args.batch // args.accumulation, True,
@@ -191,6 +198,8 @@ def main(argv: list[str]) -> None:
   parser.add_argument("--slow_seconds", type=float, default=0.0)
   parser.add_argument("--predict_data", default=None)
   parser.add_argument("--predict_batch", type=int, default=6)
+  parser.add_argument("--gradient_checkpointing", action="store_true",
+                      help="recompute the encoder's layers in the backward pass")
   parser.add_argument("--length_bucketing", action="store_true",
                       help=f"train in length buckets of {BUCKET_GRANULARITY} positions, padding masked")
   args = parser.parse_args(argv)

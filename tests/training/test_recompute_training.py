@@ -103,3 +103,18 @@ def test_checkpointing_trains_to_the_same_weights_in_float16(tmp_path, strategy,
                                                accumulation=2)
   assert _max_difference(plain, initial) > 1e-3
   assert _max_difference(plain, checkpointing) < 1e-6
+
+
+def test_checkpointing_over_two_mirrored_replicas_keeps_each_replicas_dropout_masks(tmp_path):
+  """2 logical CPUs, dropout on: each replica replays its own masks, so the weights equal those without."""
+  from tests.training import test_training as runs  # pylint: disable=import-outside-toplevel
+  train_file = toys.write_records(str(tmp_path / "train.tf_record"), toys.toy_records(64, seed=0))
+  common = ["--steps", 3, "--batch", 8, "--optimizer", "adam", "--learning_rate", 1e-3, "--dropout", 0.1,
+            "--strategy", "mirrored", "--logical_cpus", 2, "--shuffle_buffer", 16, "--length_bucketing"]
+  data = {"train": train_file}
+  plain = runs._start(runs._toys_command(data, tmp_path / "plain", *common))
+  checkpointing = runs._start(runs._toys_command(data, tmp_path / "checkpointing", *common,
+                                                 "--gradient_checkpointing"))
+  assert runs._finish(plain)["replicas"] == runs._finish(checkpointing)["replicas"] == 2
+  plain_weights, weights = runs._weights(tmp_path / "plain"), runs._weights(tmp_path / "checkpointing")
+  assert _max_difference(plain_weights, weights) < 1e-6
