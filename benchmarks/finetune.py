@@ -2,6 +2,8 @@
 
   python benchmarks/finetune.py                                    # padded + bucketed, seed 1 (~25 min)
   python benchmarks/finetune.py --seeds=1,2,3 --modes=padded       # the padded run's seed-to-seed spread
+  python benchmarks/finetune.py --same_answers_export=/tmp/bert_squad_finetune/padded-seed1/export
+      # all of dev-v1.1 and dev-v2.0 predicted padded and bucketed by that model, answers compared
 
 Data: `../shared/data/squad/dev-v1.1.json` split by article (no SQuAD
 training set is available offline): articles 0-37, their first
@@ -127,6 +129,36 @@ def compare_bucketed_prediction(flags, seed: int, score_file) -> dict:
           "bucketed_predict_seconds": round(seconds, 1)}
 
 
+def _predict_export(flags, export_dir: pathlib.Path, predict_file: str, output_dir: pathlib.Path,
+                    bucketed: bool, version_2: bool) -> float:
+  """Predicts `predict_file` with the model in `export_dir` (Google format); returns the wall seconds."""
+  output_dir.mkdir(parents=True, exist_ok=True)
+  args = [a for a in _common_flags(flags, output_dir, 1) if not a.startswith("--init_checkpoint")] + [
+      f"--init_checkpoint={export_dir / 'bert_model.ckpt'}", f"--bert_config_file={export_dir / 'bert_config.json'}",
+      f"--vocab_file={export_dir / 'vocab.txt'}", "--do_predict", f"--predict_file={predict_file}", "--do_eval",
+      f"--version_2_with_negative={version_2}"] + (["--length_bucketing"] if bucketed else [])
+  return run_squad(args, output_dir.with_suffix(".log"))
+
+
+def same_answers(flags, export_dir: pathlib.Path, predict_file: pathlib.Path) -> dict:
+  """Predicts a whole file padded and bucketed with one model; counts what differs."""
+  version_2 = "v2.0" in predict_file.name
+  folders = {mode: flags.output_dir / f"same-answers-{predict_file.stem}-{mode}" for mode in ("padded", "bucketed")}
+  seconds = {mode: round(_predict_export(flags, export_dir, str(predict_file), folder, mode == "bucketed",
+                                         version_2), 1) for mode, folder in folders.items()}
+  load = lambda mode, name: json.loads((folders[mode] / name).read_text())  # noqa: E731
+  padded, bucketed = load("padded", "predictions.json"), load("bucketed", "predictions.json")
+  texts = lambda entries: [e["text"] for e in entries]  # noqa: E731
+  padded_nbest, bucketed_nbest = load("padded", "nbest_predictions.json"), load("bucketed", "nbest_predictions.json")
+  nbest_sets = sum(set(texts(padded_nbest[q])) != set(texts(bucketed_nbest[q])) for q in padded)
+  return {"file": predict_file.name, "questions": len(padded),
+          "identical_predictions": sum(padded[q] == bucketed.get(q) for q in padded),
+          "differing_nbest_text_lists": sum(texts(padded_nbest[q]) != texts(bucketed_nbest[q]) for q in padded),
+          "differing_nbest_text_sets": nbest_sets,
+          "padded_scores": load("padded", "eval.json"), "bucketed_scores": load("bucketed", "eval.json"),
+          "predict_seconds": seconds}
+
+
 def _range(text: str) -> range:
   first, last = map(int, text.split("-"))
   return range(first, last + 1)
@@ -146,7 +178,19 @@ def main() -> None:
   parser.add_argument("--no_prediction_check", action="store_true",
                       help="skip the bucketed prediction of the first padded run's model")
   parser.add_argument("--output_dir", type=pathlib.Path, default=pathlib.Path("/tmp/bert_squad_finetune"))
+  parser.add_argument("--same_answers_export", type=pathlib.Path,
+                      help="only predict --same_answers_files padded and bucketed with this fine-tuned "
+                           "export/ folder (e.g. OUTPUT_DIR/padded-seed1/export), compare, and stop")
+  parser.add_argument("--same_answers_files", default="squad/dev-v1.1.json,squad/dev-v2.0.rebuilt.json",
+                      help="files under ../shared/data for --same_answers_export")
   flags = parser.parse_args()
+  if flags.same_answers_export:
+    flags.output_dir.mkdir(parents=True, exist_ok=True)
+    for name in flags.same_answers_files.split(","):
+      result = same_answers(flags, flags.same_answers_export, SHARED / name)
+      (flags.output_dir / f"same_answers_{pathlib.Path(name).stem}.json").write_text(json.dumps(result, indent=2))
+      print(json.dumps(result), flush=True)
+    return
   source = SHARED / "squad" / "dev-v1.1.json"
   if not source.exists():
     sys.exit(f"{source} is missing: this benchmark needs ../shared (see its README)")
