@@ -39,7 +39,6 @@ import pathlib
 import statistics
 import sys
 import tempfile
-import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))

@@ -17,7 +17,6 @@ import tf_keras
 from bert_squad.modeling import span_model
 from bert_squad.training import distribution
 from bert_squad.training import input_pipeline
-from bert_squad.training import length_buckets
 from bert_squad.training import loop
 from bert_squad.training import loop_config
 from bert_squad.training import train_log

@@ -9,7 +9,6 @@ import io
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from bert_squad.modeling import model_config
 from bert_squad.modeling import recompute
