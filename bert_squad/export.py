@@ -18,6 +18,13 @@ run_squad.py output_dir, or one from `python -m bert_squad.convert
     end exclusive; -1 when the answer is not a span). Tokenization, the
     original's doc-stride windows, the n-best search and the mapping back to
     the context all run in the graph; it needs `import tensorflow_text`.
+  * `answer_trimmed`: the same inputs and outputs; the model runs only on
+    the first positions of every window, up to the batch's longest window
+    rounded up to 64 tokens, so a batch of short questions costs a fraction
+    of max_seq_length. Meant for batches of similar length (`python -m
+    bert_squad.predict --length_bucketing` sorts them); where the original's
+    n-best search let a padding position take a start/end slot, its answer
+    can differ (docs/training.md, "Length bucketing").
 
 The vocabulary is a SavedModel asset (`assets/vocab.txt`), so the export loads
 anywhere. Flags are defined only when this module runs as a program.
@@ -54,7 +61,7 @@ def _define_flags() -> None:
                     "SQuAD 2.0 model: answer '' when the null score wins.")
   flags.DEFINE_float("null_score_diff_threshold", defaults.null_score_diff_threshold,
                      "SQuAD 2.0: answer '' if null_score - score > this.")
-  flags.DEFINE_bool("answer_signature", True, "Also export the 'answer' signature (raw strings; "
+  flags.DEFINE_bool("answer_signature", True, "Also export the 'answer' and 'answer_trimmed' signatures (raw strings; "
                     "needs tensorflow-text ops where it is loaded).")
 
 

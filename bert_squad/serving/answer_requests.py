@@ -2,7 +2,9 @@
 
 JSON lines (str) -> `Request`s -> the SavedModel's `answer` signature in
 batches -> one `{"id"?, "answer", "score"}` (or `{"id"?, "error"}`) dict per
-request, in order.
+request, in order. With length bucketing, the `answer_trimmed` signature gets
+batches of requests of similar length (`batches_by_length`), and the
+answers are put back in the requests' order.
 """
 import dataclasses
 import json
@@ -44,11 +46,11 @@ def blank_text_problem(question: str, context: str, question_name: str,
   return None
 
 
-def load_answer_fn(model_dir: str) -> AnswerFn:
-  """The `answer` signature of the SavedModel in `model_dir`.
+def load_answer_fn(model_dir: str, length_bucketing: bool = False) -> AnswerFn:
+  """The `answer` (or, with `length_bucketing`, `answer_trimmed`) signature of the SavedModel in `model_dir`.
 
   Raises:
-    InputError: no SavedModel there, or one exported without `answer`.
+    InputError: no SavedModel there, or one exported without that signature.
   """
   if not tf.saved_model.contains_saved_model(model_dir):
     raise InputError(f"--model_dir={model_dir}: no SavedModel here (saved_model.pb); write one "
@@ -59,7 +61,14 @@ def load_answer_fn(model_dir: str) -> AnswerFn:
                      f"'{serving_module.ANSWER_SIGNATURE}' signature (only "
                      f"{', '.join(sorted(signatures))}); export it again without "
                      "--noanswer_signature")
-  return signatures[serving_module.ANSWER_SIGNATURE]
+  if not length_bucketing:
+    return signatures[serving_module.ANSWER_SIGNATURE]
+  if serving_module.ANSWER_TRIMMED_SIGNATURE not in signatures:
+    raise InputError(f"--model_dir={model_dir}: the SavedModel has no "
+                     f"'{serving_module.ANSWER_TRIMMED_SIGNATURE}' signature that "
+                     "--length_bucketing needs (it was exported by an older bert_squad); export "
+                     "it again, or leave out --length_bucketing")
+  return signatures[serving_module.ANSWER_TRIMMED_SIGNATURE]
 
 
 def answer_batch(answer_fn: AnswerFn, requests: Sequence[Request]) -> list[dict[str, Any]]:
@@ -110,10 +119,38 @@ def read_requests(lines: Iterable[str], source: str = "stdin") -> list[Request]:
           for number, line in enumerate(lines, start=1) if line.strip()]
 
 
+def batches_by_length(requests: Sequence[Request], batch_size: int) -> list[list[int]]:
+  """Request indices in batches of `batch_size`, from the shortest request to the longest.
+
+  Length is the characters of question + context: a cheap stand-in for the
+  wordpieces that decides the batch's window width. Equal lengths keep the
+  input order, so the batches are the same on every run.
+  """
+  order = sorted(range(len(requests)),
+                 key=lambda i: len(requests[i].question) + len(requests[i].context))
+  return [order[begin:begin + batch_size] for begin in range(0, len(order), batch_size)]
+
+
+def _write(results: Iterable[dict[str, Any]], out: TextIO) -> None:
+  for result in results:
+    out.write(json.dumps(result, ensure_ascii=False) + "\n")
+  out.flush()
+
+
 def write_answers(answer_fn: AnswerFn, requests: Sequence[Request], out: TextIO,
-                  batch_size: int) -> None:
-  """Answers `requests` in batches and writes one JSON line each, in order."""
-  for begin in range(0, len(requests), batch_size):
-    for result in answer_batch(answer_fn, requests[begin:begin + batch_size]):
-      out.write(json.dumps(result, ensure_ascii=False) + "\n")
-    out.flush()
+                  batch_size: int, length_bucketing: bool = False) -> None:
+  """Answers `requests` in batches and writes one JSON line each, in order.
+
+  Without length bucketing each batch is written as soon as it is answered;
+  with it the batches follow `batches_by_length`, and the lines are written
+  once all are answered, in the requests' order.
+  """
+  if not length_bucketing:
+    for begin in range(0, len(requests), batch_size):
+      _write(answer_batch(answer_fn, requests[begin:begin + batch_size]), out)
+    return
+  results: list[dict[str, Any]] = [{}] * len(requests)
+  for batch in batches_by_length(requests, batch_size):
+    for index, result in zip(batch, answer_batch(answer_fn, [requests[i] for i in batch])):
+      results[index] = result
+  _write(results, out)

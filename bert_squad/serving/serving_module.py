@@ -3,7 +3,21 @@
 `logits`: int32 input_ids, input_mask, segment_ids [batch, seq] -> float32
 start_logits, end_logits [batch, seq]. `answer`: string question, context
 [batch] -> answer string, score, null_score float32, start_char, end_char
-int32, each [batch] (see `bert_squad/export.py`).
+int32, each [batch] (see `bert_squad/export.py`). `answer_trimmed`: the same
+with the model run only on the first `width` positions of every window,
+width = the batch's longest window rounded up to a multiple of
+`trim_granularity` (`length_buckets.batch_width`).
+
+Why a second signature rather than trimming inside `answer`: `answer` is
+the original computation (every window padded to max_seq_length), and stays
+so for every client; `answer_trimmed` is the opt-in fast path that
+`python -m bert_squad.predict --length_bucketing` feeds with questions of
+similar length. Trimming never changes a real position's logits (the
+attention mask already hides the padding), but the n-best search then no
+longer sees the padding's logits: where the padded run let a padding
+position take one of a window's n_best_size start or end slots, the trimmed
+run keeps one more real candidate there, which can change the best span
+(`length_buckets` and docs/training.md say the same of run_squad.py).
 """
 import tensorflow as tf
 
@@ -13,9 +27,11 @@ from bert_squad.serving import answer_settings
 from bert_squad.serving import graph_spans
 from bert_squad.serving import graph_windows
 from bert_squad.serving import text_tokenizer
+from bert_squad.training import length_buckets
 
 LOGITS_SIGNATURE = "logits"
 ANSWER_SIGNATURE = "answer"
+ANSWER_TRIMMED_SIGNATURE = "answer_trimmed"
 # The original's nonce prediction when no span is valid (SQuAD 1.1 models).
 NO_SPAN_TEXT = "empty"
 
@@ -24,9 +40,11 @@ class SquadServingModule(tf.Module):
   """The span model with the `logits` and `answer` functions (see the module docstring)."""
 
   def __init__(self, model: span_model.BertSpanModel, vocab_file: str,
-               settings: answer_settings.AnswerSettings, answer_signature: bool = True):
+               settings: answer_settings.AnswerSettings, answer_signature: bool = True,
+               trim_granularity: int = length_buckets.DEFAULT_GRANULARITY):
     super().__init__()
     self._settings = settings
+    self._trim_granularity = trim_granularity
     # The Keras model is only called, never tracked: the SavedModel holds its
     # variables and the traced graphs, not Keras objects, so loading needs
     # neither Keras nor this project.
@@ -42,6 +60,7 @@ class SquadServingModule(tf.Module):
       text_spec = [tf.TensorSpec([None], tf.string, name="question"),
                    tf.TensorSpec([None], tf.string, name="context")]
       self.answer = tf.function(self._answer, input_signature=text_spec)
+      self.answer_trimmed = tf.function(self._answer_trimmed, input_signature=text_spec)
 
   def serving_signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
     """Signature name -> concrete function, for `tf.saved_model.save`."""
@@ -50,6 +69,7 @@ class SquadServingModule(tf.Module):
                   LOGITS_SIGNATURE: logits}
     if hasattr(self, "answer"):
       signatures[ANSWER_SIGNATURE] = self.answer.get_concrete_function()
+      signatures[ANSWER_TRIMMED_SIGNATURE] = self.answer_trimmed.get_concrete_function()
     return signatures
 
   def _logits(self, input_ids: tf.Tensor, input_mask: tf.Tensor,
@@ -58,7 +78,27 @@ class SquadServingModule(tf.Module):
     return self._call_model({"input_ids": input_ids, "input_mask": input_mask,
                              "segment_ids": segment_ids})
 
-  def _answer(self, question: tf.Tensor, context: tf.Tensor) -> dict[str, tf.Tensor]:
+  def _trimmed_logits(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """int32 [W, max_seq_length] each -> logits [W, max_seq_length], computed on the first width positions.
+
+    The positions past the width get `length_buckets.FILL_LOGIT`, below any
+    real logit, so they never rank among a window's best.
+    """
+    max_seq_length = self._settings.max_seq_length
+    width = length_buckets.batch_width(inputs["input_mask"], max_seq_length,
+                                       self._trim_granularity)
+    logits = self._call_model({name: value[:, :width] for name, value in inputs.items()})
+    fill = [[0, 0], [0, max_seq_length - width]]
+    return {name: tf.ensure_shape(tf.pad(value, fill, constant_values=length_buckets.FILL_LOGIT),
+                                  [None, max_seq_length])
+            for name, value in logits.items()}
+
+  def _answer_trimmed(self, question: tf.Tensor, context: tf.Tensor) -> dict[str, tf.Tensor]:
+    """`_answer` with the windows trimmed to the batch's longest (see the module docstring)."""
+    return self._answer(question, context, trim=True)
+
+  def _answer(self, question: tf.Tensor, context: tf.Tensor,
+              trim: bool = False) -> dict[str, tf.Tensor]:
     """string [batch] each -> answer, score, null_score, start_char, end_char [batch]."""
     settings = self._settings
     tf.debugging.assert_equal(tf.size(question), tf.size(context),
@@ -68,7 +108,7 @@ class SquadServingModule(tf.Module):
     windows = graph_windows.build_windows(query, doc.ids, self.tokenizer.cls_id,
                                           self.tokenizer.sep_id, settings.max_seq_length,
                                           settings.doc_stride)
-    logits = self._call_model(windows.inputs)
+    logits = self._trimmed_logits(windows.inputs) if trim else self._call_model(windows.inputs)
     spans = graph_spans.best_span_per_example(
         graph_spans.best_span_per_window(logits["start_logits"], logits["end_logits"], windows,
                                          settings),

@@ -88,6 +88,19 @@ def feature_length(input_mask: tf.Tensor) -> tf.Tensor:
   return tf.reduce_max(tf.where(input_mask > 0, positions, 0))
 
 
+def batch_width(input_mask: tf.Tensor, max_seq_length: int,
+                granularity: int = DEFAULT_GRANULARITY) -> tf.Tensor:
+  """[b, seq] int mask -> int32 scalar: the smallest width of `bucket_widths` that holds every row.
+
+  At least the first bucket's width, so that a batch without rows (or
+  without real positions) still has a shape the model accepts.
+  """
+  positions = tf.range(1, tf.shape(input_mask)[1] + 1, dtype=tf.int32)
+  longest = tf.reduce_max(tf.where(input_mask > 0, positions[None, :], 0))
+  rounded = (tf.maximum(longest, 1) + granularity - 1) // granularity * granularity
+  return tf.minimum(rounded, max_seq_length)
+
+
 def _fill_batch(batch_size: int):
   """(inputs, targets) of up to `batch_size` rows -> exactly `batch_size` rows.
 

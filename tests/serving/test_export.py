@@ -6,6 +6,7 @@ equal to the original in test_tokenization and the parity tests), its
 (the original `write_predictions`).
 """
 import dataclasses
+import io
 import json
 import os
 import random
@@ -234,6 +235,48 @@ def test_answers_equal_the_official_postprocessing(vocab_file, eager_functions, 
   assert empty_context["start_char"].numpy().tolist() == [-1]
 
 
+class _WidthSpy:
+  """A span model that records the sequence width of every call."""
+
+  def __init__(self, model):
+    self.model, self.variables, self.widths = model, model.variables, []
+
+  def __call__(self, inputs, training=False):
+    self.widths.append(int(inputs["input_ids"].shape[1]))
+    return self.model(inputs, training=training)
+
+
+@pytest.mark.parametrize("version_2_with_negative", [False, True])
+def test_trimmed_answers_equal_the_padded_ones(vocab_file, eager_functions,
+                                               version_2_with_negative):
+  """A real (tiny, random) BERT: windows trimmed to the batch's longest give the padded answers.
+
+  n_best_size = max_seq_length, so that no padding position can take a
+  candidate slot in the padded run (the one documented difference).
+  """
+  settings = answer_settings.AnswerSettings(max_seq_length=128, doc_stride=32, max_query_length=16,
+                                            n_best_size=128,
+                                            version_2_with_negative=version_2_with_negative)
+  examples = _random_examples(seed=7, count=40)
+  by_length = sorted(examples, key=lambda e: len(e.doc_tokens))
+  spy = _WidthSpy(_tiny_model(seed=4))
+  module = serving_module.SquadServingModule(spy, vocab_file, settings, trim_granularity=16)
+  for batch in (by_length[:10], by_length[10:25], by_length[25:], examples):
+    questions = tf.constant([e.question_text for e in batch])
+    contexts = tf.constant([" ".join(e.doc_tokens) for e in batch])
+    padded = module.answer(questions, contexts)
+    spy.widths.clear()
+    trimmed = module.answer_trimmed(questions, contexts)
+    assert spy.widths and all(w % 16 == 0 and w <= 128 for w in spy.widths)
+    assert trimmed["answer"].numpy().tolist() == padded["answer"].numpy().tolist()
+    for key in ("start_char", "end_char"):
+      np.testing.assert_array_equal(trimmed[key], padded[key])
+    for key in ("score", "null_score"):
+      np.testing.assert_allclose(trimmed[key], padded[key], atol=1e-5)
+    if batch is by_length[:10]:
+      assert spy.widths[0] < 64  # short contexts: a fraction of the 128 positions computed
+
+
 def test_answer_text_is_the_context_span_where_the_original_differs(vocab_file, eager_functions):
   """The two documented differences from get_final_text, and a span inside a word."""
   settings = answer_settings.AnswerSettings(max_seq_length=32, doc_stride=8, max_query_length=8,
@@ -335,7 +378,7 @@ def _window_inputs():
 def test_saved_model_signatures(exported):
   model, module, export_dir = exported
   loaded = tf.saved_model.load(export_dir)
-  assert set(loaded.signatures) == {"serving_default", "logits", "answer"}
+  assert set(loaded.signatures) == {"serving_default", "logits", "answer", "answer_trimmed"}
   inputs = _window_inputs()
   expected = model({k: tf.constant(v) for k, v in inputs.items()})
   for name in ("serving_default", "logits"):
@@ -347,6 +390,11 @@ def test_saved_model_signatures(exported):
   answers = {k: v.numpy().tolist() for k, v in answers.items()}
   answers["answer"] = [answer.decode("utf-8") for answer in answers["answer"]]
   _assert_same_answers(answers, _expected_answers(module))
+  trimmed = loaded.signatures["answer_trimmed"](question=tf.constant(QUESTIONS),
+                                                context=tf.constant(CONTEXTS))
+  trimmed = {k: v.numpy().tolist() for k, v in trimmed.items()}
+  trimmed["answer"] = [answer.decode("utf-8") for answer in trimmed["answer"]]
+  _assert_same_answers(trimmed, _expected_answers(module))
   with open(os.path.join(export_dir, "assets", "vocab.txt"), encoding="utf-8") as f:
     assert f.read().split("\n")[:-1] == VOCAB
   with open(os.path.join(export_dir, saved_model.SETTINGS_FILE), encoding="utf-8") as f:
@@ -470,6 +518,13 @@ def test_export_and_predict_command_lines(vocab_file, tmp_path):
       {"id": i, "answer": a, "score": pytest.approx(s, abs=1e-5)}
       for i, (a, s) in enumerate(zip(expected["answer"], expected["score"]))]
 
+  code, bucketed_out, err = _run_module("bert_squad.predict", f"--model_dir={export_dir}",
+                                        "--batch_size=2", "--length_bucketing",
+                                        stdin="\n".join(lines) + "\n")
+  assert code == 0, err[-3000:]
+  assert ([json.loads(line) for line in bucketed_out.splitlines()] ==
+          [json.loads(line) for line in out.splitlines()])
+
   code, out, err = _run_module("bert_squad.predict", f"--model_dir={export_dir}",
                                f"--question={QUESTIONS[0]}", "--context= ")
   assert code == 2 and out == ""
@@ -536,3 +591,32 @@ def test_read_requests_names_the_bad_line():
                             ("{'question': 'q'}", "not valid JSON")]:
     with pytest.raises(InputError, match=f"^stdin: line 3: {problem}"):
       answer_requests.read_requests([good, "", bad_line])
+
+
+def test_length_bucketing_answers_similar_lengths_together_and_writes_in_input_order():
+  texts = ["a" * 9, "b", "c" * 5, "d" * 2, "e", "f" * 7]
+  requests = [answer_requests.Request(question="q", context=text, id=i)
+              for i, text in enumerate(texts)]
+  assert answer_requests.batches_by_length(requests, 4) == [[1, 4, 3, 2], [5, 0]]
+  asked = []
+
+  def answer_fn(question, context):
+    asked.append([c.decode() for c in context.numpy().tolist()])
+    return {"answer": context, "score": tf.cast(tf.strings.length(context), tf.float32)}
+
+  out = io.StringIO()
+  answer_requests.write_answers(answer_fn, requests, out, batch_size=4, length_bucketing=True)
+  assert asked == [["b", "e", "dd", "ccccc"], ["fffffff", "aaaaaaaaa"]]
+  assert [json.loads(line) for line in out.getvalue().splitlines()] == [
+      {"id": i, "answer": text, "score": len(text)} for i, text in enumerate(texts)]
+
+
+def test_length_bucketing_needs_the_trimmed_signature(exported, tmp_path):
+  _, module, _ = exported
+  old_export = str(tmp_path / "old")
+  tf.saved_model.save(module, old_export,
+                      signatures={"answer": module.answer.get_concrete_function()})
+  assert answer_requests.load_answer_fn(old_export) is not None
+  with pytest.raises(InputError, match="no 'answer_trimmed' signature that --length_bucketing "
+                                       "needs .* export it again, or leave out --length_bucketing"):
+    answer_requests.load_answer_fn(old_export, length_bucketing=True)

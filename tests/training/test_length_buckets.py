@@ -160,3 +160,10 @@ def _mirrored_run(output_dir: str) -> None:
 
 if __name__ == "__main__":
   _mirrored_run(sys.argv[1])
+
+
+@pytest.mark.parametrize("lengths,width", [([3, 17, 5], 32), ([16], 16), ([0, 0], 16), ([], 16),
+                                           ([40, 2], 40), ([33], 40)])
+def test_batch_width_holds_the_longest_row_in_a_multiple_of_the_granularity(lengths, width):
+  mask = np.array([[1] * n + [0] * (40 - n) for n in lengths], np.int32).reshape([-1, 40])
+  assert int(length_buckets.batch_width(tf.constant(mask), 40, 16)) == width
