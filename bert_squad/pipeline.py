@@ -260,12 +260,13 @@ def _predict(config: run_config.RunConfig, strategy: tf.distribute.Strategy, ber
   dataset = input_pipeline.make_dataset(predict_record, config.max_seq_length,
                                         config.predict_batch_size, False)
   use_xla = config.use_xla if config.predict_use_xla is None else config.predict_use_xla
+  bucketed = config.length_bucketing or config.predict_length_bucketing
   logging.info("predicting %s%s%s", config.predict_file, " (XLA)" if use_xla else "",
-               " in length buckets" if config.length_bucketing else "")
+               " in length buckets" if bucketed else "")
   unique_ids, start_logits, end_logits = prediction.predict_logits(
       model, dataset, _prediction_strategy(strategy), config.predict_batch_size,
       jit_compile=use_xla, num_features=info.num_features, log_stream=sys.stderr,
-      length_bucketing=config.length_bucketing)
+      length_bucketing=bucketed)
   logits_file = os.path.join(config.output_dir, logits_io.LOGITS_FILE)
   logits_io.save_logits(logits_file, unique_ids, start_logits, end_logits)
   files = rewrite.rewrite_predictions(

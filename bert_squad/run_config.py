@@ -70,6 +70,7 @@ class RunConfig:
   overwrite_cache: bool = False
   overwrite_output_dir: bool = False
   length_bucketing: bool = False
+  predict_length_bucketing: bool = False  # prediction only; length_bucketing implies it
 
 
 def validate_run_config(config: RunConfig) -> None:

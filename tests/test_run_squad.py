@@ -136,13 +136,14 @@ def test_prediction_alone_can_use_xla(v1_run, tmp_path):
     np.testing.assert_allclose(xla["end_logits"], before["end_logits"], rtol=0, atol=1e-4)
 
 
-def test_length_bucketing_gives_the_padded_logits_where_it_computes(v1_run, tmp_path):
-  """--length_bucketing: batches trimmed to multiples of 64 (64, 128, 160 here), logits in feature order."""
+@pytest.mark.parametrize("flag", ["--length_bucketing", "--predict_length_bucketing"])
+def test_length_bucketing_gives_the_padded_logits_where_it_computes(v1_run, tmp_path, flag):
+  """Batches trimmed to multiples of 64 (64, 128, 160 here), logits in feature order."""
   output_dir, plain = v1_run
   result = _run(str(REPO_ROOT / "run_squad.py"),
                 f"--init_checkpoint={output_dir / 'export' / 'bert_model.ckpt'}", "--do_predict",
                 f"--predict_file={DEMO_DATA / 'squad1.1_demo_dev.json'}", f"--output_dir={tmp_path}",
-                "--max_seq_length=160", "--doc_stride=64", "--length_bucketing")
+                "--max_seq_length=160", "--doc_stride=64", flag)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "squad1.1_demo_dev.json in length buckets" in result.stderr
   assert re.search(r"predict: computed [\d,]+ of [\d,]+ tokens \(\d+\.\d\d× fewer\)", result.stderr)
@@ -302,9 +303,10 @@ def test_squad_v2_trains_and_predicts_in_length_buckets(tiny_checkpoint, tmp_pat
   null_odds = json.loads((tmp_path / "null_odds.json").read_text())
   assert set(null_odds) == set(json.loads((tmp_path / "predictions.json").read_text())) == _dev_ids("2.0")
   assert "best_f1_thresh" in json.loads((tmp_path / "eval.json").read_text())
-  # Bucketed and padded training are different runs: resuming one as the other is refused.
+  # Bucketed and padded training are different runs: resuming one as the other is refused
+  # (--predict_length_bucketing leaves training padded).
   padded = _run(*_run_squad_args(tiny_checkpoint, tmp_path, "2.0", "--num_train_epochs=0.5",
-                                 "--gradient_accumulation_steps=2"))
+                                 "--gradient_accumulation_steps=2", "--predict_length_bucketing"))
   assert padded.returncode == 2
   assert "--length_bucketing=False (the run's: True)" in padded.stderr
 
