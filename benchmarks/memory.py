@@ -27,12 +27,13 @@ import subprocess
 import sys
 import time
 
-HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the checkout
+from benchmarks import _setup  # noqa: E402  (before TensorFlow: sets its environment)
 
 
 def _model_benchmark():
-  spec = importlib.util.spec_from_file_location("model_benchmark", HERE / "model.py")
+  spec = importlib.util.spec_from_file_location("model_benchmark",
+                                                pathlib.Path(__file__).resolve().with_name("model.py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -58,8 +59,8 @@ def child(size: str, seq: int, batch: int, steps: int, dtype: str, gradient_chec
 def run_child(size: str, seq: int, batch: int, steps: int, dtype: str,
               gradient_checkpointing: bool) -> tuple[int, float]:
   """(peak RSS in bytes, CPU seconds of the timed updates) of a child process running `child(...)`."""
-  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
-  env.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  _setup.set_onednn(env=env)
   process = subprocess.Popen(  # pylint: disable=consider-using-with
       [sys.executable, __file__, "--child", size, str(seq), str(batch), str(steps), dtype,
        str(int(gradient_checkpointing))],

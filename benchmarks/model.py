@@ -64,14 +64,13 @@ import sys
 import time
 from typing import Callable
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the checkout
+from benchmarks import _setup  # noqa: E402  (before TensorFlow: sets its environment)
 
 if __name__ == "__main__":
   # oneDNN is chosen when TensorFlow loads, so the flag is read before the import.
-  os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0" if "--no_onednn" in sys.argv[1:] else "1"
+  _setup.set_onednn("--no_onednn" not in sys.argv[1:])
 
-import bert_squad  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402

@@ -18,8 +18,7 @@ so and exits 0 where it is absent.
 """
 import os
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before bert_squad (via _setup) defaults it to 3
 
 import functools  # noqa: E402
 import json  # noqa: E402
@@ -34,17 +33,14 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 import numpy as np  # noqa: E402
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the checkout
+from benchmarks import _setup  # noqa: E402  (before TensorFlow: sets its environment)
 
 from bert_squad.answers import logits_io  # noqa: E402
 from bert_squad.answers import nbest_lists  # noqa: E402
 from bert_squad.answers import prediction_files  # noqa: E402
 from official.nlp.data import squad_lib  # noqa: E402
 from official.nlp.tools import tokenization  # noqa: E402
-
-SHARED_DATA = pathlib.Path(
-    os.environ.get("BERT_SQUAD_SHARED", REPO_ROOT.parent / "shared")) / "data"
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("articles", 0, "Use the first N articles (0: all).")
@@ -77,7 +73,7 @@ class _MemoTokenizer:
 
 def _examples_and_features(work_dir: str):
   """dev-v2.0 (or its first articles) -> squad_lib examples and features."""
-  path = SHARED_DATA / "squad" / "dev-v2.0.rebuilt.json"
+  path = _setup.SHARED_DATA / "squad" / "dev-v2.0.rebuilt.json"
   if FLAGS.articles:
     data = json.loads(path.read_text(encoding="utf-8"))
     data["data"] = data["data"][:FLAGS.articles]
@@ -92,7 +88,7 @@ def _examples_and_features(work_dir: str):
       features.append(feature)
 
   squad_lib.convert_examples_to_features(
-      examples, _MemoTokenizer(str(SHARED_DATA / "bert" / "vocab-uncased.txt")),
+      examples, _MemoTokenizer(str(_setup.SHARED_DATA / "bert" / "vocab-uncased.txt")),
       FLAGS.max_seq_length, FLAGS.doc_stride, FLAGS.max_query_length,
       is_training=False, output_fn=keep, batch_size=1)
   return examples, features
@@ -125,8 +121,8 @@ def _best_times(*runs) -> list[tuple[float, float]]:
 def main(argv):
   del argv
   logging.set_verbosity(logging.ERROR)  # squad_lib logs every empty n-best
-  if not (SHARED_DATA / "squad" / "dev-v2.0.rebuilt.json").exists():
-    print(f"skipped: shared data not found at {SHARED_DATA}")
+  if not (_setup.SHARED_DATA / "squad" / "dev-v2.0.rebuilt.json").exists():
+    print(f"skipped: shared data not found at {_setup.SHARED_DATA}")
     return
   work_dir = tempfile.mkdtemp(prefix="postprocess-bench-")
   examples, features = _examples_and_features(work_dir)

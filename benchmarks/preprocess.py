@@ -49,16 +49,17 @@ import tempfile
 import threading
 import time
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-SHARED_DATA = pathlib.Path(os.environ.get("BERT_SQUAD_SHARED", REPO_ROOT.parent / "shared")) / "data"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the checkout
+from benchmarks import _setup  # noqa: E402  (before TensorFlow: sets its environment)
+
 SIDES = ("squad_lib", "bert_squad")
 SQUAD_LIB_EXTRA_FIELDS = {"paragraph_mask", "class_index"}  # squad_lib's own additions, not the original's
 
 
 def parse_args() -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--input_file", default=str(SHARED_DATA / "squad" / "dev-v2.0.rebuilt.json"))
-  parser.add_argument("--vocab_file", default=str(SHARED_DATA / "bert" / "vocab-uncased.txt"))
+  parser.add_argument("--input_file", default=str(_setup.SHARED_DATA / "squad" / "dev-v2.0.rebuilt.json"))
+  parser.add_argument("--vocab_file", default=str(_setup.SHARED_DATA / "bert" / "vocab-uncased.txt"))
   parser.add_argument("--is_training", action="store_true", help="training mode (default: prediction)")
   parser.add_argument("--version_2_with_negative", action=argparse.BooleanOptionalAction, default=None,
                       help="default: on when the file name contains 'v2'")
@@ -104,8 +105,6 @@ def prepare_input(input_file: str, limit: int, first_answer_only: bool, copies: 
 
 def run_side(args: argparse.Namespace) -> None:
   """In the side's own process: imports, then `--runs` timed runs; prints one JSON line (the fastest run)."""
-  sys.path.insert(0, str(REPO_ROOT))
-  import bert_squad  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   from absl import logging  # pylint: disable=import-outside-toplevel
   logging.set_verbosity(logging.WARNING)  # squad_lib logs its first 20 features at INFO
   if args.run_side == "squad_lib":
@@ -232,8 +231,6 @@ def _fastest(results: list[dict]) -> dict:
 
 def _check_same_records(reference_file: str, our_file: str, is_training: bool) -> None:
   """Exits unless both TFRecords hold the same examples on every field squad_lib writes."""
-  sys.path.insert(0, str(REPO_ROOT))
-  import bert_squad  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
   tf.config.set_visible_devices([], "GPU")

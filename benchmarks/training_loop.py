@@ -25,14 +25,15 @@ import sys
 import tempfile
 import time
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the checkout
+from benchmarks import _setup  # noqa: E402  (before TensorFlow: sets its environment)
 
-from bert_squad.data import build
-import bert_squad  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+if __name__ == "__main__":
+  _setup.set_onednn()
+
 import tf_keras  # noqa: E402
 
+from bert_squad.data import build  # noqa: E402
 from bert_squad.modeling import model_config  # noqa: E402
 from bert_squad.modeling import span_model  # noqa: E402
 from bert_squad.training import distribution  # noqa: E402
@@ -41,7 +42,7 @@ from bert_squad.training import loop  # noqa: E402
 from bert_squad.training import loop_config  # noqa: E402
 from bert_squad.training import optimization  # noqa: E402
 
-DEMO_TRAIN = REPO_ROOT / "bert_squad" / "demo_data" / "squad1.1_demo_train.json"
+DEMO_TRAIN = _setup.REPO_ROOT / "bert_squad" / "demo_data" / "squad1.1_demo_train.json"
 
 
 def _bert_config(size: str) -> model_config.BertConfig:

@@ -111,6 +111,21 @@ def model_weights(model) -> list[np.ndarray]:
   return [v.numpy() for v in model.trainable_variables]
 
 
+def max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+  """The largest absolute difference between two lists of weights."""
+  return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
+
+
+def clipped_adam():
+  """Adam whose step count (bias correction) and global-norm clipping of the averaged gradient change the update.
+
+  A large epsilon keeps it from blowing float round-off in near-zero
+  gradients up to full-size steps.
+  """
+  import tf_keras
+  return tf_keras.optimizers.legacy.Adam(3e-3, epsilon=1e-3, global_clipnorm=0.1)
+
+
 def _configure_devices(logical_cpus: int) -> None:
   import tensorflow as tf
   if logical_cpus > 1:

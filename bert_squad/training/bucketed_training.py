@@ -39,12 +39,6 @@ from bert_squad.training import length_buckets
 DEFAULT_BATCH_SHUFFLE_BUFFER = 16
 
 
-def bucket_key(input_mask: tf.Tensor, granularity: int) -> tf.Tensor:
-  """[seq] mask -> int64 bucket index: the smallest width (multiple of granularity) that holds the example."""
-  length = length_buckets.feature_length(input_mask)
-  return tf.cast(tf.maximum(length - 1, 0) // granularity, tf.int64)
-
-
 def _trim(widths: tf.Tensor, key: tf.Tensor):
   """(inputs [B, seq], targets [B]) -> inputs trimmed to widths[key] positions."""
   def trim(inputs, targets):
@@ -115,7 +109,7 @@ def bucketed_micro_batches(examples: tf.data.Dataset, update_batch_size: int, ac
         (inputs, targets))
 
   return (examples
-          .group_by_window(lambda inputs, _: bucket_key(inputs["input_mask"], granularity),
+          .group_by_window(lambda inputs, _: length_buckets.bucket_key(inputs["input_mask"], granularity),
                            update_batches, window_size=update_batch_size)
           .shuffle(batch_shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
           .map(_take_pieces(accumulation_steps, num_replicas, replicas))

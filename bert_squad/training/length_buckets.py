@@ -101,6 +101,12 @@ def batch_width(input_mask: tf.Tensor, max_seq_length: int,
   return tf.minimum(rounded, max_seq_length)
 
 
+def bucket_key(input_mask: tf.Tensor, granularity: int) -> tf.Tensor:
+  """[seq] mask -> int64 bucket index: the smallest width (multiple of granularity) that holds the example."""
+  length = feature_length(input_mask)
+  return tf.cast(tf.maximum(length - 1, 0) // granularity, tf.int64)
+
+
 def _fill_batch(batch_size: int):
   """(inputs, targets) of up to `batch_size` rows -> exactly `batch_size` rows.
 
@@ -147,17 +153,14 @@ def bucketed_batches(dataset: tf.data.Dataset, batch_size: int,
     inputs, targets = element
     return inputs, dict(targets, **{FEATURE_INDEX: index, IS_REAL: tf.constant(1, tf.int32)})
 
-  def bucket(inputs, targets):
-    length = feature_length(inputs["input_mask"])
-    return tf.cast(tf.maximum(length - 1, 0) // granularity, tf.int64)
-
   def trimmed_batches(key, window):
     width = widths[key]
     return window.batch(batch_size).map(
         lambda inputs, targets: ({name: value[:, :width] for name, value in inputs.items()}, targets))
 
   return (dataset.enumerate().map(number)
-          .group_by_window(bucket, trimmed_batches, window_size=batch_size)
+          .group_by_window(lambda inputs, _: bucket_key(inputs["input_mask"], granularity),
+                           trimmed_batches, window_size=batch_size)
           .map(_fill_batch(batch_size)))
 
 

@@ -21,8 +21,8 @@ from bert_squad.training import loop
 from bert_squad.training import loop_config
 from bert_squad.training import train_log
 from bert_squad.training import update_step
+from tests import toys_process_testlib as runs
 from tests import training_toys as toys
-from tests.training import test_training as padded_tests
 
 GRANULARITY = toys.BUCKET_GRANULARITY
 
@@ -195,14 +195,14 @@ def initial_weights(strategy):
     return toys.model_weights(toys.tiny_span_model())
 
 
-@pytest.mark.parametrize("optimizer", [None, padded_tests._clipped_adam], ids=["sgd", "clipped_adam"])
+@pytest.mark.parametrize("optimizer", [None, toys.clipped_adam], ids=["sgd", "clipped_adam"])
 def test_accumulating_4_micro_batches_of_2_equals_one_batch_of_8(tmp_path, strategy, train_file,
                                                                  initial_weights, optimizer):
   whole, whole_result = _train(strategy, train_file, initial_weights, tmp_path / "whole", optimizer=optimizer)
   split, split_result = _train(strategy, train_file, initial_weights, tmp_path / "split", accumulation=4,
                                optimizer=optimizer)
-  assert max(float(np.abs(a - b).max()) for a, b in zip(whole, split)) < 1e-5
-  assert max(float(np.abs(a - b).max()) for a, b in zip(whole, initial_weights)) > 1e-3
+  assert toys.max_difference(whole, split) < 1e-5
+  assert toys.max_difference(whole, initial_weights) > 1e-3
   for key in ("loss", "computed_tokens_fraction"):
     np.testing.assert_allclose([p[key] for p in split_result.history],
                                [p[key] for p in whole_result.history], rtol=1e-5)
@@ -218,7 +218,7 @@ def reference_run(tmp_path_factory, strategy, train_file, initial_weights):
 def test_xla_compiles_each_width_and_gives_the_same_updates(tmp_path, strategy, train_file, initial_weights,
                                                             reference_run):
   weights, result = _train(strategy, train_file, initial_weights, tmp_path, use_xla=True)
-  assert max(float(np.abs(a - b).max()) for a, b in zip(weights, reference_run[0])) < 1e-5
+  assert toys.max_difference(weights, reference_run[0]) < 1e-5
   assert [p["computed_tokens_fraction"] for p in result.history] == [
       p["computed_tokens_fraction"] for p in reference_run[1]]
   assert len({p["computed_tokens_fraction"] for p in result.history}) > 1  # more than one shape met
@@ -237,7 +237,7 @@ def test_float16_trains_the_bucketed_updates_with_loss_scaling(tmp_path, strateg
   assert all("loss_scale" in point for point in result.history)
   np.testing.assert_allclose([p["loss"] for p in result.history], [p["loss"] for p in reference_run[1]],
                              rtol=1e-2)
-  assert max(float(np.abs(a - b).max()) for a, b in zip(weights, reference_run[0])) < 1e-2
+  assert toys.max_difference(weights, reference_run[0]) < 1e-2
 
 
 def test_history_and_log_report_the_tokens_computed(tmp_path, strategy, train_file, initial_weights):
@@ -258,21 +258,21 @@ def test_one_device_mirrored_and_multi_worker_make_the_same_updates(tmp_path, tr
   common = ["--steps", 4, "--batch", 8, "--optimizer", "sgd", "--learning_rate", 0.5,
             "--clipnorm", 0.5, "--shuffle_buffer", 64, "--length_bucketing"]
   data = {"train": train_file}
-  local = padded_tests._start(padded_tests._toys_command(
-      data, tmp_path, *common, "--strategy", "one_device,mirrored", "--logical_cpus", 2))
-  workers = [f"127.0.0.1:{padded_tests._free_port()}" for _ in range(2)]
-  multi_worker = [padded_tests._start(
-      padded_tests._toys_command(data, tmp_path / "multi_worker", *common, "--strategy", "auto"),
+  local = runs.start(runs.toys_command(data, tmp_path, *common, "--strategy", "one_device,mirrored",
+                                       "--logical_cpus", 2))
+  workers = [f"127.0.0.1:{runs.free_port()}" for _ in range(2)]
+  multi_worker = [runs.start(
+      runs.toys_command(data, tmp_path / "multi_worker", *common, "--strategy", "auto"),
       env_extra={"TF_CONFIG": json.dumps({"cluster": {"worker": workers},
                                           "task": {"type": "worker", "index": index}})})
       for index in range(2)]
-  assert padded_tests._finish(local)["mirrored"]["replicas"] == 2
-  assert [padded_tests._finish(p)["replicas"] for p in multi_worker] == [2, 2]
-  reference = padded_tests._weights(tmp_path / "one_device")
+  assert runs.finish(local)["mirrored"]["replicas"] == 2
+  assert [runs.finish(p)["replicas"] for p in multi_worker] == [2, 2]
+  reference = runs.final_weights(tmp_path / "one_device")
   history = train_log.read_history(str(tmp_path / "one_device"))
   assert min(p["computed_tokens_fraction"] for p in history) < 1.0
   for name in ("mirrored", "multi_worker"):
-    assert padded_tests._max_difference(padded_tests._weights(tmp_path / name), reference) < 1e-5, name
+    assert toys.max_difference(runs.final_weights(tmp_path / name), reference) < 1e-5, name
     other = train_log.read_history(str(tmp_path / name))
     np.testing.assert_allclose([p["loss"] for p in other], [p["loss"] for p in history], rtol=1e-5)
     assert [p["computed_tokens_fraction"] for p in other] == [p["computed_tokens_fraction"] for p in history]
@@ -283,21 +283,21 @@ def test_deterministic_runs_are_bit_identical_and_a_killed_run_resumes_exactly(t
             "--dropout", 0.1, "--shuffle_buffer", 64, "--save_steps", 3, "--steps_per_loop", 2,
             "--length_bucketing"]
   data = {"train": train_file}
-  first = padded_tests._start(padded_tests._toys_command(data, tmp_path / "first", *common))
-  second = padded_tests._start(padded_tests._toys_command(data, tmp_path / "second", *common))
+  first = runs.start(runs.toys_command(data, tmp_path / "first", *common))
+  second = runs.start(runs.toys_command(data, tmp_path / "second", *common))
   interrupted = tmp_path / "interrupted"
-  run = padded_tests._start(padded_tests._toys_command(data, interrupted, *common, "--slow_seconds", 0.3))
-  padded_tests._wait_for(lambda: padded_tests._latest_step(interrupted) > 0, run)
+  run = runs.start(runs.toys_command(data, interrupted, *common, "--slow_seconds", 0.3))
+  runs.wait_for(lambda: runs.latest_step(interrupted) > 0, run)
   run.send_signal(9)
   run.wait()
-  killed_at = padded_tests._latest_step(interrupted)
+  killed_at = runs.latest_step(interrupted)
   assert 3 <= killed_at < 12
-  resumed = padded_tests._finish(padded_tests._start(padded_tests._toys_command(data, interrupted, *common)))
+  resumed = runs.finish(runs.start(runs.toys_command(data, interrupted, *common)))
   assert resumed["initial_step"] == killed_at and resumed["final_step"] == 12
-  assert padded_tests._finish(first)["final_step"] == padded_tests._finish(second)["final_step"] == 12
-  reference = padded_tests._weights(tmp_path / "first")
+  assert runs.finish(first)["final_step"] == runs.finish(second)["final_step"] == 12
+  reference = runs.final_weights(tmp_path / "first")
   for name in ("second", "interrupted"):
-    assert all((a == b).all() for a, b in zip(padded_tests._weights(tmp_path / name), reference)), name
+    assert all((a == b).all() for a, b in zip(runs.final_weights(tmp_path / name), reference)), name
   widths = [p["computed_tokens_fraction"] for p in train_log.read_history(str(interrupted))]
   assert widths == [p["computed_tokens_fraction"] for p in train_log.read_history(str(tmp_path / "first"))]
   assert len(set(widths)) > 1

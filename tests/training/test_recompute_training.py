@@ -18,6 +18,7 @@ from bert_squad.training import input_pipeline
 from bert_squad.training import loop
 from bert_squad.training import loop_config
 from bert_squad.training import optimization
+from tests import toys_process_testlib as runs
 from tests import training_toys as toys
 
 TINY = model_config.BertConfig(
@@ -73,10 +74,6 @@ def _train_twins(strategy, train_file: str, output_dir, dtype: str = "float32", 
   return initial, toys.model_weights(plain), toys.model_weights(checkpointing)
 
 
-def _max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-  return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
-
-
 @pytest.mark.parametrize("accumulation, use_xla, length_bucketing",
                          [(1, False, False), (2, False, False), (1, True, False), (2, False, True)],
                          ids=["plain", "accumulation", "xla", "length_bucketing"])
@@ -84,36 +81,35 @@ def test_checkpointing_trains_to_the_same_weights(tmp_path, strategy, train_file
                                                   length_bucketing):
   initial, plain, checkpointing = _train_twins(strategy, train_file, tmp_path, accumulation=accumulation,
                                                use_xla=use_xla, length_bucketing=length_bucketing)
-  assert _max_difference(plain, initial) > 1e-3  # it trained
-  assert _max_difference(plain, checkpointing) < 1e-6
+  assert toys.max_difference(plain, initial) > 1e-3  # it trained
+  assert toys.max_difference(plain, checkpointing) < 1e-6
 
 
 def test_checkpointing_trains_to_the_same_weights_under_mirrored_strategy(tmp_path, train_file):
   # One logical CPU: one replica, but MirroredVariables and replica context, as on several GPUs.
   mirrored = distribution.make_strategy("mirrored", num_gpus=0)
   initial, plain, checkpointing = _train_twins(mirrored, train_file, tmp_path, accumulation=2)
-  assert _max_difference(plain, initial) > 1e-3
-  assert _max_difference(plain, checkpointing) < 1e-6
+  assert toys.max_difference(plain, initial) > 1e-3
+  assert toys.max_difference(plain, checkpointing) < 1e-6
 
 
 @pytest.mark.parametrize("precision", ["float16"], indirect=True)
 def test_checkpointing_trains_to_the_same_weights_in_float16(tmp_path, strategy, train_file, precision):
   initial, plain, checkpointing = _train_twins(strategy, train_file, tmp_path, dtype=precision,
                                                accumulation=2)
-  assert _max_difference(plain, initial) > 1e-3
-  assert _max_difference(plain, checkpointing) < 1e-6
+  assert toys.max_difference(plain, initial) > 1e-3
+  assert toys.max_difference(plain, checkpointing) < 1e-6
 
 
 def test_checkpointing_over_two_mirrored_replicas_keeps_each_replicas_dropout_masks(tmp_path):
   """2 logical CPUs, dropout on: each replica replays its own masks, so the weights equal those without."""
-  from tests.training import test_training as runs  # pylint: disable=import-outside-toplevel
   train_file = toys.write_records(str(tmp_path / "train.tf_record"), toys.toy_records(64, seed=0))
   common = ["--steps", 3, "--batch", 8, "--optimizer", "adam", "--learning_rate", 1e-3, "--dropout", 0.1,
             "--strategy", "mirrored", "--logical_cpus", 2, "--shuffle_buffer", 16, "--length_bucketing"]
   data = {"train": train_file}
-  plain = runs._start(runs._toys_command(data, tmp_path / "plain", *common))
-  checkpointing = runs._start(runs._toys_command(data, tmp_path / "checkpointing", *common,
-                                                 "--gradient_checkpointing"))
-  assert runs._finish(plain)["replicas"] == runs._finish(checkpointing)["replicas"] == 2
-  plain_weights, weights = runs._weights(tmp_path / "plain"), runs._weights(tmp_path / "checkpointing")
-  assert _max_difference(plain_weights, weights) < 1e-6
+  plain = runs.start(runs.toys_command(data, tmp_path / "plain", *common))
+  checkpointing = runs.start(runs.toys_command(data, tmp_path / "checkpointing", *common,
+                                               "--gradient_checkpointing"))
+  assert runs.finish(plain)["replicas"] == runs.finish(checkpointing)["replicas"] == 2
+  plain_weights, weights = runs.final_weights(tmp_path / "plain"), runs.final_weights(tmp_path / "checkpointing")
+  assert toys.max_difference(plain_weights, weights) < 1e-6

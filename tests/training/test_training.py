@@ -8,13 +8,8 @@ import functools
 import io
 import json
 import os
-import pathlib
 import re
 import signal
-import socket
-import subprocess
-import sys
-import time
 
 import matplotlib.image
 import numpy as np
@@ -31,10 +26,8 @@ from bert_squad.training import loop_config
 from bert_squad.training import prediction
 from bert_squad.training import train_log
 from bert_squad.training import update_step
+from tests import toys_process_testlib as runs
 from tests import training_toys as toys
-
-TOYS_SCRIPT = str(pathlib.Path(toys.__file__).resolve())
-REPO_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +84,6 @@ def _train_in_process(strategy, data, initial_weights, output_dir, *, steps=3, b
   return model, optimizer, result, log_stream.getvalue()
 
 
-def _max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-  return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
-
-
 @pytest.fixture(scope="module")
 def sgd_reference(tmp_path_factory, strategy, data, initial_weights):
   """3 updates of SGD(0.05) on batches of 8 in float32, without XLA: (weights, losses)."""
@@ -106,20 +95,13 @@ def sgd_reference(tmp_path_factory, strategy, data, initial_weights):
 # ------------------------------------------------------ accumulation
 
 
-def _clipped_adam():
-  # A large epsilon keeps Adam from blowing float round-off in near-zero
-  # gradients up to full-size steps; the step count (bias correction) and the
-  # clipping of the averaged gradient still change the update.
-  return tf_keras.optimizers.legacy.Adam(3e-3, epsilon=1e-3, global_clipnorm=0.1)
-
-
 def test_accumulating_4_batches_of_2_equals_one_batch_of_8_sgd(
     tmp_path, strategy, data, initial_weights, sgd_reference):
   reference_weights, reference_losses = sgd_reference
   model, optimizer, result, _ = _train_in_process(strategy, data, initial_weights, tmp_path,
                                                   accumulation=4)
-  assert _max_difference(toys.model_weights(model), reference_weights) < 1e-5
-  assert _max_difference(reference_weights, initial_weights) > 1e-3
+  assert toys.max_difference(toys.model_weights(model), reference_weights) < 1e-5
+  assert toys.max_difference(reference_weights, initial_weights) > 1e-3
   np.testing.assert_allclose([p["loss"] for p in result.history], reference_losses, rtol=1e-5)
   assert int(optimizer.iterations) == 3
 
@@ -127,11 +109,11 @@ def test_accumulating_4_batches_of_2_equals_one_batch_of_8_sgd(
 def test_accumulating_4_batches_of_2_equals_one_batch_of_8_clipped_adam(
     tmp_path, strategy, data, initial_weights):
   whole, whole_optimizer, whole_result, _ = _train_in_process(
-      strategy, data, initial_weights, tmp_path / "whole", optimizer=_clipped_adam)
+      strategy, data, initial_weights, tmp_path / "whole", optimizer=toys.clipped_adam)
   parts, parts_optimizer, parts_result, _ = _train_in_process(
       strategy, data, initial_weights, tmp_path / "parts", accumulation=4,
-      optimizer=_clipped_adam)
-  assert _max_difference(toys.model_weights(whole), toys.model_weights(parts)) < 1e-5
+      optimizer=toys.clipped_adam)
+  assert toys.max_difference(toys.model_weights(whole), toys.model_weights(parts)) < 1e-5
   assert int(whole_optimizer.iterations) == int(parts_optimizer.iterations) == 3
   np.testing.assert_allclose([p["loss"] for p in parts_result.history],
                              [p["loss"] for p in whole_result.history], rtol=1e-5)
@@ -141,7 +123,7 @@ def test_gradients_of_unused_variables_are_dropped(tmp_path, strategy, data, ini
   # The encoder's pooler gets no gradient from span logits; it must stay as it was
   # (an applied zero gradient would still move it under Adam's epsilon or weight decay).
   model, _, _, _ = _train_in_process(strategy, data, initial_weights, tmp_path, steps=2,
-                                     accumulation=2, optimizer=_clipped_adam)
+                                     accumulation=2, optimizer=toys.clipped_adam)
   pooler = [(v, w) for v, w in zip(model.trainable_variables, initial_weights)
             if "pooler" in v.name]
   assert pooler
@@ -154,7 +136,7 @@ def test_gradients_of_unused_variables_are_dropped(tmp_path, strategy, data, ini
 
 def test_xla_step_gives_the_same_update(tmp_path, strategy, data, initial_weights, sgd_reference):
   model, _, result, _ = _train_in_process(strategy, data, initial_weights, tmp_path, use_xla=True)
-  assert _max_difference(toys.model_weights(model), sgd_reference[0]) < 1e-5
+  assert toys.max_difference(toys.model_weights(model), sgd_reference[0]) < 1e-5
   np.testing.assert_allclose([p["loss"] for p in result.history], sgd_reference[1], rtol=1e-5)
 
 
@@ -171,10 +153,10 @@ def test_fused_optimizer_update_under_xla_trains_as_the_exact_one(tmp_path, stra
       fused_strategy, data, initial_weights, tmp_path / "fused", use_xla=True,
       optimizer=lambda: optimization.create_optimizer(1e-2, 3, 1, fused_update=True))
   assert fused_optimizer.fused_update and fused_optimizer.iterations.numpy() == 3
-  assert _max_difference(toys.model_weights(fused_model), initial_weights) > 1e-4  # it trained
+  assert toys.max_difference(toys.model_weights(fused_model), initial_weights) > 1e-4  # it trained
   # Adam divides by sqrt(v), which magnifies rounding where a gradient is near 0:
   # 1e-4 is 1 % of one update's size (lr 1e-2).
-  assert _max_difference(toys.model_weights(fused_model), toys.model_weights(exact_model)) < 1e-4
+  assert toys.max_difference(toys.model_weights(fused_model), toys.model_weights(exact_model)) < 1e-4
   np.testing.assert_allclose([p["loss"] for p in fused.history],
                              [p["loss"] for p in exact.history], rtol=1e-5)
 
@@ -188,7 +170,7 @@ def test_float16_uses_dynamic_loss_scaling(tmp_path, strategy, data, initial_wei
   saved = dict(tf.train.list_variables(result.checkpoint_path))
   assert any(name.startswith("optimizer/loss_scale/") for name in saved)
   np.testing.assert_allclose([p["loss"] for p in result.history], sgd_reference[1], rtol=1e-2)
-  assert _max_difference(toys.model_weights(model), sgd_reference[0]) < 1e-2
+  assert toys.max_difference(toys.model_weights(model), sgd_reference[0]) < 1e-2
   assert int(optimizer.iterations) == 3
 
 
@@ -458,63 +440,33 @@ def test_predict_logits_takes_unbatched_and_empty_datasets(strategy, data):
 # ---------------------------------------------- separate processes
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
-def _toys_command(data, output_dir, *args) -> list[str]:
-  return [sys.executable, TOYS_SCRIPT, "--data", data["train"], "--output_dir", str(output_dir),
-          *map(str, args)]
-
-
-def _start(command, env_extra=None, **kwargs) -> subprocess.Popen:
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("TF_CONFIG", None)
-  env.update(env_extra or {})
-  return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, **kwargs)
-
-
-def _finish(process: subprocess.Popen, expected_rc: int = 0, timeout: float = 240) -> dict:
-  stdout, stderr = process.communicate(timeout=timeout)
-  assert process.returncode == expected_rc, stderr[-3000:]
-  return json.loads(stdout.strip().splitlines()[-1])
-
-
-def _weights(run_dir) -> list[np.ndarray]:
-  with np.load(pathlib.Path(run_dir) / toys.WEIGHTS_FILE) as saved:
-    return [saved[f"arr_{i}"] for i in range(len(saved.files))]
-
-
 def test_same_global_batch_same_update_on_one_device_mirrored_and_multi_worker(tmp_path, data):
   # Clipping by a global norm smaller than the gradient's, and a seeded shuffle:
   # the replicas must clip the aggregated gradient and see the same global batch.
   common = ["--steps", 4, "--batch", 8, "--optimizer", "sgd", "--learning_rate", 0.5,
             "--clipnorm", 0.5, "--shuffle_buffer", 64]
   # One process (two logical CPUs) runs the single-device reference, then mirrored.
-  local = _start(_toys_command(data, tmp_path, *common, "--strategy", "one_device,mirrored",
-                               "--logical_cpus", 2, "--predict_data", data["eval"]))
-  workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
+  local = runs.start(runs.toys_command(data, tmp_path, *common, "--strategy", "one_device,mirrored",
+                                       "--logical_cpus", 2, "--predict_data", data["eval"]))
+  workers = [f"127.0.0.1:{runs.free_port()}", f"127.0.0.1:{runs.free_port()}"]
   multi_worker = []
   for index in range(2):
     tf_config = json.dumps({"cluster": {"worker": workers},
                             "task": {"type": "worker", "index": index}})
-    multi_worker.append(_start(
-        _toys_command(data, tmp_path / "multi_worker", *common, "--strategy", "auto"),
+    multi_worker.append(runs.start(
+        runs.toys_command(data, tmp_path / "multi_worker", *common, "--strategy", "auto"),
         env_extra={"TF_CONFIG": tf_config}))
-  local_outcomes = _finish(local)
-  worker_outcomes = [_finish(process) for process in multi_worker]
+  local_outcomes = runs.finish(local)
+  worker_outcomes = [runs.finish(process) for process in multi_worker]
   assert local_outcomes["one_device"]["replicas"] == 1
   assert local_outcomes["mirrored"]["replicas"] == 2
   assert [o["replicas"] for o in worker_outcomes] == [2, 2]
 
-  reference = _weights(tmp_path / "one_device")
+  reference = runs.final_weights(tmp_path / "one_device")
   reference_losses = [p["loss"] for p in train_log.read_history(str(tmp_path / "one_device"))]
   assert len(reference_losses) == 4
   for name in ("mirrored", "multi_worker"):
-    assert _max_difference(_weights(tmp_path / name), reference) < 1e-5, name
+    assert toys.max_difference(runs.final_weights(tmp_path / name), reference) < 1e-5, name
     losses = [p["loss"] for p in train_log.read_history(str(tmp_path / name))]
     np.testing.assert_allclose(losses, reference_losses, rtol=1e-5, err_msg=name)
 
@@ -526,37 +478,25 @@ def test_same_global_batch_same_update_on_one_device_mirrored_and_multi_worker(t
   np.testing.assert_allclose(mirrored["end_logits"], one["end_logits"], atol=1e-4)
 
 
-def _wait_for(predicate, process: subprocess.Popen, timeout: float = 180) -> None:
-  deadline = time.time() + timeout
-  while not predicate():
-    assert process.poll() is None, process.communicate()[1][-3000:]
-    assert time.time() < deadline, "timed out"
-    time.sleep(0.05)
-
-
-def _latest_step(output_dir) -> int:
-  latest = tf.train.latest_checkpoint(str(output_dir))
-  return int(latest.rsplit("-", 1)[1]) if latest else 0
-
-
 def test_killed_run_resumes_to_the_same_step_and_weights(tmp_path, data):
   # Dropout on and a real shuffle: exact equality needs the dropout RNG state and
   # the data position to resume, not only the weights.
   common = ["--steps", 12, "--batch", 8, "--optimizer", "adam", "--learning_rate", 1e-3,
             "--dropout", 0.1, "--shuffle_buffer", 64, "--save_steps", 3, "--steps_per_loop", 2]
   interrupted = tmp_path / "interrupted"
-  uninterrupted = _start(_toys_command(data, tmp_path / "uninterrupted", *common))
+  uninterrupted = runs.start(runs.toys_command(data, tmp_path / "uninterrupted", *common))
 
-  run = _start(_toys_command(data, interrupted, *common, "--slow_seconds", 0.3))
-  _wait_for(lambda: _latest_step(interrupted) > 0, run)
+  run = runs.start(runs.toys_command(data, interrupted, *common, "--slow_seconds", 0.3))
+  runs.wait_for(lambda: runs.latest_step(interrupted) > 0, run)
   run.send_signal(signal.SIGKILL)
   run.wait()
-  killed_at = _latest_step(interrupted)
+  killed_at = runs.latest_step(interrupted)
   assert 3 <= killed_at < 12
 
-  resumed = _finish(_start(_toys_command(data, interrupted, *common)))
+  resumed = runs.finish(runs.start(runs.toys_command(data, interrupted, *common)))
   assert resumed == {"initial_step": killed_at, "final_step": 12, "replicas": 1}
-  assert _finish(uninterrupted)["final_step"] == 12
-  assert _max_difference(_weights(interrupted), _weights(tmp_path / "uninterrupted")) < 1e-5
+  assert runs.finish(uninterrupted)["final_step"] == 12
+  assert toys.max_difference(runs.final_weights(interrupted),
+                             runs.final_weights(tmp_path / "uninterrupted")) < 1e-5
   # Every log step once (log_steps=1), across the kill and the resume.
   assert [p["step"] for p in train_log.read_history(str(interrupted))] == list(range(1, 13))
