@@ -40,14 +40,12 @@ import sys
 import tempfile
 import time
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-SHARED = pathlib.Path(os.environ.get("BERT_SQUAD_SHARED", REPO_ROOT.parent / "shared")) / "data"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the checkout
+from benchmarks import _setup  # noqa: E402  (before TensorFlow: sets its environment)
 
 if __name__ == "__main__":
-  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # read when TensorFlow loads
+  _setup.set_onednn()
 
-import bert_squad  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf  # noqa: E402
 
 from bert_squad.answers import metrics  # noqa: E402
@@ -115,7 +113,7 @@ def main() -> int:
   parser.add_argument("--repeats", type=int, default=1)
   parser.add_argument("--json", help="also write the results here")
   args = parser.parse_args()
-  dev = SHARED / "squad" / "dev-v1.1.json"
+  dev = _setup.SHARED_DATA / "squad" / "dev-v1.1.json"
   if not dev.exists():
     print(f"skipped: {dev} not found (../shared is absent)")
     return 0
