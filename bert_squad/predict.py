@@ -14,7 +14,8 @@ score is the answer span's start + end logit. With --length_bucketing the
 questions are answered in batches of similar length by the `answer_trimmed`
 signature, which runs the model only up to each batch's longest window
 (rounded up to 64 tokens) instead of max_seq_length; the lines still come out
-in input order, all at the end. All input lines are checked
+in input order, all at the end, and stderr says what was saved:
+`predict: computed X of Y tokens (Z× fewer)`. All input lines are checked
 before any is answered: a line that is not a JSON object with string
 "question" and "context" stops with one error naming its line number (exit 2).
 An empty or blank question or context is never answered: with --question and
@@ -30,6 +31,7 @@ from absl import flags
 from bert_squad.common import cli
 from bert_squad.common.errors import InputError
 from bert_squad.serving import answer_requests
+from bert_squad.training import length_buckets
 
 FLAGS = flags.FLAGS
 
@@ -67,8 +69,12 @@ def main(argv: Sequence[str]) -> None:
   else:
     requests = answer_requests.read_requests(sys.stdin)
   answer_fn = answer_requests.load_answer_fn(FLAGS.model_dir, FLAGS.length_bucketing)
-  answer_requests.write_answers(answer_fn, requests, sys.stdout, FLAGS.batch_size,
-                                FLAGS.length_bucketing)
+  work = answer_requests.write_answers(answer_fn, requests, sys.stdout, FLAGS.batch_size,
+                                       FLAGS.length_bucketing)
+  max_seq_length = answer_requests.export_settings(FLAGS.model_dir).get("max_seq_length")
+  if FLAGS.length_bucketing and work.windows and max_seq_length:
+    print(length_buckets.TokenCounts(work.positions, work.windows * max_seq_length).summary(),
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ answers are put back in the requests' order.
 """
 import dataclasses
 import json
+import os
 from typing import Any, Callable, Iterable, Sequence, TextIO
 
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  pylint: disable=unused-import  (registers the tokenizer ops)
 
 from bert_squad.common.errors import InputError
+from bert_squad.serving import saved_model
 from bert_squad.serving import serving_module
 
 AnswerFn = Callable[..., dict[str, tf.Tensor]]
@@ -71,11 +73,29 @@ def load_answer_fn(model_dir: str, length_bucketing: bool = False) -> AnswerFn:
   return signatures[serving_module.ANSWER_TRIMMED_SIGNATURE]
 
 
-def answer_batch(answer_fn: AnswerFn, requests: Sequence[Request]) -> list[dict[str, Any]]:
+@dataclasses.dataclass
+class Work:
+  """What the model computed: doc-stride windows, and positions (each window x the width it ran at)."""
+  windows: int = 0
+  positions: int = 0
+
+
+def export_settings(model_dir: str) -> dict[str, Any]:
+  """The settings `bert_squad.export` wrote beside the SavedModel ({} if there are none)."""
+  path = os.path.join(model_dir, saved_model.SETTINGS_FILE)
+  if not tf.io.gfile.exists(path):
+    return {}
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def answer_batch(answer_fn: AnswerFn, requests: Sequence[Request],
+                 work: Work | None = None) -> list[dict[str, Any]]:
   """Answers of `requests` in order: `{"id"?, "answer", "score"}` each (id only if given).
 
   A request with a `problem` is not passed to the model: its result is
-  `{"id"?, "error": problem}`.
+  `{"id"?, "error": problem}`. `work`, if given, is increased by what the
+  model computed (from the signature's `num_windows` and `window_width`).
   """
   answerable = [r for r in requests if r.problem is None]
   answers = iter(())
@@ -83,6 +103,10 @@ def answer_batch(answer_fn: AnswerFn, requests: Sequence[Request]) -> list[dict[
     outputs = answer_fn(question=tf.constant([r.question for r in answerable], tf.string),
                         context=tf.constant([r.context for r in answerable], tf.string))
     answers = zip(outputs["answer"].numpy(), outputs["score"].numpy())
+    if work is not None and "num_windows" in outputs:
+      windows = outputs["num_windows"].numpy()
+      work.windows += int(windows.sum())
+      work.positions += int((windows * outputs["window_width"].numpy()).sum())
   results = []
   for request in requests:
     result = {} if request.id is None else {"id": request.id}
@@ -138,19 +162,21 @@ def _write(results: Iterable[dict[str, Any]], out: TextIO) -> None:
 
 
 def write_answers(answer_fn: AnswerFn, requests: Sequence[Request], out: TextIO,
-                  batch_size: int, length_bucketing: bool = False) -> None:
-  """Answers `requests` in batches and writes one JSON line each, in order.
+                  batch_size: int, length_bucketing: bool = False) -> Work:
+  """Answers `requests` in batches and writes one JSON line each, in order; returns what the model computed.
 
   Without length bucketing each batch is written as soon as it is answered;
   with it the batches follow `batches_by_length`, and the lines are written
   once all are answered, in the requests' order.
   """
+  work = Work()
   if not length_bucketing:
     for begin in range(0, len(requests), batch_size):
-      _write(answer_batch(answer_fn, requests[begin:begin + batch_size]), out)
-    return
+      _write(answer_batch(answer_fn, requests[begin:begin + batch_size], work), out)
+    return work
   results: list[dict[str, Any]] = [{}] * len(requests)
   for batch in batches_by_length(requests, batch_size):
-    for index, result in zip(batch, answer_batch(answer_fn, [requests[i] for i in batch])):
+    for index, result in zip(batch, answer_batch(answer_fn, [requests[i] for i in batch], work)):
       results[index] = result
   _write(results, out)
+  return work

@@ -2,8 +2,8 @@
 
 `logits`: int32 input_ids, input_mask, segment_ids [batch, seq] -> float32
 start_logits, end_logits [batch, seq]. `answer`: string question, context
-[batch] -> answer string, score, null_score float32, start_char, end_char
-int32, each [batch] (see `bert_squad/export.py`). `answer_trimmed`: the same
+[batch] -> answer string, score, null_score float32, start_char, end_char,
+num_windows, window_width int32, each [batch] (see `bert_squad/export.py`). `answer_trimmed`: the same
 with the model run only on the first `width` positions of every window,
 width = the batch's longest window rounded up to a multiple of
 `trim_granularity` (`length_buckets.batch_width`).
@@ -78,20 +78,25 @@ class SquadServingModule(tf.Module):
     return self._call_model({"input_ids": input_ids, "input_mask": input_mask,
                              "segment_ids": segment_ids})
 
-  def _trimmed_logits(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    """int32 [W, max_seq_length] each -> logits [W, max_seq_length], computed on the first width positions.
+  def _window_logits(self, inputs: dict[str, tf.Tensor],
+                     trim: bool) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """int32 [W, max_seq_length] each -> (logits [W, max_seq_length], int32 width computed).
 
-    The positions past the width get `length_buckets.FILL_LOGIT`, below any
-    real logit, so they never rank among a window's best.
+    With `trim`, the model runs on the first width positions only
+    (`length_buckets.batch_width`) and the positions past it get
+    `length_buckets.FILL_LOGIT`, below any real logit, so they never rank
+    among a window's best.
     """
     max_seq_length = self._settings.max_seq_length
+    if not trim:
+      return self._call_model(inputs), tf.constant(max_seq_length, tf.int32)
     width = length_buckets.batch_width(inputs["input_mask"], max_seq_length,
                                        self._trim_granularity)
     logits = self._call_model({name: value[:, :width] for name, value in inputs.items()})
     fill = [[0, 0], [0, max_seq_length - width]]
     return {name: tf.ensure_shape(tf.pad(value, fill, constant_values=length_buckets.FILL_LOGIT),
                                   [None, max_seq_length])
-            for name, value in logits.items()}
+            for name, value in logits.items()}, width
 
   def _answer_trimmed(self, question: tf.Tensor, context: tf.Tensor) -> dict[str, tf.Tensor]:
     """`_answer` with the windows trimmed to the batch's longest (see the module docstring)."""
@@ -99,7 +104,7 @@ class SquadServingModule(tf.Module):
 
   def _answer(self, question: tf.Tensor, context: tf.Tensor,
               trim: bool = False) -> dict[str, tf.Tensor]:
-    """string [batch] each -> answer, score, null_score, start_char, end_char [batch]."""
+    """string [batch] each -> answer, score, null_score, start_char, end_char, num_windows, window_width [batch]."""
     settings = self._settings
     tf.debugging.assert_equal(tf.size(question), tf.size(context),
                               message="question and context must have the same length")
@@ -108,7 +113,7 @@ class SquadServingModule(tf.Module):
     windows = graph_windows.build_windows(query, doc.ids, self.tokenizer.cls_id,
                                           self.tokenizer.sep_id, settings.max_seq_length,
                                           settings.doc_stride)
-    logits = self._trimmed_logits(windows.inputs) if trim else self._call_model(windows.inputs)
+    logits, width = self._window_logits(windows.inputs, trim)
     spans = graph_spans.best_span_per_example(
         graph_spans.best_span_per_window(logits["start_logits"], logits["end_logits"], windows,
                                          settings),
@@ -134,4 +139,6 @@ class SquadServingModule(tf.Module):
         "start_char": graph_spans.gather_or_default(doc.begin_char.flat_values, start, is_span,
                                                     -1),
         "end_char": graph_spans.gather_or_default(doc.end_char.flat_values, end, is_span, -1),
+        "num_windows": windows.num_windows,
+        "window_width": tf.fill(tf.shape(question), width),
     }

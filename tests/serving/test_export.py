@@ -10,6 +10,7 @@ import io
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -524,6 +525,9 @@ def test_export_and_predict_command_lines(vocab_file, tmp_path):
   assert code == 0, err[-3000:]
   assert ([json.loads(line) for line in bucketed_out.splitlines()] ==
           [json.loads(line) for line in out.splitlines()])
+  computed = re.search(r"predict: computed (\d+) of (\d+) tokens", err)
+  assert computed and int(computed.group(1)) <= int(computed.group(2)), err[-3000:]
+  assert int(computed.group(2)) % SETTINGS.max_seq_length == 0
 
   code, out, err = _run_module("bert_squad.predict", f"--model_dir={export_dir}",
                                f"--question={QUESTIONS[0]}", "--context= ")
@@ -602,11 +606,15 @@ def test_length_bucketing_answers_similar_lengths_together_and_writes_in_input_o
 
   def answer_fn(question, context):
     asked.append([c.decode() for c in context.numpy().tolist()])
-    return {"answer": context, "score": tf.cast(tf.strings.length(context), tf.float32)}
+    length = tf.strings.length(context)
+    return {"answer": context, "score": tf.cast(length, tf.float32), "num_windows": length,
+            "window_width": tf.fill(tf.shape(context), 10 * len(asked))}
 
   out = io.StringIO()
-  answer_requests.write_answers(answer_fn, requests, out, batch_size=4, length_bucketing=True)
+  work = answer_requests.write_answers(answer_fn, requests, out, batch_size=4,
+                                       length_bucketing=True)
   assert asked == [["b", "e", "dd", "ccccc"], ["fffffff", "aaaaaaaaa"]]
+  assert work == answer_requests.Work(windows=25, positions=9 * 10 + 16 * 20)
   assert [json.loads(line) for line in out.getvalue().splitlines()] == [
       {"id": i, "answer": text, "score": len(text)} for i, text in enumerate(texts)]
 
