@@ -28,6 +28,7 @@ from bert_squad.training import loop_config
 from bert_squad.training import optimization
 from bert_squad.training import train_log
 from tests import run_testlib
+from tests import toys_process_testlib
 from tests import training_toys as toys
 from tests.run_testlib import DEMO_DATA
 from tests.run_testlib import REPO_ROOT
@@ -88,11 +89,6 @@ def _export_tensors(output_dir: pathlib.Path) -> dict[str, np.ndarray]:
   return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
-def _latest_step(output_dir: pathlib.Path) -> int:
-  latest = tf.train.latest_checkpoint(str(output_dir))
-  return int(latest.rsplit("-", 1)[1]) if latest else 0
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_checkpoint):
   """Two uninterrupted runs, and one stopped by SIGTERM, killed by SIGKILL, then finished.
@@ -108,11 +104,11 @@ def runs(tmp_path_factory, tiny_checkpoint):
     command = _command(tiny_checkpoint, interrupted)
     term_at = rng.randint(5, 10)
     term = _run_until_step(command, term_at, signal.SIGTERM)
-    saved_at_term = _latest_step(interrupted)
+    saved_at_term = toys_process_testlib.latest_step(interrupted)
     # After a periodic save (every 4 steps) that follows the SIGTERM one.
     kill_at = rng.randint((saved_at_term // 4 + 1) * 4 + 1, NUM_STEPS - 6)
     kill = _run_until_step(command, kill_at, signal.SIGKILL)
-    saved_at_kill = _latest_step(interrupted)
+    saved_at_kill = toys_process_testlib.latest_step(interrupted)
     finish = _finish(_start(command))
     return {
         "first": (root / "first", _finish(first)), "second": (root / "second", _finish(second)),
@@ -167,7 +163,7 @@ def test_sigkill_then_rerun_resumes_and_ends_like_an_uninterrupted_run(runs):
   assert f"resuming from {interrupted}/ckpt-{saved_at_kill} (step {saved_at_kill})" in stderr
   history = [point["step"] for point in train_log.read_history(str(interrupted))]
   assert history == list(range(1, NUM_STEPS + 1)), f"seed {SEED}"
-  assert _latest_step(interrupted) == NUM_STEPS
+  assert toys_process_testlib.latest_step(interrupted) == NUM_STEPS
   uninterrupted, _ = runs["first"]
   resumed, reference = _export_tensors(interrupted), _export_tensors(uninterrupted)
   assert resumed.keys() == reference.keys()
