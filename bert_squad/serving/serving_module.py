@@ -3,10 +3,10 @@
 `logits`: int32 input_ids, input_mask, segment_ids [batch, seq] -> float32
 start_logits, end_logits [batch, seq]. `answer`: string question, context
 [batch] -> answer string, score, null_score float32, start_char, end_char,
-num_windows, window_width int32, each [batch] (see `bert_squad/export.py`). `answer_trimmed`: the same
-with the model run only on the first `width` positions of every window,
-width = the batch's longest window rounded up to a multiple of
-`trim_granularity` (`length_buckets.batch_width`).
+num_windows, window_width int32, each [batch] (see `bert_squad/export.py`).
+`answer_trimmed`: the same with the model run only on the first
+`window_width` positions of every window: the batch's longest window
+rounded up to a multiple of `trim_granularity` (`length_buckets.batch_width`).
 
 Why a second signature rather than trimming inside `answer`: `answer` is
 the original computation (every window padded to max_seq_length), and stays
