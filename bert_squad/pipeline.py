@@ -84,12 +84,10 @@ def run(config: run_config.RunConfig) -> dict:
       num_gpus=config.num_gpus, tpu_address=config.tpu_name or config.master,
       tpu_zone=config.tpu_zone, gcp_project=config.gcp_project,
       tpu_flag="--use_tpu" if tpu_by_use_tpu else "--distribution_strategy=tpu")
-  if (config.tpu_name or config.master or "local") != "local":
-    # A TPU Node (or a multi-host slice) cannot see this machine's disk; a TPU VM (--tpu_name=local) can.
-    distribution.check_cloud_paths(strategy, {
-        "--output_dir": config.output_dir, "--train_file": config.train_file,
-        "--predict_file": config.predict_file, "--init_checkpoint": init_checkpoint,
-        "--cache_dir": config.cache_dir})
+  distribution.check_cloud_paths(distribution.remote_tpu_master(strategy), {
+      "--output_dir": config.output_dir, "--train_file": config.train_file,
+      "--predict_file": config.predict_file, "--init_checkpoint": init_checkpoint,
+      "--cache_dir": config.cache_dir})
   loop_config.set_precision(config.dtype)
 
   model = None

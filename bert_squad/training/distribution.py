@@ -149,20 +149,35 @@ def check_batch_size(global_batch_size: int, strategy: tf.distribute.Strategy,
   return global_batch_size // share
 
 
-def check_cloud_paths(strategy: tf.distribute.Strategy, paths: dict[str, str | None]) -> None:
-  """On a TPU, every input and output must be on gs:// (TPU hosts cannot see local disks).
+def remote_tpu_master(strategy: tf.distribute.Strategy) -> str | None:
+  """The `grpc://` master of a TPU on other hosts (a TPU Node or a pod slice); None for any other strategy.
+
+  A TPU VM (`--tpu_name=local`) has an empty master: its TPU reads this
+  machine's disk. The master comes from the resolver, so it is right also
+  when the TPU was found through TPU_NAME rather than a flag.
+  """
+  if not isinstance(strategy, tf.distribute.TPUStrategy):
+    return None
+  master = strategy.cluster_resolver.master()
+  return master if master and master != "local" else None
+
+
+def check_cloud_paths(tpu_master: str | None, paths: dict[str, str | None]) -> None:
+  """On a remote TPU (`remote_tpu_master`), every input and output must be on gs:// (its hosts cannot see local disks).
 
   Args:
+    tpu_master: the remote TPU's master, or None (nothing to check).
     paths: flag name -> path, e.g. {"--output_dir": output_dir}; None is skipped.
 
   Raises:
-    InputError: naming the first flag whose path is local while on a TPU.
+    InputError: naming the first flag whose path is local while on a remote TPU.
   """
-  if not isinstance(strategy, tf.distribute.TPUStrategy):
+  if not tpu_master:
     return
   for flag, path in paths.items():
     if path and not path.startswith("gs://"):
-      raise InputError(f"{flag}={path}: a TPU reads and writes only gs:// paths")
+      raise InputError(f"{flag}={path}: a TPU reads and writes only gs:// paths ({tpu_master} "
+                       "cannot see this machine's disk)")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

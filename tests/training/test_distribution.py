@@ -1,6 +1,7 @@
 """Strategy choice and its checks. Strategies over several devices or workers are
 exercised for real (in their own processes) by tests/training/test_training.py."""
 import json
+import types
 
 import pytest
 import tensorflow as tf
@@ -79,3 +80,30 @@ def test_batch_must_split_evenly_over_replicas_and_micro_batches(no_tf_config):
     distribution.check_batch_size(30, strategy, gradient_accumulation_steps=4)
   with pytest.raises(InputError, match=r"^--predict_batch_size=0:"):
     distribution.check_batch_size(0, strategy, flag="--predict_batch_size")
+
+
+class _FakeTPUStrategy(tf.distribute.TPUStrategy):
+  """A TPUStrategy type with only a resolver's master (no TPU here)."""
+
+  def __init__(self, master: str):  # pylint: disable=super-init-not-called
+    self._fake_master = master
+
+  @property
+  def cluster_resolver(self):
+    return types.SimpleNamespace(master=lambda: self._fake_master)
+
+
+@pytest.mark.parametrize("strategy,master", [
+    (_FakeTPUStrategy("grpc://10.0.0.2:8470"), "grpc://10.0.0.2:8470"),  # a TPU Node, also via TPU_NAME
+    (_FakeTPUStrategy(""), None),  # a TPU VM, --tpu_name=local
+    (tf.distribute.OneDeviceStrategy("/cpu:0"), None)])
+def test_only_a_remote_tpu_needs_cloud_paths(strategy, master):
+  assert distribution.remote_tpu_master(strategy) == master
+  paths = {"--output_dir": "gs://bucket/out", "--predict_file": "/home/me/dev.json", "--cache_dir": None}
+  if master is None:
+    distribution.check_cloud_paths(master, paths)
+  else:
+    with pytest.raises(InputError, match=r"^--predict_file=/home/me/dev.json: a TPU reads and writes only "
+                                         r"gs:// paths \(grpc://10.0.0.2:8470 cannot see"):
+      distribution.check_cloud_paths(master, paths)
+    distribution.check_cloud_paths(master, {"--output_dir": "gs://bucket/out", "--cache_dir": None})
