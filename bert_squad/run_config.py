@@ -98,6 +98,9 @@ def validate_run_config(config: RunConfig) -> None:
       raise InputError(f"--{flag}={getattr(config, flag)}: must be positive")
   if config.do_train:
     _validate_training_flags(config)
+  elif config.overwrite_output_dir:
+    logging.warning("--overwrite_output_dir deletes an earlier training state before training; without "
+                    "--do_train it does nothing (%s is left as it is)", config.output_dir)
 
 
 def _validate_training_flags(config: RunConfig) -> None:

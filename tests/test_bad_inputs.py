@@ -9,6 +9,7 @@ down), asserting the exit code, the single error line, no traceback and the file
 Features caches that are stale or broken are not errors: they are rebuilt, with a warning.
 """
 import concurrent.futures
+import dataclasses
 import json
 import logging
 import os
@@ -450,11 +451,14 @@ def test_bad_training_flags_are_refused_before_anything_is_built(tmp_path, flag,
   assert str(raised.value) == message
 
 
-def test_training_flags_do_not_matter_without_do_train(tmp_path):
+def test_training_flags_do_not_matter_without_do_train(tmp_path, caplog):
   config = run_config.RunConfig(output_dir=str(tmp_path / "out"), init_checkpoint="/no/model/bert_model.ckpt",
                               do_predict=True, predict_file=str(DEMO_DATA / "squad1.1_demo_dev.json"),
                               gradient_accumulation_steps=0, save_checkpoints_steps=0)
   run_config.validate_run_config(config)
+  assert "--overwrite_output_dir" not in caplog.text
+  run_config.validate_run_config(dataclasses.replace(config, overwrite_output_dir=True))
+  assert f"without --do_train it does nothing ({tmp_path / 'out'} is left as it is)" in caplog.text
 
 
 @pytest.mark.parametrize("doc_stride", [64, 128])
