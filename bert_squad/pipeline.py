@@ -151,7 +151,7 @@ def _train(config: run_config.RunConfig, strategy: tf.distribute.Strategy, bert_
       save_checkpoints_steps=config.save_checkpoints_steps,
       keep_checkpoint_max=config.keep_checkpoint_max, log_steps=config.log_steps,
       gradient_accumulation_steps=config.gradient_accumulation_steps, dtype=config.dtype,
-      use_xla=config.use_xla, mask_padding_logits=bucketed,
+      use_xla=config.use_xla, mask_padding_logits=bucketed or config.mask_padding_in_loss,
       max_seq_length=config.max_seq_length if bucketed else None)
   if distribution.is_chief(strategy):
     run_settings.record(config.output_dir, settings, paths)
@@ -238,7 +238,7 @@ def _run_settings(config: run_config.RunConfig, bert_config: model_config.BertCo
       **{flag: getattr(config, flag) for flag in (
           "do_lower_case", "max_seq_length", "doc_stride", "max_query_length", "version_2_with_negative",
           "train_batch_size", "learning_rate", "num_train_epochs", "warmup_proportion", "seed",
-          "length_bucketing")},
+          "length_bucketing", "mask_padding_in_loss")},
   }
   paths = {"train_file": config.train_file, "vocab_file": vocab_file, "init_checkpoint": init_checkpoint}
   return settings, paths

@@ -71,6 +71,7 @@ class RunConfig:
   overwrite_output_dir: bool = False
   length_bucketing: bool = False
   predict_length_bucketing: bool = False  # prediction only; length_bucketing implies it
+  mask_padding_in_loss: bool = False  # length_bucketing implies it (except on a TPU)
 
 
 def validate_run_config(config: RunConfig) -> None:

@@ -72,6 +72,7 @@ RUN_SQUAD_FLAGS: Dict[str, Tuple[str, object]] = {
     "overwrite_output_dir": ("bool", None),
     "length_bucketing": ("bool", None),
     "predict_length_bucketing": ("bool", None),
+    "mask_padding_in_loss": ("bool", None),
 }
 BOOL_FLAGS = {name for name, (kind, _) in RUN_SQUAD_FLAGS.items() if kind == "bool"}
 RECIPES = (

@@ -311,6 +311,26 @@ def test_squad_v2_trains_and_predicts_in_length_buckets(tiny_checkpoint, tmp_pat
   assert "--length_bucketing=False (the run's: True)" in padded.stderr
 
 
+def test_mask_padding_in_loss_trains_padded_batches_on_the_bucketed_loss(tiny_checkpoint, tmp_path):
+  """--mask_padding_in_loss: the same padded batches, a softmax over real tokens only; part of the run."""
+  def train(folder: pathlib.Path, *extra: str) -> subprocess.CompletedProcess:
+    return _run(*_run_squad_args(tiny_checkpoint, folder, "1.1", "--num_train_epochs=0.1", "--log_steps=1",
+                                 "--iterations_per_loop=1", "--do_predict=False", "--do_eval=False", *extra))
+
+  padded, masked = train(tmp_path / "padded"), train(tmp_path / "masked", "--mask_padding_in_loss")
+  assert padded.returncode == masked.returncode == 0, (padded.stderr + masked.stderr)[-3000:]
+  assert "length buckets" not in masked.stderr
+  first_loss = {name: json.loads((tmp_path / name / "train_history.json").read_text())[0]
+                for name in ("padded", "masked")}
+  # Step 1 sees the same batch and weights; the masked normaliser leaves out the padding positions' terms.
+  assert first_loss["masked"]["step"] == first_loss["padded"]["step"] == 1
+  assert first_loss["masked"]["loss"] < first_loss["padded"]["loss"] - 0.05, first_loss
+  assert "computed_tokens_fraction" not in first_loss["masked"]  # nothing trimmed
+  resumed = train(tmp_path / "masked")
+  assert resumed.returncode == 2
+  assert "--mask_padding_in_loss=False (the run's: True)" in resumed.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     ([], "at least one of --do_train or --do_predict"),
     (["--do_train"], "--do_train needs --train_file"),
