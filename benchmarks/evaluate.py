@@ -49,8 +49,9 @@ def time_cli(data: str, predictions: str, na_probs: str) -> float:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--shared", default=str(_setup.REPO_ROOT.parent / "shared"),
-                      help="the shared reference data folder (holds data/squad)")
+  parser.add_argument("--shared", default=str(_setup.SHARED_DATA.parent),
+                      help="the shared reference data folder (holds data/squad; default: ../shared beside "
+                           "the checkout, or $BERT_SQUAD_SHARED)")
   parser.add_argument("--repeats", type=int, default=5)
   args = parser.parse_args()
   squad = pathlib.Path(args.shared) / "data" / "squad"

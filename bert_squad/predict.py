@@ -71,10 +71,11 @@ def main(argv: Sequence[str]) -> None:
   answer_fn = answer_requests.load_answer_fn(FLAGS.model_dir, FLAGS.length_bucketing)
   work = answer_requests.write_answers(answer_fn, requests, sys.stdout, FLAGS.batch_size,
                                        FLAGS.length_bucketing)
-  max_seq_length = answer_requests.export_settings(FLAGS.model_dir).get("max_seq_length")
-  if FLAGS.length_bucketing and work.windows and max_seq_length:
-    print(length_buckets.TokenCounts(work.positions, work.windows * max_seq_length).summary(),
-          file=sys.stderr)
+  if FLAGS.length_bucketing and work.windows:
+    max_seq_length = answer_requests.export_settings(FLAGS.model_dir).get("max_seq_length")
+    if max_seq_length:
+      print(length_buckets.TokenCounts(work.positions, work.windows * max_seq_length).summary(),
+            file=sys.stderr)
 
 
 if __name__ == "__main__":
