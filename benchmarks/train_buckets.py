@@ -49,7 +49,7 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks import model as model_bench  # noqa: E402
+from benchmarks import _runners  # noqa: E402
 from benchmarks import predict_buckets  # noqa: E402
 from bert_squad.data import build  # noqa: E402
 from bert_squad.modeling import span_model  # noqa: E402
@@ -121,8 +121,8 @@ def report(size: str, what: str, config, timings: dict, widths: list[float], len
            batch_size: int, updates: int, peak: float) -> dict:
   """Prints the size's table; returns its numbers."""
   examples = batch_size * updates
-  padded_flops = 3 * model_bench.forward_flops_per_example(config, SEQ_LENGTH)
-  real_flops = 3 * float(np.mean([model_bench.forward_flops_per_example(config, int(n)) for n in lengths]))
+  padded_flops = 3 * _runners.forward_flops_per_example(config, SEQ_LENGTH)
+  real_flops = 3 * float(np.mean([_runners.forward_flops_per_example(config, int(n)) for n in lengths]))
   reference = timings["reference"]
   print(f"{size} ({what}); batch {batch_size}, {updates} updates per round, median of "
         f"{len(reference['seconds'])} rounds; bucketed widths: mean {statistics.mean(widths):.0f} of "
@@ -171,10 +171,10 @@ def main() -> int:
     print(f"dev-v1.1 training windows, every {step}th paragraph: {len(lengths)} at seq {SEQ_LENGTH}; tokens "
           f"mean {lengths.mean():.1f}, median {np.median(lengths):.0f}; "
           f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}", flush=True)
-    peak = model_bench.measure_peak_flops()
+    peak = _runners.measure_peak_flops()
     for size in args.sizes.split(","):
       ours, _, config, what = predict_buckets.build_models(size, folder)
-      reference, reference_optimizer = model_bench.build_reference(config)
+      reference, reference_optimizer = _runners.build_reference(config)
       # padded and bucketed train the same model, each with its own optimizer: their speed does not
       # depend on the weights' values.
       runners = {"reference": reference_runner(reference, reference_optimizer, record, args.batch_size),
