@@ -15,7 +15,8 @@ questions are answered in batches of similar length by the `answer_trimmed`
 signature, which runs the model only up to each batch's longest window
 (rounded up to 64 tokens) instead of max_seq_length; the lines still come out
 in input order, all at the end, and stderr says what was saved:
-`predict: computed X of Y tokens (Z× fewer)`. All input lines are checked
+`predict: computed X of Y tokens (Z× fewer)`. With JSON lines stderr shows
+the questions answered so far, their rate and the time left. All input lines are checked
 before any is answered: a line that is not a JSON object with string
 "question" and "context" stops with one error naming its line number (exit 2).
 An empty or blank question or context is never answered: with --question and
@@ -70,7 +71,8 @@ def main(argv: Sequence[str]) -> None:
     requests = answer_requests.read_requests(sys.stdin)
   answer_fn = answer_requests.load_answer_fn(FLAGS.model_dir, FLAGS.length_bucketing)
   work = answer_requests.write_answers(answer_fn, requests, sys.stdout, FLAGS.batch_size,
-                                       FLAGS.length_bucketing)
+                                       FLAGS.length_bucketing,
+                                       progress_stream=sys.stderr if FLAGS.question is None else None)
   if FLAGS.length_bucketing and work.windows:
     max_seq_length = answer_requests.export_settings(FLAGS.model_dir).get("max_seq_length")
     if max_seq_length:

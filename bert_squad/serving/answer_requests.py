@@ -9,11 +9,13 @@ answers are put back in the requests' order.
 import dataclasses
 import json
 import os
+import sys
 from typing import Any, Callable, Iterable, Sequence, TextIO
 
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  pylint: disable=unused-import  (registers the tokenizer ops)
 
+from bert_squad.common import progress
 from bert_squad.common.errors import InputError
 from bert_squad.serving import saved_model
 from bert_squad.serving import serving_module
@@ -162,21 +164,27 @@ def _write(results: Iterable[dict[str, Any]], out: TextIO) -> None:
 
 
 def write_answers(answer_fn: AnswerFn, requests: Sequence[Request], out: TextIO,
-                  batch_size: int, length_bucketing: bool = False) -> Work:
+                  batch_size: int, length_bucketing: bool = False,
+                  progress_stream: TextIO | None = None) -> Work:
   """Answers `requests` in batches and writes one JSON line each, in order; returns what the model computed.
 
   Without length bucketing each batch is written as soon as it is answered;
   with it the batches follow `batches_by_length`, and the lines are written
-  once all are answered, in the requests' order.
+  once all are answered, in the requests' order. With `progress_stream` a
+  progress bar (questions answered, rate, ETA) goes there.
   """
   work = Work()
-  if not length_bucketing:
-    for begin in range(0, len(requests), batch_size):
-      _write(answer_batch(answer_fn, requests[begin:begin + batch_size], work), out)
-    return work
-  results: list[dict[str, Any]] = [{}] * len(requests)
-  for batch in batches_by_length(requests, batch_size):
-    for index, result in zip(batch, answer_batch(answer_fn, [requests[i] for i in batch], work)):
-      results[index] = result
+  with progress.Progress(len(requests), "answer", "questions", progress_stream or sys.stderr,
+                         enabled=progress_stream is not None) as bar:
+    if not length_bucketing:
+      for begin in range(0, len(requests), batch_size):
+        _write(answer_batch(answer_fn, requests[begin:begin + batch_size], work), out)
+        bar.advance(len(requests[begin:begin + batch_size]))
+      return work
+    results: list[dict[str, Any]] = [{}] * len(requests)
+    for batch in batches_by_length(requests, batch_size):
+      for index, result in zip(batch, answer_batch(answer_fn, [requests[i] for i in batch], work)):
+        results[index] = result
+      bar.advance(len(batch))
   _write(results, out)
   return work

@@ -514,6 +514,7 @@ def test_export_and_predict_command_lines(vocab_file, tmp_path):
                                "--batch_size=3", stdin="\n".join(lines) + "\n\n")
   assert code == 0, err[-3000:]
   assert CONTEXTS[2] == ""  # an error object in its place, never the original's "empty" placeholder
+  assert re.search(rf"^answer: {len(lines)}/{len(lines)} questions 100% \[", err, re.M), err[-3000:]
   assert [json.loads(line) for line in out.splitlines()] == [
       {"id": i, "error": 'stdin: line 3: "context" is empty'} if i == 2 else
       {"id": i, "answer": a, "score": pytest.approx(s, abs=1e-5)}
