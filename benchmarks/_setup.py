@@ -25,6 +25,20 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = pathlib.Path(os.environ.get("BERT_SQUAD_SHARED", REPO_ROOT.parent / "shared")) / "data"
 
 
+def shared_files(*names: str) -> list[pathlib.Path] | None:
+  """The files `names` (relative to SHARED_DATA), or None after printing which is missing.
+
+  A benchmark on the real data says "skipped" and exits 0 on a machine
+  without ../shared, such as a user's fresh checkout.
+  """
+  paths = [SHARED_DATA / name for name in names]
+  missing = [str(path) for path in paths if not path.exists()]
+  if missing:
+    print(f"skipped: {', '.join(missing)} not found (../shared is absent; or set $BERT_SQUAD_SHARED)")
+    return None
+  return paths
+
+
 def set_onednn(enabled: bool | None = None, env: MutableMapping[str, str] = os.environ) -> None:
   """TF_ENABLE_ONEDNN_OPTS in `env`: "1" or "0" as `enabled` says, else "1" unless it is already set.
 

@@ -290,11 +290,10 @@ def main() -> int:
   parser.add_argument("--batch_size", type=int, default=16)
   parser.add_argument("--json", help="also write the results here")
   args = parser.parse_args()
-  dev = _setup.SHARED_DATA / "squad" / "dev-v1.1.json"
-  vocab = _setup.SHARED_DATA / "bert" / "vocab-uncased.txt"
-  if not dev.exists() or not vocab.exists():
-    print(f"skipped: {dev} or {vocab} not found (../shared is absent)")
+  shared = _setup.shared_files("squad/dev-v1.1.json", "bert/vocab-uncased.txt")
+  if not shared:
     return 0
+  dev, vocab = shared
   tf.get_logger().setLevel("ERROR")
   all_results = []
   with tempfile.TemporaryDirectory() as folder:

@@ -114,10 +114,10 @@ def main() -> int:
   parser.add_argument("--repeats", type=int, default=1)
   parser.add_argument("--json", help="also write the results here")
   args = parser.parse_args()
-  dev = _setup.SHARED_DATA / "squad" / "dev-v1.1.json"
-  if not dev.exists():
-    print(f"skipped: {dev} not found (../shared is absent)")
+  shared = _setup.shared_files("squad/dev-v1.1.json")
+  if not shared:
     return 0
+  dev, = shared
   tf.get_logger().setLevel("ERROR")
   requests, gold = sample_requests(dev, args.max_questions)
   with tempfile.TemporaryDirectory() as folder:
