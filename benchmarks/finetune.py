@@ -173,7 +173,8 @@ def _range(text: str) -> range:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--modes", default="padded,bucketed", help="comma-separated, run in this order: padded, bucketed, masked")
+  parser.add_argument("--modes", default="padded,bucketed",
+                      help="comma-separated, run in this order: padded, bucketed, masked")
   parser.add_argument("--seeds", default="1", help="comma-separated seeds; each mode runs each seed")
   parser.add_argument("--train_articles", default="0-37")
   parser.add_argument("--score_articles", default="38-47")
