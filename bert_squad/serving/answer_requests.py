@@ -178,8 +178,9 @@ def write_answers(answer_fn: AnswerFn, requests: Sequence[Request], out: TextIO,
                          enabled=progress_stream is not None) as bar:
     if not length_bucketing:
       for begin in range(0, len(requests), batch_size):
-        _write(answer_batch(answer_fn, requests[begin:begin + batch_size], work), out)
-        bar.advance(len(requests[begin:begin + batch_size]))
+        batch = requests[begin:begin + batch_size]
+        _write(answer_batch(answer_fn, batch, work), out)
+        bar.advance(len(batch))
       return work
     results: list[dict[str, Any]] = [{}] * len(requests)
     for batch in batches_by_length(requests, batch_size):
