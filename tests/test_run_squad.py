@@ -311,24 +311,37 @@ def test_squad_v2_trains_and_predicts_in_length_buckets(tiny_checkpoint, tmp_pat
   assert "--length_bucketing=False (the run's: True)" in padded.stderr
 
 
-def test_mask_padding_in_loss_trains_padded_batches_on_the_bucketed_loss(tiny_checkpoint, tmp_path):
-  """--mask_padding_in_loss: the same padded batches, a softmax over real tokens only; part of the run."""
+def test_masked_loss_on_padded_and_on_trimmed_micro_batches(tiny_checkpoint, tmp_path):
+  """--mask_padding_in_loss: the same padded batches, a softmax over real tokens only; part of the run.
+
+  --trim_micro_batches: those updates again, in micro-batches sorted by length and trimmed.
+  """
   def train(folder: pathlib.Path, *extra: str) -> subprocess.CompletedProcess:
     return _run(*_run_squad_args(tiny_checkpoint, folder, "1.1", "--num_train_epochs=0.1", "--log_steps=1",
                                  "--iterations_per_loop=1", "--do_predict=False", "--do_eval=False", *extra))
 
   padded, masked = train(tmp_path / "padded"), train(tmp_path / "masked", "--mask_padding_in_loss")
-  assert padded.returncode == masked.returncode == 0, (padded.stderr + masked.stderr)[-3000:]
-  assert "length buckets" not in masked.stderr
+  trimmed = train(tmp_path / "trimmed", "--trim_micro_batches", "--gradient_accumulation_steps=4")
+  assert padded.returncode == masked.returncode == trimmed.returncode == 0, (
+      padded.stderr + masked.stderr + trimmed.stderr)[-3000:]
+  assert "length buckets" not in masked.stderr + trimmed.stderr
+  assert "the original's updates in trimmed micro-batches" in trimmed.stderr
+  assert re.search(r"train: computed [\d,]+ of [\d,]+ tokens \((\d+\.\d\d)× fewer\)", trimmed.stderr)
   first_loss = {name: json.loads((tmp_path / name / "train_history.json").read_text())[0]
-                for name in ("padded", "masked")}
+                for name in ("padded", "masked", "trimmed")}
   # Step 1 sees the same batch and weights; the masked normaliser leaves out the padding positions' terms.
-  assert first_loss["masked"]["step"] == first_loss["padded"]["step"] == 1
+  assert first_loss["masked"]["step"] == first_loss["padded"]["step"] == first_loss["trimmed"]["step"] == 1
   assert first_loss["masked"]["loss"] < first_loss["padded"]["loss"] - 0.05, first_loss
   assert "computed_tokens_fraction" not in first_loss["masked"]  # nothing trimmed
+  # The trimmed micro-batches compute the masked loss of the same update (only the dropout draws differ).
+  assert abs(first_loss["trimmed"]["loss"] - first_loss["masked"]["loss"]) < 0.02, first_loss
+  assert first_loss["trimmed"]["computed_tokens_fraction"] < 1.0
   resumed = train(tmp_path / "masked")
   assert resumed.returncode == 2
   assert "--mask_padding_in_loss=False (the run's: True)" in resumed.stderr
+  resumed = train(tmp_path / "trimmed", "--gradient_accumulation_steps=4")
+  assert resumed.returncode == 2
+  assert "--trim_micro_batches=False (the run's: True)" in resumed.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -344,6 +357,8 @@ def test_mask_padding_in_loss_trains_padded_batches_on_the_bucketed_loss(tiny_ch
      "error: --gradient_accumulation_steps=0: must be positive"),
     (["--do_train", f"--train_file={DEMO_DATA / 'squad1.1_demo_train.json'}", "--save_checkpoints_steps=0"],
      "error: --save_checkpoints_steps=0: must be positive"),
+    (["--do_train", f"--train_file={DEMO_DATA / 'squad1.1_demo_train.json'}", "--length_bucketing",
+      "--trim_micro_batches"], "error: --length_bucketing and --trim_micro_batches are two ways"),
 ])
 def test_user_mistakes_are_one_line_and_exit_2(tiny_checkpoint, tmp_path, args, message):
   result = _run(str(REPO_ROOT / "run_squad.py"), f"--init_checkpoint={tiny_checkpoint}",

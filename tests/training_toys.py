@@ -165,7 +165,8 @@ def _train_one(args, strategy_name: str, output_dir: str) -> dict:
   dataset_fn = functools.partial(
       input_pipeline.make_dataset, args.data, SEQ_LENGTH, args.batch // args.accumulation, True,
       seed=args.seed, shuffle_buffer_size=args.shuffle_buffer, length_bucketing=args.length_bucketing,
-      accumulation_steps=args.accumulation, bucket_granularity=BUCKET_GRANULARITY)
+      keep_padded_updates=args.keep_padded_updates, accumulation_steps=args.accumulation,
+      bucket_granularity=BUCKET_GRANULARITY)
   if args.slow_seconds:
     dataset_fn = _slowed(dataset_fn, args.slow_seconds)
   config = loop_config.TrainConfig(
@@ -217,6 +218,8 @@ def main(argv: list[str]) -> None:
                       help="recompute the encoder's layers in the backward pass")
   parser.add_argument("--length_bucketing", action="store_true",
                       help=f"train in length buckets of {BUCKET_GRANULARITY} positions, padding masked")
+  parser.add_argument("--keep_padded_updates", action="store_true",
+                      help="with --length_bucketing: the padded updates, in length-sorted trimmed micro-batches")
   args = parser.parse_args(argv)
 
   _configure_devices(args.logical_cpus)

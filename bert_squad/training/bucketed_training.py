@@ -1,11 +1,18 @@
-"""Length-bucketed training input: each update's examples of similar length, trimmed, then split into micro-batches.
+"""Trimmed training input: updates cut into micro-batches that skip most of the padding.
 
-`bucketed_micro_batches(examples, update_batch_size, accumulation_steps,
-num_replicas, replicas)` takes an endless stream of training examples (inputs {name: [seq] int32},
-targets {name: [] int32}) and yields, update by update, the per-replica
-micro-batches (inputs [b, width], targets [b]) that `loop.train` consumes,
-where width is a multiple of `granularity` (or max_seq_length) and b =
-update_batch_size / (k x replicas).
+Two ways, each taking an endless stream of training examples (inputs
+{name: [seq] int32}, targets {name: [] int32}) and yielding, update by
+update, the per-replica micro-batches (inputs [b, width], targets [b]) that
+`loop.train` consumes, where width is a multiple of `granularity` (or
+max_seq_length) and b = update_batch_size / (k x replicas):
+
+- `bucketed_micro_batches` [--length_bucketing]: each update's examples are
+  of similar length (one bucket), so nearly all padding goes, but which
+  examples share an update differs from the padded run.
+- `length_sorted_micro_batches` [--trim_micro_batches]: each update holds
+  the padded run's examples, in its order; they are sorted by length and
+  cut into the micro-batches, each trimmed to its own longest example. The
+  update is the padded one (with the masked loss), and less padding goes.
 
 Why an update, not a micro-batch, is the unit that is bucketed: the examples
 of one optimizer update and their width are then the same however the
@@ -65,6 +72,25 @@ def _take_pieces(accumulation_steps: int, num_replicas: int, replicas: slice):
   return take
 
 
+def _static_batch(micro_batch: int):
+  """Gives every tensor of a micro-batch its static batch dimension."""
+  def static(inputs, targets):
+    return tf.nest.map_structure(
+        lambda value: tf.ensure_shape(value, [micro_batch] + [None] * (value.shape.rank - 1)),
+        (inputs, targets))
+  return static
+
+
+def _check_split(examples: tf.data.Dataset, update_batch_size: int, num_pieces: int) -> int:
+  """max_seq_length of `examples`; raises ValueError if the update does not split evenly."""
+  if update_batch_size % num_pieces:
+    raise ValueError(f"an update of {update_batch_size} does not split into {num_pieces} micro-batches")
+  max_seq_length = examples.element_spec[0]["input_ids"].shape[0]
+  if max_seq_length is None:
+    raise ValueError("length bucketing needs a static sequence length (max_seq_length)")
+  return max_seq_length
+
+
 def bucketed_micro_batches(examples: tf.data.Dataset, update_batch_size: int, accumulation_steps: int,
                            num_replicas: int, replicas: slice, granularity: int = length_buckets.DEFAULT_GRANULARITY,
                            seed: int | None = None,
@@ -92,21 +118,11 @@ def bucketed_micro_batches(examples: tf.data.Dataset, update_batch_size: int, ac
     elements make this pipeline's share of one update, all of one width.
   """
   num_pieces = accumulation_steps * num_replicas
-  if update_batch_size % num_pieces:
-    raise ValueError(f"an update of {update_batch_size} does not split into {num_pieces} micro-batches")
-  max_seq_length = examples.element_spec[0]["input_ids"].shape[0]
-  if max_seq_length is None:
-    raise ValueError("length bucketing needs a static sequence length (max_seq_length)")
+  max_seq_length = _check_split(examples, update_batch_size, num_pieces)
   widths = tf.constant(length_buckets.bucket_widths(max_seq_length, granularity), tf.int32)
-  micro_batch = update_batch_size // num_pieces
 
   def update_batches(key, window):
     return window.batch(update_batch_size, drop_remainder=True).map(_trim(widths, key))
-
-  def static_batch(inputs, targets):
-    return tf.nest.map_structure(
-        lambda value: tf.ensure_shape(value, [micro_batch] + [None] * (value.shape.rank - 1)),
-        (inputs, targets))
 
   return (examples
           .group_by_window(lambda inputs, _: length_buckets.bucket_key(inputs["input_mask"], granularity),
@@ -114,4 +130,52 @@ def bucketed_micro_batches(examples: tf.data.Dataset, update_batch_size: int, ac
           .shuffle(batch_shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
           .map(_take_pieces(accumulation_steps, num_replicas, replicas))
           .unbatch()
-          .map(static_batch))
+          .map(_static_batch(update_batch_size // num_pieces)))
+
+
+def _sort_by_length(inputs, targets):
+  """(inputs [B, seq], targets [B]) -> the same rows, shortest first (a stable sort)."""
+  positions = tf.range(1, tf.shape(inputs["input_mask"])[1] + 1)
+  lengths = tf.reduce_max(tf.where(inputs["input_mask"] > 0, positions[None, :], 0), axis=1)
+  order = tf.argsort(lengths, stable=True)
+  return tf.nest.map_structure(lambda value: tf.gather(value, order), (inputs, targets))
+
+
+def _trim_to_longest(max_seq_length: int, granularity: int):
+  """(inputs [b, seq], targets [b]) -> inputs trimmed to `length_buckets.batch_width`."""
+  def trim(inputs, targets):
+    width = length_buckets.batch_width(inputs["input_mask"], max_seq_length, granularity)
+    return {name: value[:, :width] for name, value in inputs.items()}, targets
+  return trim
+
+
+def length_sorted_micro_batches(examples: tf.data.Dataset, update_batch_size: int, accumulation_steps: int,
+                                num_replicas: int, replicas: slice,
+                                granularity: int = length_buckets.DEFAULT_GRANULARITY) -> tf.data.Dataset:
+  """Per-replica micro-batches of the padded run's updates, sorted by length and each trimmed.
+
+  Each run of `update_batch_size` consecutive examples (the padded run's
+  update: the same examples in the same order) is sorted by length and cut
+  into k x R micro-batches, micro-step major, so that the replicas of one
+  micro-step get neighbouring lengths; each micro-batch is trimmed to the
+  smallest width of `length_buckets.bucket_widths` that holds its longest
+  example. With the masked loss the update's gradient is then the padded
+  update's (a sum over the same examples, each independent of the width)
+  up to float rounding; dropout draws differ, as they would for any other
+  shape. The saving is smaller than `bucketed_micro_batches`': a random
+  update holds a few long examples, and only the micro-batches without them
+  shrink, so it grows with k x R.
+
+  Args and returns: as `bucketed_micro_batches`, without its shuffle of
+  update batches (the order is the stream's); the micro-batches of one
+  update may have different widths.
+  """
+  num_pieces = accumulation_steps * num_replicas
+  max_seq_length = _check_split(examples, update_batch_size, num_pieces)
+  return (examples
+          .batch(update_batch_size, drop_remainder=True)
+          .map(_sort_by_length)
+          .map(_take_pieces(accumulation_steps, num_replicas, replicas))
+          .unbatch()
+          .map(_trim_to_longest(max_seq_length, granularity))
+          .map(_static_batch(update_batch_size // num_pieces)))

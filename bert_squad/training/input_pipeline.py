@@ -109,6 +109,7 @@ def make_dataset(file_pattern: str | list[str],
                  shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER_SIZE,
                  drop_remainder: bool | None = None,
                  length_bucketing: bool = False,
+                 keep_padded_updates: bool = False,
                  accumulation_steps: int = 1,
                  bucket_granularity: int = length_buckets.DEFAULT_GRANULARITY) -> tf.data.Dataset:
   """The dataset of `(inputs, targets)` batches read from feature TFRecords.
@@ -136,6 +137,9 @@ def make_dataset(file_pattern: str | list[str],
       trimmed to a multiple of `bucket_granularity`; its micro-batches are
       [per-replica batch, width] (`_bucketed_training_dataset`). Prediction
       buckets in `prediction.predict_logits` instead.
+    keep_padded_updates: with length_bucketing, each update holds the
+      padded run's examples instead, sorted by length into micro-batches
+      that are each trimmed (`bucketed_training.length_sorted_micro_batches`).
     accumulation_steps: with length_bucketing, the micro-batches per update.
     bucket_granularity: with length_bucketing, widths are its multiples.
 
@@ -148,7 +152,8 @@ def make_dataset(file_pattern: str | list[str],
   files = list_input_files(file_pattern)
   if is_training and length_bucketing:
     return _bucketed_training_dataset(files, seq_length, batch_size, input_context, seed,
-                                      shuffle_buffer_size, accumulation_steps, bucket_granularity)
+                                      shuffle_buffer_size, accumulation_steps, bucket_granularity,
+                                      keep_padded_updates)
   if input_context is not None:
     batch_size = input_context.get_per_replica_batch_size(batch_size)
   if drop_remainder is None:
@@ -163,8 +168,8 @@ def make_dataset(file_pattern: str | list[str],
 def _bucketed_training_dataset(files: list[str], seq_length: int, micro_batch_size: int,
                                input_context: tf.distribute.InputContext | None, seed: int | None,
                                shuffle_buffer_size: int, accumulation_steps: int,
-                               granularity: int) -> tf.data.Dataset:
-  """This pipeline's per-replica micro-batches of length-bucketed updates.
+                               granularity: int, keep_padded_updates: bool) -> tf.data.Dataset:
+  """This pipeline's per-replica micro-batches of length-bucketed (or length-sorted) updates.
 
   With a seed and several pipelines, every pipeline reads, shuffles and
   buckets all the records alike and keeps its replicas' share of each
@@ -187,6 +192,10 @@ def _bucketed_training_dataset(files: list[str], seq_length: int, micro_batch_si
               .map(lambda batch: parse_records(batch, seq_length, True),
                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
               .unbatch())
-  dataset = bucketed_training.bucketed_micro_batches(
-      examples, update_batch_size, accumulation_steps, num_replicas, replicas, granularity, seed)
+  if keep_padded_updates:
+    dataset = bucketed_training.length_sorted_micro_batches(
+        examples, update_batch_size, accumulation_steps, num_replicas, replicas, granularity)
+  else:
+    dataset = bucketed_training.bucketed_micro_batches(
+        examples, update_batch_size, accumulation_steps, num_replicas, replicas, granularity, seed)
   return dataset.prefetch(tf.data.AUTOTUNE)

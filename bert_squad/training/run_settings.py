@@ -57,7 +57,7 @@ def _read(path: str) -> dict:
 
 
 # Settings that runs recorded before the setting existed lack: what they ran with.
-_VALUES_BEFORE_RECORDED = {"length_bucketing": False, "mask_padding_in_loss": False}
+_VALUES_BEFORE_RECORDED = {"length_bucketing": False, "mask_padding_in_loss": False, "trim_micro_batches": False}
 
 
 def _differences(recorded: dict, settings: dict, paths: dict[str, str | None]) -> list[str]:

@@ -44,6 +44,13 @@ def _bucketed(train_file, micro_batch, accumulation=1, seed=5, input_context=Non
                                      accumulation_steps=accumulation, bucket_granularity=GRANULARITY)
 
 
+def _sorted(train_file, micro_batch, accumulation=1, seed=5, input_context=None):
+  return input_pipeline.make_dataset(train_file, toys.SEQ_LENGTH, micro_batch, True, input_context,
+                                     seed=seed, shuffle_buffer_size=64, length_bucketing=True,
+                                     keep_padded_updates=True, accumulation_steps=accumulation,
+                                     bucket_granularity=GRANULARITY)
+
+
 def _micro_batches(dataset, n):
   return [(inputs["input_mask"].numpy(), targets["unique_ids"].numpy().tolist(),
            inputs["input_ids"].numpy()) for inputs, targets in dataset.take(n)]
@@ -100,6 +107,32 @@ def test_an_update_splits_alike_over_micro_batches(train_file):
     assert all(p[0].shape[1] == mask.shape[1] for p in parts)
 
 
+def test_sorted_micro_batches_hold_the_padded_updates_trimmed_each_to_its_longest(train_file):
+  padded = _micro_batches(input_pipeline.make_dataset(train_file, toys.SEQ_LENGTH, 8, True, seed=5,
+                                                      shuffle_buffer_size=64), 20)
+  split = _micro_batches(_sorted(train_file, 2, accumulation=4), 80)
+  widths_per_update = set()
+  for update, (padded_mask, unique_ids, _) in enumerate(padded):
+    parts = split[4 * update:4 * update + 4]
+    assert sorted(u for p in parts for u in p[1]) == sorted(unique_ids)  # the padded run's update
+    lengths = [mask.sum(1) for mask, _, _ in parts]
+    assert (np.diff(np.concatenate(lengths)) >= 0).all()  # shortest first, across its micro-batches
+    for (mask, _, _), length in zip(parts, lengths):
+      assert length.max() <= mask.shape[1] < length.max() + GRANULARITY  # trimmed to its longest
+    widths_per_update.add(len({mask.shape[1] for mask, _, _ in parts}))
+    assert padded_mask.sum() == sum(length.sum() for length in lengths)
+  assert max(widths_per_update) > 1  # the micro-batches of an update differ in width
+
+
+def test_sorted_micro_batches_keep_the_inputs_of_the_padded_records(train_file):
+  records = {toys.FIRST_UNIQUE_ID + i: r for i, r in enumerate(toys.toy_records(256, seed=0))}
+  for mask, unique_ids, ids in _micro_batches(_sorted(train_file, 2, accumulation=4), 40):
+    for row, unique_id in enumerate(unique_ids):
+      full = np.array(records[unique_id]["input_ids"])
+      assert (ids[row] == full[:ids.shape[1]]).all()
+      assert not full[ids.shape[1]:].any()
+
+
 def _context(num_pipelines: int, pipeline: int, replicas: int) -> tf.distribute.InputContext:
   return tf.distribute.InputContext(num_input_pipelines=num_pipelines, input_pipeline_id=pipeline,
                                     num_replicas_in_sync=replicas)
@@ -113,6 +146,16 @@ def test_seeded_pipelines_together_yield_the_one_pipeline_updates(train_file):
   for step in range(8):  # micro-step m of update u is one[2 * step + replica]
     assert shares[0][step][1] == one[2 * step][1]
     assert shares[1][step][1] == one[2 * step + 1][1]
+
+
+def test_seeded_pipelines_together_yield_the_one_pipeline_sorted_micro_batches(train_file):
+  one = _micro_batches(_sorted(train_file, 4, accumulation=2, input_context=_context(1, 0, 2)), 16)
+  shares = [_micro_batches(_sorted(train_file, 4, accumulation=2, input_context=_context(2, p, 2)), 8)
+            for p in range(2)]
+  for step in range(8):
+    assert shares[0][step][1] == one[2 * step][1]
+    assert shares[1][step][1] == one[2 * step + 1][1]
+    assert shares[1][step][0].shape == one[2 * step + 1][0].shape
 
 
 def test_unseeded_pipelines_each_bucket_their_own_share(train_file):
@@ -173,13 +216,19 @@ def test_masked_logits_never_win_the_accuracy(strategy):
 # ------------------------------------------------------------- the loop
 
 
+def _padded(train_file, micro_batch, accumulation=1, input_context=None):
+  del accumulation  # the padded updates are k consecutive batches
+  return input_pipeline.make_dataset(train_file, toys.SEQ_LENGTH, micro_batch, True, input_context,
+                                     seed=5, shuffle_buffer_size=64)
+
+
 def _train(strategy, train_file, initial_weights, output_dir, *, batch=8, accumulation=1, steps=4,
-           optimizer=None, log_stream=None, **config):
+           optimizer=None, log_stream=None, batches=_bucketed, **config):
   with strategy.scope():
     model = toys.tiny_span_model()
     model.set_weights(initial_weights)
     optimizer = optimizer() if optimizer else tf_keras.optimizers.legacy.SGD(0.05)
-  dataset_fn = functools.partial(_bucketed, train_file, batch // accumulation, accumulation)
+  dataset_fn = functools.partial(batches, train_file, batch // accumulation, accumulation)
   config = loop_config.TrainConfig(
       output_dir=str(output_dir), num_train_steps=steps, train_batch_size=batch,
       gradient_accumulation_steps=accumulation, steps_per_loop=1, log_steps=1, handle_signals=False,
@@ -206,6 +255,32 @@ def test_accumulating_4_micro_batches_of_2_equals_one_batch_of_8(tmp_path, strat
   for key in ("loss", "computed_tokens_fraction"):
     np.testing.assert_allclose([p[key] for p in split_result.history],
                                [p[key] for p in whole_result.history], rtol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", [None, toys.clipped_adam], ids=["sgd", "clipped_adam"])
+def test_sorted_micro_batches_make_the_padded_masked_updates(tmp_path, strategy, train_file, initial_weights,
+                                                              optimizer):
+  padded, padded_result = _train(strategy, train_file, initial_weights, tmp_path / "padded",
+                                 optimizer=optimizer, batches=_padded)
+  for accumulation in (1, 4):
+    trimmed, result = _train(strategy, train_file, initial_weights, tmp_path / f"sorted{accumulation}",
+                             accumulation=accumulation, optimizer=optimizer, batches=_sorted)
+    assert toys.max_difference(trimmed, padded) < 1e-5
+    np.testing.assert_allclose([p["loss"] for p in result.history],
+                               [p["loss"] for p in padded_result.history], rtol=1e-5)
+    fractions = [p["computed_tokens_fraction"] for p in result.history]
+    assert max(fractions) <= 1.0 and (accumulation == 1 or min(fractions) < 1.0)
+  assert toys.max_difference(padded, initial_weights) > 1e-3
+
+
+def test_xla_compiles_each_width_of_the_sorted_micro_batches(tmp_path, strategy, train_file, initial_weights):
+  plain, plain_result = _train(strategy, train_file, initial_weights, tmp_path / "plain", accumulation=4,
+                               batches=_sorted)
+  xla, xla_result = _train(strategy, train_file, initial_weights, tmp_path / "xla", accumulation=4,
+                           batches=_sorted, use_xla=True)
+  assert toys.max_difference(xla, plain) < 1e-5
+  assert [p["computed_tokens_fraction"] for p in xla_result.history] == [
+      p["computed_tokens_fraction"] for p in plain_result.history]
 
 
 @pytest.fixture(scope="module")
@@ -254,9 +329,13 @@ def test_history_and_log_report_the_tokens_computed(tmp_path, strategy, train_fi
 # ----------------------------------------------- separate processes
 
 
-def test_one_device_mirrored_and_multi_worker_make_the_same_updates(tmp_path, train_file):
-  common = ["--steps", 4, "--batch", 8, "--optimizer", "sgd", "--learning_rate", 0.5,
-            "--clipnorm", 0.5, "--shuffle_buffer", 64, "--length_bucketing"]
+TRIMMINGS = {"bucketed": ["--length_bucketing"], "sorted": ["--length_bucketing", "--keep_padded_updates"]}
+
+
+@pytest.mark.parametrize("trimming", TRIMMINGS)
+def test_one_device_mirrored_and_multi_worker_make_the_same_updates(tmp_path, train_file, trimming):
+  common = ["--steps", 4, "--batch", 8, "--accumulation", 2, "--optimizer", "sgd", "--learning_rate", 0.5,
+            "--clipnorm", 0.5, "--shuffle_buffer", 64, *TRIMMINGS[trimming]]
   data = {"train": train_file}
   local = runs.start(runs.toys_command(data, tmp_path, *common, "--strategy", "one_device,mirrored",
                                        "--logical_cpus", 2))
@@ -275,13 +354,17 @@ def test_one_device_mirrored_and_multi_worker_make_the_same_updates(tmp_path, tr
     assert toys.max_difference(runs.final_weights(tmp_path / name), reference) < 1e-5, name
     other = train_log.read_history(str(tmp_path / name))
     np.testing.assert_allclose([p["loss"] for p in other], [p["loss"] for p in history], rtol=1e-5)
-    assert [p["computed_tokens_fraction"] for p in other] == [p["computed_tokens_fraction"] for p in history]
+    same_widths = [p["computed_tokens_fraction"] for p in other] == [p["computed_tokens_fraction"] for p in history]
+    # One bucket per update: the same widths however it is split. Sorted: 2 replicas cut it finer.
+    assert same_widths if trimming == "bucketed" else all(
+        a["computed_tokens_fraction"] <= b["computed_tokens_fraction"] for a, b in zip(other, history))
 
 
-def test_deterministic_runs_are_bit_identical_and_a_killed_run_resumes_exactly(tmp_path, train_file):
-  common = ["--steps", 12, "--batch", 8, "--optimizer", "adam", "--learning_rate", 1e-3,
+@pytest.mark.parametrize("trimming", TRIMMINGS)
+def test_deterministic_runs_are_bit_identical_and_a_killed_run_resumes_exactly(tmp_path, train_file, trimming):
+  common = ["--steps", 12, "--batch", 8, "--accumulation", 2, "--optimizer", "adam", "--learning_rate", 1e-3,
             "--dropout", 0.1, "--shuffle_buffer", 64, "--save_steps", 3, "--steps_per_loop", 2,
-            "--length_bucketing"]
+            *TRIMMINGS[trimming]]
   data = {"train": train_file}
   first = runs.start(runs.toys_command(data, tmp_path / "first", *common))
   second = runs.start(runs.toys_command(data, tmp_path / "second", *common))
@@ -306,8 +389,9 @@ def test_deterministic_runs_are_bit_identical_and_a_killed_run_resumes_exactly(t
 def test_on_a_tpu_training_keeps_static_padded_batches():
   from bert_squad import pipeline  # pylint: disable=import-outside-toplevel
   from bert_squad import run_config  # pylint: disable=import-outside-toplevel
-  config = run_config.RunConfig(length_bucketing=True)
   tpu = object.__new__(tf.distribute.TPUStrategy)  # only its type is looked at
-  assert not pipeline._buckets_training(config, tpu)  # pylint: disable=protected-access
-  assert pipeline._buckets_training(config, distribution.make_strategy("one_device", num_gpus=0))  # pylint: disable=protected-access
-  assert not pipeline._buckets_training(run_config.RunConfig(), tpu)  # pylint: disable=protected-access
+  one_device = distribution.make_strategy("one_device", num_gpus=0)
+  for config in (run_config.RunConfig(length_bucketing=True), run_config.RunConfig(trim_micro_batches=True)):
+    assert not pipeline._trims_training(config, tpu)  # pylint: disable=protected-access
+    assert pipeline._trims_training(config, one_device)  # pylint: disable=protected-access
+  assert not pipeline._trims_training(run_config.RunConfig(), one_device)  # pylint: disable=protected-access
