@@ -21,7 +21,11 @@ global batch, fed from the record file by `input_pipeline.make_dataset`
              (`update_step.make_train_loop`, the one `loop.train` calls),
              padded batches: the original command line;
   bucketed   the same with `--length_bucketing`: `make_dataset(...,
-             length_bucketing=True)` and the masked loss.
+             length_bucketing=True)` and the masked loss;
+  sorted     the same with `--trim_micro_batches` and
+             `--gradient_accumulation_steps=--sorted_micro_batches`: the
+             padded run's updates, each in length-sorted micro-batches
+             trimmed to their longest, the masked loss.
 Each variant first runs `--warmup_updates` (tracing; every bucket width
 met at least once is not guaranteed, so the first timed updates may still
 trace), then the variants take turns for `--repeats` rounds of `--updates`
@@ -61,15 +65,20 @@ SEQ_LENGTH = 384
 SEED = 1
 
 
-def ours_runner(model, record: str, batch_size: int, bucketed: bool):
-  """n updates of the training-loop function over the record's batches (padded or bucketed)."""
+def ours_runner(model, record: str, batch_size: int, trimming: str | None, micro_batches: int = 1):
+  """n updates of the training-loop function over the record's batches.
+
+  `trimming`: None (padded), "bucketed" or "sorted" (in `micro_batches`
+  gradient-accumulation micro-batches per update).
+  """
   strategy = tf.distribute.get_strategy()
   optimizer = optimization.create_optimizer(5e-5, num_train_steps=10000, num_warmup_steps=1000)
-  steps = update_step.StepFunctions(model, optimizer, span_model.span_loss, strategy, batch_size, 1,
-                                    None, use_xla=False, mask_padding_logits=bucketed)
+  steps = update_step.StepFunctions(model, optimizer, span_model.span_loss, strategy, batch_size // micro_batches,
+                                    micro_batches, None, use_xla=False, mask_padding_logits=trimming is not None)
   train_loop = update_step.make_train_loop(steps, tf.Variable(0, dtype=tf.int64, trainable=False))
-  dataset = input_pipeline.make_dataset(record, SEQ_LENGTH, batch_size, True, seed=SEED,
-                                        length_bucketing=bucketed)
+  dataset = input_pipeline.make_dataset(record, SEQ_LENGTH, batch_size // micro_batches, True, seed=SEED,
+                                        length_bucketing=trimming is not None,
+                                        keep_padded_updates=trimming == "sorted", accumulation_steps=micro_batches)
   iterator = iter(strategy.distribute_datasets_from_function(lambda _: dataset))
   widths = []
 
@@ -117,20 +126,21 @@ def time_rounds(runners: dict, warmup: int, updates: int, repeats: int) -> dict:
   return timings
 
 
-def report(size: str, what: str, config, timings: dict, widths: list[float], lengths: np.ndarray,
+def report(size: str, what: str, config, timings: dict, widths: dict[str, list[float]], lengths: np.ndarray,
            batch_size: int, updates: int, peak: float) -> dict:
-  """Prints the size's table; returns its numbers."""
+  """Prints the size's table; returns its numbers. `widths`: {variant: mean width per timed round}."""
   examples = batch_size * updates
   padded_flops = 3 * _runners.forward_flops_per_example(config, SEQ_LENGTH)
   real_flops = 3 * float(np.mean([_runners.forward_flops_per_example(config, int(n)) for n in lengths]))
   reference = timings["reference"]
+  computed = ", ".join(f"{name} {statistics.mean(w):.0f} ({statistics.mean(w) / SEQ_LENGTH:.1%} of the tokens)"
+                       for name, w in widths.items())
   print(f"{size} ({what}); batch {batch_size}, {updates} updates per round, median of "
-        f"{len(reference['seconds'])} rounds; bucketed widths: mean {statistics.mean(widths):.0f} of "
-        f"{SEQ_LENGTH} (computed {statistics.mean(widths) / SEQ_LENGTH:.1%} of the padded tokens)")
+        f"{len(reference['seconds'])} rounds; mean widths of {SEQ_LENGTH}: {computed}")
   print(f"  {'variant':10s} {'ex/s':>7s} {'CPU ms/ex':>10s} {'vs ref (wall)':>14s} {'vs ref (CPU)':>13s} "
         f"{'MFU padded':>11s} {'MFU real':>9s}")
   result = {"size": size, "what": what, "batch_size": batch_size, "updates": updates,
-            "bucketed_mean_width": statistics.mean(widths), "variants": {}}
+            "mean_widths": {name: statistics.mean(w) for name, w in widths.items()}, "variants": {}}
   for name, timing in timings.items():
     seconds, cpu = statistics.median(timing["seconds"]), statistics.median(timing["cpu_seconds"])
     speed = examples / seconds
@@ -152,6 +162,8 @@ def main() -> int:
   parser.add_argument("--warmup_updates", type=int, default=6)
   parser.add_argument("--updates", type=int, default=10)
   parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--sorted_micro_batches", type=int, default=4,
+                      help="the sorted variant's micro-batches per update (--gradient_accumulation_steps)")
   parser.add_argument("--json", help="also write the results here")
   args = parser.parse_args()
   shared = _setup.shared_files("squad/dev-v1.1.json", "bert/vocab-uncased.txt")
@@ -177,11 +189,12 @@ def main() -> int:
       # padded and bucketed train the same model, each with its own optimizer: their speed does not
       # depend on the weights' values.
       runners = {"reference": reference_runner(reference, reference_optimizer, record, args.batch_size),
-                 "padded": ours_runner(ours, record, args.batch_size, bucketed=False),
-                 "bucketed": ours_runner(ours, record, args.batch_size, bucketed=True)}
+                 "padded": ours_runner(ours, record, args.batch_size, None),
+                 "bucketed": ours_runner(ours, record, args.batch_size, "bucketed"),
+                 "sorted": ours_runner(ours, record, args.batch_size, "sorted", args.sorted_micro_batches)}
       timings = time_rounds(runners, args.warmup_updates, args.updates, args.repeats)
-      results.append(report(size, what, config, timings, runners["bucketed"][1][1:], lengths, args.batch_size,
-                            args.updates, peak))
+      widths = {name: runners[name][1][1:] for name in ("bucketed", "sorted")}
+      results.append(report(size, what, config, timings, widths, lengths, args.batch_size, args.updates, peak))
   if args.json:
     with open(args.json, "w", encoding="utf-8") as f:
       json.dump(results, f, indent=2)
