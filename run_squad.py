@@ -161,7 +161,8 @@ flags.DEFINE_bool("trim_micro_batches", False,
                   "length and cut into the --gradient_accumulation_steps micro-batches (per replica), "
                   "each trimmed to its longest window (a multiple of 64), and the loss ignores padding "
                   "positions. The update is then --mask_padding_in_loss's, float rounding and dropout "
-                  "draws aside. The more micro-batches an update has, the more is saved: e.g. "
+                  "draws aside (a short fine-tune still scored differently: docs/training.md). The "
+                  "more micro-batches an update has, the more is saved: e.g. "
                   "--train_batch_size=32 --gradient_accumulation_steps=4 (docs/training.md has the "
                   "numbers). Training only (prediction: --predict_length_bucketing); not with "
                   "--length_bucketing; on a TPU training stays padded.")
