@@ -135,9 +135,7 @@ def bucketed_micro_batches(examples: tf.data.Dataset, update_batch_size: int, ac
 
 def _sort_by_length(inputs, targets):
   """(inputs [B, seq], targets [B]) -> the same rows, shortest first (a stable sort)."""
-  positions = tf.range(1, tf.shape(inputs["input_mask"])[1] + 1)
-  lengths = tf.reduce_max(tf.where(inputs["input_mask"] > 0, positions[None, :], 0), axis=1)
-  order = tf.argsort(lengths, stable=True)
+  order = tf.argsort(length_buckets.row_lengths(inputs["input_mask"]), stable=True)
   return tf.nest.map_structure(lambda value: tf.gather(value, order), (inputs, targets))
 
 

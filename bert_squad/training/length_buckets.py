@@ -88,6 +88,12 @@ def feature_length(input_mask: tf.Tensor) -> tf.Tensor:
   return tf.reduce_max(tf.where(input_mask > 0, positions, 0))
 
 
+def row_lengths(input_mask: tf.Tensor) -> tf.Tensor:
+  """[b, seq] int mask -> [b] int32: `feature_length` of each row."""
+  positions = tf.range(1, tf.shape(input_mask)[1] + 1, dtype=tf.int32)
+  return tf.reduce_max(tf.where(input_mask > 0, positions[None, :], 0), axis=1)
+
+
 def batch_width(input_mask: tf.Tensor, max_seq_length: int,
                 granularity: int = DEFAULT_GRANULARITY) -> tf.Tensor:
   """[b, seq] int mask -> int32 scalar: the smallest width of `bucket_widths` that holds every row.
@@ -95,8 +101,7 @@ def batch_width(input_mask: tf.Tensor, max_seq_length: int,
   At least the first bucket's width, so that a batch without rows (or
   without real positions) still has a shape the model accepts.
   """
-  positions = tf.range(1, tf.shape(input_mask)[1] + 1, dtype=tf.int32)
-  longest = tf.reduce_max(tf.where(input_mask > 0, positions[None, :], 0))
+  longest = tf.reduce_max(row_lengths(input_mask))
   rounded = (tf.maximum(longest, 1) + granularity - 1) // granularity * granularity
   return tf.minimum(rounded, max_seq_length)
 
