@@ -77,21 +77,20 @@ def bucket_widths(max_seq_length: int, granularity: int = DEFAULT_GRANULARITY) -
   return list(range(granularity, max_seq_length, granularity)) + [max_seq_length]
 
 
-def feature_length(input_mask: tf.Tensor) -> tf.Tensor:
-  """[seq] int mask -> scalar int32: one past the last real position.
+def row_lengths(input_mask: tf.Tensor) -> tf.Tensor:
+  """[b, seq] int mask -> [b] int32: one past the last real position of each row.
 
   That is `sum(input_mask)` for the features this project writes (the mask
   is a prefix of ones); for any other mask it still covers every real
   position, so trimming past it never drops one.
   """
-  positions = tf.range(1, tf.shape(input_mask)[0] + 1, dtype=tf.int32)
-  return tf.reduce_max(tf.where(input_mask > 0, positions, 0))
-
-
-def row_lengths(input_mask: tf.Tensor) -> tf.Tensor:
-  """[b, seq] int mask -> [b] int32: `feature_length` of each row."""
   positions = tf.range(1, tf.shape(input_mask)[1] + 1, dtype=tf.int32)
   return tf.reduce_max(tf.where(input_mask > 0, positions[None, :], 0), axis=1)
+
+
+def feature_length(input_mask: tf.Tensor) -> tf.Tensor:
+  """[seq] int mask -> scalar int32: `row_lengths` of one feature."""
+  return row_lengths(input_mask[None, :])[0]
 
 
 def batch_width(input_mask: tf.Tensor, max_seq_length: int,
