@@ -91,6 +91,20 @@ def subset_squad(source: pathlib.Path, target: str, max_features: int) -> int:
   return step
 
 
+def build_dev_features(dev: pathlib.Path, vocab: pathlib.Path, folder: str, max_features: int,
+                       is_training: bool) -> tuple[str, str, int, object]:
+  """Every `step`th paragraph of dev-v1.1 (about `max_features` features) as features at seq 384.
+
+  Returns (the subset's SQuAD file, its TFRecord, step, build_feature_files' info), all in `folder`.
+  """
+  squad_file = os.path.join(folder, "dev-subset.json")
+  step = subset_squad(dev, squad_file, max_features)
+  record = os.path.join(folder, "train.tf_record" if is_training else "features.tf_record")
+  info = build.build_feature_files(squad_file, record, str(vocab), max_seq_length=SEQ_LENGTH, doc_stride=128,
+                                   max_query_length=64, is_training=is_training)
+  return squad_file, record, step, info
+
+
 def feature_dataset(record: str, batch_size: int, keep: np.ndarray | None = None) -> tf.data.Dataset:
   """The features of `record` as run_squad.py reads them; only those where `keep` [n] bool is True."""
   dataset = input_pipeline.make_dataset(record, SEQ_LENGTH, batch_size, False)
@@ -297,11 +311,8 @@ def main() -> int:
   tf.get_logger().setLevel("ERROR")
   all_results = []
   with tempfile.TemporaryDirectory() as folder:
-    predict_file = os.path.join(folder, "dev-subset.json")
-    step = subset_squad(dev, predict_file, args.max_features)
-    record = os.path.join(folder, "features.tf_record")
-    info = build.build_feature_files(predict_file, record, str(vocab), max_seq_length=SEQ_LENGTH,
-                                     doc_stride=128, max_query_length=64)
+    predict_file, record, step, info = build_dev_features(dev, vocab, folder, args.max_features,
+                                                          is_training=False)
     lengths = feature_lengths(record)
     n = len(lengths)
     print(f"dev-v1.1, every {step}th paragraph: {info.num_examples} questions, {n} features at seq "

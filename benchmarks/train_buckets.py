@@ -55,7 +55,6 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks import _runners  # noqa: E402
 from benchmarks import predict_buckets  # noqa: E402
-from bert_squad.data import build  # noqa: E402
 from bert_squad.modeling import span_model  # noqa: E402
 from bert_squad.training import input_pipeline  # noqa: E402
 from bert_squad.training import optimization  # noqa: E402
@@ -173,11 +172,8 @@ def main() -> int:
   tf.get_logger().setLevel("ERROR")
   results = []
   with tempfile.TemporaryDirectory() as folder:
-    train_file = os.path.join(folder, "dev-subset.json")
-    step = predict_buckets.subset_squad(dev, train_file, args.max_features)
-    record = os.path.join(folder, "train.tf_record")
-    build.build_feature_files(train_file, record, str(vocab), max_seq_length=SEQ_LENGTH, doc_stride=128,
-                              max_query_length=64, is_training=True)
+    _, record, step, _ = predict_buckets.build_dev_features(dev, vocab, folder, args.max_features,
+                                                            is_training=True)
     lengths = predict_buckets.feature_lengths(record)
     print(f"dev-v1.1 training windows, every {step}th paragraph: {len(lengths)} at seq {SEQ_LENGTH}; tokens "
           f"mean {lengths.mean():.1f}, median {np.median(lengths):.0f}; "
