@@ -160,6 +160,9 @@ def test_recipe_is_complete_and_documented(name):
   assert (parsed.get("version_2_with_negative") == "true") == is_v2, name
   for data_flag in ("train_file", "predict_file"):
     assert parsed[data_flag].endswith("-v2.0.json" if is_v2 else "-v1.1.json"), (name, data_flag)
+  # What run_config refuses at start-up: micro-batches that do not split the batch, two ways to trim.
+  assert int(parsed["train_batch_size"]) % int(parsed.get("gradient_accumulation_steps", 1)) == 0, name
+  assert not (parsed.get("length_bucketing") == parsed.get("trim_micro_batches") == "true"), name
 
 
 @pytest.mark.parametrize("name", [n for n in RECIPES if "tpu" in n])
