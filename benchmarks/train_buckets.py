@@ -53,14 +53,14 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import _dev_features  # noqa: E402
 from benchmarks import _runners  # noqa: E402
-from benchmarks import predict_buckets  # noqa: E402
 from bert_squad.modeling import span_model  # noqa: E402
 from bert_squad.training import input_pipeline  # noqa: E402
 from bert_squad.training import optimization  # noqa: E402
 from bert_squad.training import update_step  # noqa: E402
 
-SEQ_LENGTH = 384
+SEQ_LENGTH = _dev_features.SEQ_LENGTH
 SEED = 1
 
 
@@ -119,7 +119,7 @@ def time_rounds(runners: dict, warmup: int, updates: int, repeats: int) -> dict:
   timings = {name: {"seconds": [], "cpu_seconds": []} for name in runners}
   for _ in range(repeats):
     for name, (run, _) in runners.items():
-      seconds, cpu_seconds, _ = predict_buckets.timed(lambda: run(updates))
+      seconds, cpu_seconds, _ = _dev_features.timed(lambda: run(updates))
       timings[name]["seconds"].append(seconds)
       timings[name]["cpu_seconds"].append(cpu_seconds)
   return timings
@@ -172,15 +172,15 @@ def main() -> int:
   tf.get_logger().setLevel("ERROR")
   results = []
   with tempfile.TemporaryDirectory() as folder:
-    _, record, step, _ = predict_buckets.build_dev_features(dev, vocab, folder, args.max_features,
-                                                            is_training=True)
-    lengths = predict_buckets.feature_lengths(record)
+    _, record, step, _ = _dev_features.build_dev_features(
+        dev, vocab, folder, args.max_features, is_training=True)
+    lengths = _dev_features.feature_lengths(record)
     print(f"dev-v1.1 training windows, every {step}th paragraph: {len(lengths)} at seq {SEQ_LENGTH}; tokens "
           f"mean {lengths.mean():.1f}, median {np.median(lengths):.0f}; "
           f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}", flush=True)
     peak = _runners.measure_peak_flops()
     for size in args.sizes.split(","):
-      ours, _, config, what = predict_buckets.build_models(size, folder)
+      ours, _, config, what = _dev_features.build_models(size, folder)
       reference, reference_optimizer = _runners.build_reference(config)
       # padded and bucketed train the same model, each with its own optimizer: their speed does not
       # depend on the weights' values.
