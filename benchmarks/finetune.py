@@ -35,7 +35,9 @@ and compares predictions.json and the n-best texts with the padded
 prediction (same model: the answers should not change).
 
 Results go to `--output_dir/results.json` (updated after every run) and a
-table on stdout. Needs `../shared`; says so and stops without it.
+table on stdout; `python benchmarks/finetune_summary.py OUTPUT_DIR... --compare=A:B`
+gives the seeds' spread per mode and tests two modes against each other. Needs
+`../shared`; says so and stops without it.
 """
 import argparse
 import json
